@@ -1,0 +1,13 @@
+// For users: envelope, tasks, client, results, errors.
+export type { TaskEnvelope, TaskHeaders, TaskProperties, TaskEmbed, Signature, TaskState, ResultMeta, ExceptionInfo } from "./envelope.js";
+export { createEnvelope, emptyEmbed, READY_STATES } from "./envelope.js";
+export { CeleriacError, TaskFailedError, Retry, Reject, type CeleriacErrorCode } from "./errors.js";
+
+// For transport and backend authors: the contracts and the shared framing.
+export type { WireMessage, WireProperties } from "./wire.js";
+export type { Transport, TransportCapabilities, Delivery, Consumer, ConsumeOptions, PublishOptions, NackOptions, ResultBackend } from "./transport.js";
+export { type Codec, celeryJsonCodec, decodeTask, defaultCodecs } from "./codec/index.js";
+export { toKombuEnvelope, fromKombuEnvelope, type KombuEnvelope, type KombuFraming } from "./kombu-envelope.js";
+export { assertKnownOptions } from "./options.js";
+export { MemoryTransport, createMemoryTransport, type MemoryTransportOptions } from "./memory-transport.js";
+export { MemoryResultBackend, createMemoryResultBackend, pollForResult } from "./memory-backend.js";

@@ -1,0 +1,220 @@
+import { CeleriacError } from "./errors.js";
+import { assertKnownOptions } from "./options.js";
+import type { ConsumeOptions, Consumer, Delivery, NackOptions, PublishOptions, Transport, TransportCapabilities } from "./transport.js";
+import type { WireMessage } from "./wire.js";
+
+interface Stored {
+  seq: number;
+  message: WireMessage;
+  visibleAt: number;
+  deliveries: number;
+}
+
+export interface MemoryTransportOptions {
+  /** How long a delivered, unsettled message stays hidden before it is handed out again. */
+  visibilityTimeoutMs?: number;
+}
+
+/**
+ * An in-process transport for unit tests: real ack/nack/extend/reject semantics, priorities
+ * (higher first, then FIFO), delayed delivery and a dead-letter list, all in memory.
+ */
+export class MemoryTransport implements Transport {
+  readonly name = "memory";
+  readonly capabilities: TransportCapabilities = {
+    priority: "native",
+    delayedDelivery: true,
+    visibilityExtension: true,
+    deadLetter: true,
+    maxMessageBytes: null,
+    sharedConsumers: true,
+  };
+  /** Rejected messages, with their reasons. */
+  readonly deadLetters: { queue: string; message: WireMessage; reason: string }[] = [];
+  readonly closed: Promise<void>;
+  private readonly queues = new Map<string, Stored[]>();
+  private readonly inflight = new Map<string, Set<Stored>>();
+  private readonly waiters = new Set<() => void>();
+  private readonly visibilityTimeoutMs: number;
+  private seq = 0;
+  private isClosed = false;
+  private resolveClosed!: () => void;
+
+  constructor(options: MemoryTransportOptions = {}) {
+    assertKnownOptions("createMemoryTransport", options, ["visibilityTimeoutMs"]);
+    this.visibilityTimeoutMs = options.visibilityTimeoutMs ?? 30 * 60_000;
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+  }
+
+  async connect(): Promise<void> {
+    if (this.isClosed) throw new CeleriacError("closed", "memory transport is closed");
+  }
+
+  async publish(queue: string, message: WireMessage, options: PublishOptions = {}): Promise<void> {
+    if (this.isClosed) throw new CeleriacError("closed", "memory transport is closed");
+    this.list(queue).push({ seq: this.seq++, message, visibleAt: Date.now() + (options.delayMs ?? 0), deliveries: 0 });
+    this.wake();
+  }
+
+  /** Messages waiting in `queue` (visible or delayed), not counting unsettled deliveries. */
+  size(queue: string): number {
+    return this.list(queue).length;
+  }
+
+  /** Unsettled deliveries of `queue`. */
+  inflightCount(queue: string): number {
+    return this.inflight.get(queue)?.size ?? 0;
+  }
+
+  async purge(queue: string): Promise<number> {
+    const n = this.list(queue).length;
+    this.queues.set(queue, []);
+    return n;
+  }
+
+  consume(queues: readonly string[], options: ConsumeOptions): Consumer {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const transport = this;
+    let stopped = false;
+    let outstanding = 0;
+    const stop = async () => {
+      stopped = true;
+      transport.wake();
+    };
+    options.signal?.addEventListener("abort", () => void stop(), { once: true });
+    async function* iterate(): AsyncGenerator<Delivery> {
+      while (!stopped && !transport.isClosed) {
+        if (outstanding >= options.prefetch) {
+          await transport.waitForChange(50);
+          continue;
+        }
+        const next = transport.take(queues);
+        if (!next) {
+          await transport.waitForChange(transport.nextVisibleIn(queues));
+          continue;
+        }
+        outstanding++;
+        yield transport.makeDelivery(next.queue, next.stored, () => {
+          outstanding--;
+          transport.wake();
+        });
+      }
+    }
+    const gen = iterate();
+    return {
+      [Symbol.asyncIterator]: () => gen,
+      stop,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.wake();
+    this.resolveClosed();
+  }
+
+  private list(queue: string): Stored[] {
+    let l = this.queues.get(queue);
+    if (!l) this.queues.set(queue, (l = []));
+    return l;
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  private waitForChange(maxMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(1, Math.min(maxMs, 1000)));
+      this.waiters.add(done);
+    });
+  }
+
+  private nextVisibleIn(queues: readonly string[]): number {
+    const now = Date.now();
+    let min = 1000;
+    for (const q of queues) for (const s of this.list(q)) min = Math.min(min, s.visibleAt - now);
+    return min;
+  }
+
+  private take(queues: readonly string[]): { queue: string; stored: Stored } | null {
+    const now = Date.now();
+    let best: { queue: string; stored: Stored; index: number } | null = null;
+    for (const queue of queues) {
+      const l = this.list(queue);
+      for (let i = 0; i < l.length; i++) {
+        const s = l[i]!;
+        if (s.visibleAt > now) continue;
+        const p = s.message.properties.priority ?? 0;
+        const bp = best ? (best.stored.message.properties.priority ?? 0) : -1;
+        if (!best || p > bp || (p === bp && s.seq < best.stored.seq)) best = { queue, stored: s, index: i };
+      }
+    }
+    if (!best) return null;
+    this.list(best.queue).splice(best.index, 1);
+    best.stored.deliveries++;
+    return { queue: best.queue, stored: best.stored };
+  }
+
+  private makeDelivery(queue: string, stored: Stored, onSettled: () => void): Delivery {
+    let set = this.inflight.get(queue);
+    if (!set) this.inflight.set(queue, (set = new Set()));
+    const inflight = set;
+    inflight.add(stored);
+    let settled = false;
+    // Unsettled past the visibility timeout: hand it out again, as a broker would.
+    let timer = setTimeout(() => restore(), this.visibilityTimeoutMs);
+    const restore = () => {
+      if (settled) return;
+      settled = true;
+      inflight.delete(stored);
+      stored.visibleAt = Date.now();
+      this.list(queue).push(stored);
+      onSettled();
+    };
+    const settle = (what: string) => {
+      if (settled) throw new CeleriacError("already_settled", `delivery already settled; cannot ${what}`);
+      settled = true;
+      clearTimeout(timer);
+      inflight.delete(stored);
+      onSettled();
+    };
+    return {
+      message: stored.message,
+      queue,
+      redelivered: stored.deliveries > 1,
+      deliveryCount: stored.deliveries,
+      get settled() {
+        return settled;
+      },
+      ack: async () => settle("ack"),
+      nack: async (options: NackOptions = {}) => {
+        settle("nack");
+        if (options.requeue ?? true) {
+          stored.visibleAt = Date.now() + (options.delayMs ?? 0);
+          this.list(queue).push(stored);
+          this.wake();
+        }
+      },
+      extend: async (ms: number) => {
+        if (settled) throw new CeleriacError("already_settled", "delivery already settled; cannot extend");
+        clearTimeout(timer);
+        timer = setTimeout(() => restore(), ms);
+      },
+      reject: async (reason: string) => {
+        settle("reject");
+        this.deadLetters.push({ queue, message: stored.message, reason });
+      },
+    };
+  }
+}
+
+export function createMemoryTransport(options?: MemoryTransportOptions): MemoryTransport {
+  return new MemoryTransport(options);
+}

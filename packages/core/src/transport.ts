@@ -1,0 +1,101 @@
+import type { ResultMeta } from "./envelope.js";
+import type { WireMessage } from "./wire.js";
+
+/**
+ * What a transport can do, declared rather than emulated. Core checks these before relying on a
+ * feature, the conformance suite skips what a transport does not declare, and the docs render them.
+ */
+export interface TransportCapabilities {
+  /** How `properties.priority` is honoured: by the broker, by the transport, or not at all. */
+  priority: "native" | "emulated" | "none";
+  /** `publish(..., { delayMs })` hides the message until then (e.g. SQS DelaySeconds). */
+  delayedDelivery: boolean;
+  /** `delivery.extend(ms)` pushes back redelivery of an unsettled message. */
+  visibilityExtension: boolean;
+  /** `delivery.reject(reason)` moves the message to a dead-letter destination. */
+  deadLetter: boolean;
+  /** Largest body the broker accepts, in bytes; null when unbounded. */
+  maxMessageBytes: number | null;
+  /** Several processes may consume the same queue without doubling deliveries. */
+  sharedConsumers: boolean;
+}
+
+export interface PublishOptions {
+  /** Hide the message for this long. Only when `capabilities.delayedDelivery`. */
+  delayMs?: number;
+}
+
+export interface ConsumeOptions {
+  /** Most deliveries handed out and not yet settled (Celery's prefetch). */
+  prefetch: number;
+  /** Aborting stops the consumer, like `Consumer.stop()`. */
+  signal?: AbortSignal;
+}
+
+export interface NackOptions {
+  /** Put the message back for another delivery (default true). False drops or dead-letters it. */
+  requeue?: boolean;
+  /** With requeue: redeliver no sooner than this. */
+  delayMs?: number;
+}
+
+/**
+ * One received message. It settles exactly once: `ack`, `nack` or `reject`; a second settle
+ * throws `CeleriacError("already_settled")`. `extend` may be called any number of times before.
+ * A transport never settles on its own; unsettled deliveries of a closed consumer go back to
+ * the queue.
+ */
+export interface Delivery {
+  readonly message: WireMessage;
+  readonly queue: string;
+  /** True when the broker says this message was delivered before. */
+  readonly redelivered: boolean;
+  /** How many times it has been received, where the broker counts (else null). */
+  readonly deliveryCount: number | null;
+  readonly settled: boolean;
+  ack(): Promise<void>;
+  nack(options?: NackOptions): Promise<void>;
+  /** Keep the message invisible to other consumers for `ms` more from now. */
+  extend(ms: number): Promise<void>;
+  /** Give up on the message for good: dead-letter it with `reason`, or drop it. */
+  reject(reason: string): Promise<void>;
+}
+
+/** A running consumption: iterate deliveries; `stop()` ends the iteration after returning
+ * prefetched-but-unhandled messages to the broker. */
+export interface Consumer extends AsyncIterable<Delivery> {
+  stop(): Promise<void>;
+}
+
+/**
+ * The transport contract. Small on purpose: retries, ETA, rate limits and results live in core
+ * and the worker, written once.
+ */
+export interface Transport {
+  /** e.g. "sqlite", "amqp", "memory". */
+  readonly name: string;
+  readonly capabilities: TransportCapabilities;
+  connect(): Promise<void>;
+  /** Resolves once the broker has the message. */
+  publish(queue: string, message: WireMessage, options?: PublishOptions): Promise<void>;
+  consume(queues: readonly string[], options: ConsumeOptions): Consumer;
+  /** Deletes every waiting message of `queue`; resolves with how many. */
+  purge(queue: string): Promise<number>;
+  /** Stops consumers, waits up to `drainMs` for in-flight publishes, then closes. Idempotent. */
+  close(options?: { drainMs?: number }): Promise<void>;
+  /** Resolves when the transport has closed, for whatever reason. */
+  readonly closed: Promise<void>;
+}
+
+/** A result backend: where task states and results are stored (Celery's `result_backend`). */
+export interface ResultBackend {
+  readonly name: string;
+  /** Stores a meta. A SUCCESS already stored is never overwritten. */
+  store(meta: ResultMeta, options?: { ttlMs?: number }): Promise<void>;
+  /** The stored meta, or null when none (Celery reports that as PENDING). */
+  get(taskId: string): Promise<ResultMeta | null>;
+  /** Resolves with the meta once its state is ready (SUCCESS, FAILURE, REVOKED). */
+  waitFor(taskId: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<ResultMeta>;
+  forget(taskId: string): Promise<void>;
+  close(): Promise<void>;
+}

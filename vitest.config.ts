@@ -1,0 +1,21 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+// Tests import workspace packages by name; point the names at the sources so tests need no build.
+export default defineConfig({
+  resolve: {
+    alias: {
+      "@celeriac/core": src("./packages/core/src/index.ts"),
+      "@celeriac/worker": src("./packages/worker/src/index.ts"),
+      "@celeriac/sqlite": src("./packages/sqlite/src/index.ts"),
+    },
+  },
+  test: {
+    include: ["packages/*/test/**/*.test.ts", "apps/*/test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: "forks",
+  },
+});
