@@ -11,3 +11,4 @@ export { toKombuEnvelope, fromKombuEnvelope, type KombuEnvelope, type KombuFrami
 export { assertKnownOptions } from "./options.js";
 export { MemoryTransport, createMemoryTransport, type MemoryTransportOptions } from "./memory-transport.js";
 export { MemoryResultBackend, createMemoryResultBackend, pollForResult } from "./memory-backend.js";
+export { defineTask, parseRateLimit, type TaskDefinition, type TaskOptions, type ArgsOf, type ResultOf, type KwargsOf } from "./task.js";
