@@ -1,0 +1,236 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { celeryJsonCodec, type Codec } from "./codec/index.js";
+import { createEnvelope, type Signature, type TaskEnvelope } from "./envelope.js";
+import { CeleriacError } from "./errors.js";
+import { assertKnownOptions } from "./options.js";
+import { truncatedRepr } from "./py-repr.js";
+import { AsyncResult } from "./result.js";
+import type { TaskDefinition, TaskOptions } from "./task.js";
+import { toCeleryIso } from "./time.js";
+import type { ResultBackend, Transport } from "./transport.js";
+
+/** Options of one call, Celery's `apply_async` options in TypeScript's naming. */
+export interface SendOptions {
+  /** Run no sooner than this many ms from now (Celery's `countdown`, in ms). */
+  countdownMs?: number;
+  /** Run no sooner than this time (Celery's `eta`). */
+  eta?: Date;
+  /** Revoke instead of run after this time, or this many ms from now. */
+  expires?: Date | number;
+  /** 0..9, higher is more urgent. */
+  priority?: number;
+  /** Queue to send to; default: the task's queue, then `routes`, then the client's default queue. */
+  queue?: string;
+  /** Routing key on brokers with exchanges; defaults to the queue name, as Celery does. */
+  routingKey?: string;
+  /** Use this id instead of a new UUID. */
+  taskId?: string;
+  /** Extra headers, sent verbatim next to Celery's. */
+  headers?: Record<string, unknown>;
+  /** Starting value of the `retries` header. */
+  retries?: number;
+  /** Hard time limit for this call. */
+  timeLimitMs?: number;
+  /** Soft time limit for this call. */
+  softTimeLimitMs?: number;
+  /** Tasks to run with the result on success. */
+  link?: Signature | Signature[];
+  /** Tasks to run on failure. */
+  linkError?: Signature | Signature[];
+  /** Do not store the result. */
+  ignoreResult?: boolean;
+  /** Display name for logs (Celery's `shadow`). */
+  shadow?: string;
+  /** Id of the task sending this one, for workflows. */
+  parentId?: string;
+  /** Id of the first task of the workflow. */
+  rootId?: string;
+  /** Group membership (Celery's `group_id`/`group_index`). */
+  groupId?: string;
+  groupIndex?: number;
+}
+
+const SEND_OPTION_KEYS = [
+  "countdownMs",
+  "eta",
+  "expires",
+  "priority",
+  "queue",
+  "routingKey",
+  "taskId",
+  "headers",
+  "retries",
+  "timeLimitMs",
+  "softTimeLimitMs",
+  "link",
+  "linkError",
+  "ignoreResult",
+  "shadow",
+  "parentId",
+  "rootId",
+  "groupId",
+  "groupIndex",
+] as const;
+
+export interface ClientOptions {
+  /** The broker. The client never closes a transport it did not create. */
+  transport: Transport;
+  /** Where results are read; without one, `AsyncResult.get()` throws. */
+  resultBackend?: ResultBackend;
+  /** Codec for outgoing tasks. Default: celery-json, what Python Celery reads. */
+  codec?: Codec;
+  /** Queue for tasks with no queue of their own. Celery's default: "celery". */
+  defaultQueue?: string;
+  /** Celery's `task_routes`: task name (or glob with `*`) -> queue. */
+  routes?: Record<string, string>;
+}
+
+const CLIENT_OPTION_KEYS = ["transport", "resultBackend", "codec", "defaultQueue", "routes"] as const;
+
+/** The producer: sends tasks and hands back their `AsyncResult`s. */
+export class Client {
+  readonly transport: Transport;
+  readonly resultBackend: ResultBackend | null;
+  private readonly codec: Codec;
+  private readonly defaultQueue: string;
+  private readonly routes: { pattern: RegExp; queue: string }[];
+  private readonly origin = `gen${process.pid}@${hostname()}`;
+  private connected: Promise<void> | null = null;
+
+  constructor(options: ClientOptions) {
+    assertKnownOptions("createClient", options, CLIENT_OPTION_KEYS);
+    if (!options.transport) throw new CeleriacError("invalid_argument", "createClient: transport is required");
+    this.transport = options.transport;
+    this.resultBackend = options.resultBackend ?? null;
+    this.codec = options.codec ?? celeryJsonCodec;
+    this.defaultQueue = options.defaultQueue ?? "celery";
+    this.routes = Object.entries(options.routes ?? {}).map(([glob, queue]) => ({
+      pattern: new RegExp(`^${glob.split("*").map(escapeRegExp).join(".*")}$`),
+      queue,
+    }));
+  }
+
+  /** `task.delay(*args)`: positional args plus options. */
+  send<Args extends unknown[], Result, Kwargs extends Record<string, unknown>>(
+    task: TaskDefinition<Args, Result, Kwargs>,
+    args: NoInfer<Args>,
+    options?: SendOptions,
+  ): Promise<AsyncResult<Result>> {
+    return this.applyAsync(task, { ...options, args });
+  }
+
+  /** `task.apply_async(args, kwargs, **options)`. */
+  async applyAsync<Args extends unknown[], Result, Kwargs extends Record<string, unknown>>(
+    task: TaskDefinition<Args, Result, Kwargs>,
+    call: SendOptions & { args?: NoInfer<Args>; kwargs?: NoInfer<Kwargs> },
+  ): Promise<AsyncResult<Result>> {
+    const { args, kwargs, ...options } = call;
+    const merged: SendOptions = { ...taskDefaults(task), ...options };
+    return this.sendTask(task.name, { ...merged, args: args ?? [], kwargs: kwargs ?? {} }) as Promise<AsyncResult<Result>>;
+  }
+
+  /** `app.send_task(name, ...)`: by name, for tasks this process has no definition of. */
+  async sendTask(name: string, call: SendOptions & { args?: unknown[]; kwargs?: Record<string, unknown> } = {}): Promise<AsyncResult> {
+    const { args = [], kwargs = {}, ...options } = call;
+    assertKnownOptions(`send ${name}`, options, SEND_OPTION_KEYS);
+    if (!Array.isArray(args)) throw new CeleriacError("invalid_argument", `send ${name}: args must be an array`);
+    if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) {
+      throw new CeleriacError("invalid_argument", `send ${name}: kwargs must be an object`);
+    }
+    const envelope = this.buildEnvelope(name, args, kwargs, options);
+    const queue = options.queue ?? this.route(name);
+    const message = this.codec.encode(envelope);
+    await this.ensureConnected();
+    await this.transport.publish(options.routingKey ?? queue, message);
+    return new AsyncResult(envelope.headers.id, this.resultBackend);
+  }
+
+  /** A handle to an existing task's result. */
+  asyncResult<Result = unknown>(taskId: string): AsyncResult<Result> {
+    return new AsyncResult<Result>(taskId, this.resultBackend);
+  }
+
+  /** Builds the envelope exactly as Celery's `as_task_v2` would for the same call. */
+  buildEnvelope(name: string, args: unknown[], kwargs: Record<string, unknown>, options: SendOptions = {}): TaskEnvelope {
+    const id = options.taskId ?? randomUUID();
+    const now = Date.now();
+    let eta: Date | null = options.eta ?? null;
+    if (options.countdownMs !== undefined) {
+      if (eta) throw new CeleriacError("invalid_argument", `send ${name}: give countdownMs or eta, not both`);
+      eta = new Date(now + options.countdownMs);
+    }
+    const expires =
+      options.expires === undefined ? null : options.expires instanceof Date ? options.expires : new Date(now + options.expires);
+    if (options.priority !== undefined && !(Number.isInteger(options.priority) && options.priority >= 0 && options.priority <= 9)) {
+      throw new CeleriacError("invalid_argument", `send ${name}: priority must be an integer 0..9, got ${String(options.priority)}`);
+    }
+    const seconds = (ms: number | undefined) => (ms === undefined ? null : ms / 1000);
+    const list = (s: Signature | Signature[] | undefined) => (s === undefined ? null : Array.isArray(s) ? s : [s]);
+    return createEnvelope({
+      task: name,
+      id,
+      args,
+      kwargs,
+      headers: {
+        shadow: options.shadow ?? null,
+        eta: eta ? toCeleryIso(eta) : null,
+        expires: expires ? toCeleryIso(expires) : null,
+        group: options.groupId ?? null,
+        groupIndex: options.groupIndex ?? null,
+        retries: options.retries ?? 0,
+        timelimit: [seconds(options.timeLimitMs), seconds(options.softTimeLimitMs)],
+        rootId: options.rootId ?? id,
+        parentId: options.parentId ?? null,
+        argsrepr: truncatedRepr(args, true),
+        kwargsrepr: truncatedRepr(kwargs),
+        origin: this.origin,
+        ignoreResult: options.ignoreResult ?? false,
+        extra: options.headers ?? {},
+      },
+      properties: {
+        priority: options.priority ?? null,
+        // Celery turns `expires` into the AMQP per-message TTL as well.
+        expiration: expires ? String(Math.max(0, expires.getTime() - now)) : null,
+      },
+      embed: { callbacks: list(options.link), errbacks: list(options.linkError) },
+    });
+  }
+
+  private route(name: string): string {
+    for (const r of this.routes) if (r.pattern.test(name)) return r.queue;
+    return this.defaultQueue;
+  }
+
+  private ensureConnected(): Promise<void> {
+    this.connected ??= this.transport.connect().catch((err: unknown) => {
+      this.connected = null;
+      throw err;
+    });
+    return this.connected;
+  }
+
+  /** Closes nothing it was given: transports and backends belong to whoever created them. */
+  async close(): Promise<void> {
+    this.connected = null;
+  }
+}
+
+function taskDefaults(task: { options: Readonly<TaskOptions> }): SendOptions {
+  const o = task.options;
+  const d: SendOptions = {};
+  if (o.queue !== undefined) d.queue = o.queue;
+  if (o.priority !== undefined) d.priority = o.priority;
+  if (o.ignoreResult !== undefined) d.ignoreResult = o.ignoreResult;
+  if (o.timeLimitMs !== undefined) d.timeLimitMs = o.timeLimitMs;
+  if (o.softTimeLimitMs !== undefined) d.softTimeLimitMs = o.softTimeLimitMs;
+  return d;
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+export function createClient(options: ClientOptions): Client {
+  return new Client(options);
+}
