@@ -18,3 +18,4 @@ export { signature } from "./signature.js";
 export { FileResultBackend, createFileResultBackend, fileResultBackendFromUrl, type FileResultBackendOptions } from "./file-backend.js";
 export { toCeleryIso, toCeleryNaiveUtc, parseCeleryTime } from "./time.js";
 export { pyRepr, truncatedRepr } from "./py-repr.js";
+export { transportFromUrl, resultBackendFromUrl } from "./urls.js";

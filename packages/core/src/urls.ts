@@ -1,0 +1,68 @@
+import { CeleriacError } from "./errors.js";
+import { fileResultBackendFromUrl } from "./file-backend.js";
+import { createMemoryResultBackend } from "./memory-backend.js";
+import { createMemoryTransport } from "./memory-transport.js";
+import type { ResultBackend, Transport } from "./transport.js";
+
+/**
+ * Broker and result-backend URLs choose the package, as in Celery. Core depends on no transport:
+ * it imports the package named here only when a URL asks for it, so users install just theirs.
+ * A transport package exports `transportFromUrl(url)` and, if it stores results,
+ * `resultBackendFromUrl(url)`.
+ */
+const PACKAGES: Record<string, string> = {
+  sqlite: "@celeriac/sqlite",
+  "sqla+sqlite": "@celeriac/sqlite",
+  amqp: "@celeriac/amqp",
+  amqps: "@celeriac/amqp",
+  rpc: "@celeriac/amqp",
+  redis: "@celeriac/redis",
+  rediss: "@celeriac/redis",
+  sqs: "@celeriac/sqs",
+};
+
+function schemeOf(url: string): string {
+  const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
+  if (!m?.[1]) throw new CeleriacError("invalid_argument", `not a broker URL: ${JSON.stringify(url)} (expected e.g. sqlite:///celeriac.db, amqp://localhost)`);
+  return m[1].toLowerCase();
+}
+
+interface UrlModule {
+  transportFromUrl?: (url: string) => Transport;
+  resultBackendFromUrl?: (url: string) => ResultBackend;
+}
+
+async function load(scheme: string, url: string): Promise<UrlModule> {
+  const pkg = PACKAGES[scheme];
+  if (!pkg) {
+    throw new CeleriacError("invalid_argument", `unknown URL scheme "${scheme}" in ${JSON.stringify(url)}; known: ${["memory", "file", ...Object.keys(PACKAGES)].join(", ")}`);
+  }
+  try {
+    return (await import(pkg)) as UrlModule;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ERR_MODULE_NOT_FOUND" && String((err as Error).message).includes(pkg)) {
+      throw new CeleriacError("unsupported", `the ${scheme}:// scheme needs the ${pkg} package: npm install ${pkg}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+/** The transport for a broker URL: `sqlite:///file.db`, `amqp://...`, `redis://...`, `sqs://...`, `memory://`. */
+export async function transportFromUrl(url: string): Promise<Transport> {
+  const scheme = schemeOf(url);
+  if (scheme === "memory") return createMemoryTransport();
+  const mod = await load(scheme, url);
+  if (!mod.transportFromUrl) throw new CeleriacError("unsupported", `${PACKAGES[scheme]} cannot be used as a broker`);
+  return mod.transportFromUrl(url);
+}
+
+/** The result backend for a URL: `sqlite:///file.db`, `file:///dir`, `redis://...`, `rpc://`, `memory://`. */
+export async function resultBackendFromUrl(url: string): Promise<ResultBackend> {
+  const scheme = schemeOf(url);
+  if (scheme === "memory") return createMemoryResultBackend();
+  if (scheme === "file") return fileResultBackendFromUrl(url);
+  const mod = await load(scheme, url);
+  if (!mod.resultBackendFromUrl) throw new CeleriacError("unsupported", `${PACKAGES[scheme]} has no result backend`);
+  return mod.resultBackendFromUrl(url);
+}
