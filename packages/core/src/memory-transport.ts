@@ -81,7 +81,9 @@ export class MemoryTransport implements Transport {
       stopped = true;
       transport.wake();
     };
-    options.signal?.addEventListener("abort", () => void stop(), { once: true });
+    // A signal aborted before consume() never fires "abort": check it, or the consumer runs on.
+    if (options.signal?.aborted) stopped = true;
+    else options.signal?.addEventListener("abort", () => void stop(), { once: true });
     async function* iterate(): AsyncGenerator<Delivery> {
       while (!stopped && !transport.isClosed) {
         if (outstanding >= options.prefetch) {
@@ -169,7 +171,9 @@ export class MemoryTransport implements Transport {
     inflight.add(stored);
     let settled = false;
     // Unsettled past the visibility timeout: hand it out again, as a broker would.
+    // unref: an unsettled delivery must not keep a test or CLI process alive for 30 minutes.
     let timer = setTimeout(() => restore(), this.visibilityTimeoutMs);
+    timer.unref?.();
     const restore = () => {
       if (settled) return;
       settled = true;
@@ -206,6 +210,7 @@ export class MemoryTransport implements Transport {
         if (settled) throw new CeleriacError("already_settled", "delivery already settled; cannot extend");
         clearTimeout(timer);
         timer = setTimeout(() => restore(), ms);
+        timer.unref?.();
       },
       reject: async (reason: string) => {
         settle("reject");

@@ -1,0 +1,568 @@
+import { randomUUID } from "node:crypto";
+import type Database from "better-sqlite3";
+import {
+  CeleriacError,
+  assertKnownOptions,
+  fromKombuEnvelope,
+  toKombuEnvelope,
+  type ConsumeOptions,
+  type Consumer,
+  type Delivery,
+  type NackOptions,
+  type PublishOptions,
+  type Transport,
+  type TransportCapabilities,
+  type WireMessage,
+} from "@celeriac/core";
+import { isBusy, openDatabase } from "./schema.js";
+
+export interface SqliteTransportOptions {
+  /**
+   * Database file, shared by every process that publishes or consumes (`":memory:"` for a
+   * private in-process queue). Created with kombu's tables when missing.
+   */
+  path: string;
+  /**
+   * How long a received, unsettled message stays hidden before any consumer may receive it
+   * again. Default 30 minutes: long enough for most tasks, short enough that a crashed worker's
+   * messages come back the same half hour. Long-running tasks should call `extend`.
+   */
+  visibilityTimeoutMs?: number;
+  /**
+   * How long a statement waits for another process's write lock before failing. Default 5000 ms.
+   * better-sqlite3 waits synchronously, so this also bounds how long a contended claim can block
+   * the event loop; claims are single short transactions, so real waits are milliseconds.
+   */
+  busyTimeoutMs?: number;
+  /** First poll delay of an idle consumer, doubled on each empty poll. Default 5 ms. */
+  minPollIntervalMs?: number;
+  /**
+   * Longest poll delay of an idle consumer: bounds the latency of a message published by another
+   * process. Default 100 ms; messages published in this process wake consumers at once.
+   */
+  maxPollIntervalMs?: number;
+}
+
+const KNOWN_OPTIONS = ["path", "visibilityTimeoutMs", "busyTimeoutMs", "minPollIntervalMs", "maxPollIntervalMs"] as const;
+
+/** Most rows claimed in one transaction, so one claim never holds the write lock for long. */
+const MAX_BATCH = 200;
+
+interface ClaimedRow {
+  id: number;
+  queue: string;
+  payload: string;
+  deliveries: number;
+  token: string;
+}
+
+interface MessageRow {
+  id: number;
+  payload: string;
+  queue_id: number;
+}
+
+function positive(where: string, name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw new CeleriacError("invalid_argument", `${where}: ${name} must be a positive number of milliseconds, got ${String(value)}`);
+  }
+  return value;
+}
+
+function clampPriority(p: number | undefined): number {
+  if (p === undefined || !Number.isFinite(p)) return 0;
+  return Math.min(9, Math.max(0, Math.round(p)));
+}
+
+/**
+ * The embedded broker: kombu's SQLAlchemy tables in one SQLite file, with a real ack on top.
+ * See README.md for how this coexists with Python Celery on the same file.
+ */
+export class SqliteTransport implements Transport {
+  readonly name = "sqlite";
+  readonly capabilities: TransportCapabilities = {
+    // Ordered by our claim query, not by SQLite; Python's kombu consumer ignores it.
+    priority: "emulated",
+    delayedDelivery: true,
+    visibilityExtension: true,
+    deadLetter: true,
+    maxMessageBytes: null,
+    sharedConsumers: true,
+  };
+  readonly closed: Promise<void>;
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly visibilityTimeoutMs: number;
+  private readonly minPollMs: number;
+  private readonly maxPollMs: number;
+  private readonly queueIds = new Map<string, number>();
+  private readonly waiters = new Set<() => void>();
+  /** Claims received by this transport and not settled: put back on close. */
+  private readonly unsettled = new Map<string, number>();
+  private readonly consumers = new Set<{ stop(): Promise<void> }>();
+  /** Unique per transport so claim tokens never collide across processes. */
+  private readonly instance = randomUUID();
+  private tokenSeq = 0;
+  private isClosed = false;
+  private resolveClosed!: () => void;
+  private readonly stmt: ReturnType<SqliteTransport["prepare"]>;
+
+  constructor(options: SqliteTransportOptions) {
+    assertKnownOptions("createSqliteTransport", options, KNOWN_OPTIONS);
+    if (typeof options?.path !== "string") {
+      throw new CeleriacError("invalid_argument", "createSqliteTransport: path (the database file) is required");
+    }
+    const where = "createSqliteTransport";
+    this.path = options.path;
+    this.visibilityTimeoutMs = positive(where, "visibilityTimeoutMs", options.visibilityTimeoutMs, 30 * 60_000);
+    const busy = options.busyTimeoutMs === 0 ? 0 : positive(where, "busyTimeoutMs", options.busyTimeoutMs, 5000);
+    this.minPollMs = positive(where, "minPollIntervalMs", options.minPollIntervalMs, 5);
+    this.maxPollMs = positive(where, "maxPollIntervalMs", options.maxPollIntervalMs, 100);
+    if (this.maxPollMs < this.minPollMs) {
+      throw new CeleriacError("invalid_argument", `${where}: maxPollIntervalMs (${this.maxPollMs}) is below minPollIntervalMs (${this.minPollMs})`);
+    }
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    this.db = openDatabase({ path: options.path, busyTimeoutMs: busy, schema: "broker" });
+    this.stmt = this.prepare();
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      queueId: db.prepare<[string], { id: number }>("SELECT id FROM kombu_queue WHERE name = ?"),
+      queueName: db.prepare<[number], { name: string }>("SELECT name FROM kombu_queue WHERE id = ?"),
+      insertQueue: db.prepare<[string]>("INSERT OR IGNORE INTO kombu_queue (name) VALUES (?)"),
+      // timestamp stays NULL on insert, as kombu's ORM leaves it (it only sets it on update).
+      insertMessage: db.prepare<[number, string, number]>(
+        "INSERT INTO kombu_message (visible, timestamp, payload, version, queue_id) VALUES (?, NULL, ?, 1, ?)",
+      ),
+      insertState: db.prepare<[number, number, number | null]>(
+        "INSERT INTO celeriac_message_state (message_id, priority, hidden_until, deliveries) VALUES (?, ?, ?, 0)",
+      ),
+      // Expired claims and elapsed delays become visible again. Uses the partial index.
+      sweepMessages: db.prepare<[number]>(
+        "UPDATE kombu_message SET visible = 1, version = version + 1 WHERE id IN (SELECT message_id FROM celeriac_message_state WHERE hidden_until IS NOT NULL AND hidden_until <= ?)",
+      ),
+      sweepState: db.prepare<[number]>(
+        "UPDATE celeriac_message_state SET hidden_until = NULL, claim_token = NULL WHERE hidden_until IS NOT NULL AND hidden_until <= ?",
+      ),
+      nextHidden: db.prepare<[], { t: number | null }>("SELECT MIN(hidden_until) AS t FROM celeriac_message_state WHERE hidden_until IS NOT NULL"),
+      hide: db.prepare<[number]>("UPDATE kombu_message SET visible = 0, version = version + 1 WHERE id = ? AND visible = 1"),
+      claimState: db.prepare<[number, number, string], { deliveries: number }>(
+        `INSERT INTO celeriac_message_state (message_id, priority, hidden_until, deliveries, claim_token) VALUES (?, 0, ?, 1, ?)
+         ON CONFLICT (message_id) DO UPDATE SET hidden_until = excluded.hidden_until, claim_token = excluded.claim_token,
+           deliveries = deliveries + 1
+         RETURNING deliveries`,
+      ),
+      deleteMessage: db.prepare<[number]>("DELETE FROM kombu_message WHERE id = ?"),
+      deleteState: db.prepare<[number]>("DELETE FROM celeriac_message_state WHERE message_id = ?"),
+      ownedState: db.prepare<[number, string], { deliveries: number }>(
+        "SELECT deliveries FROM celeriac_message_state WHERE message_id = ? AND claim_token = ?",
+      ),
+      extend: db.prepare<[number, number, string]>(
+        "UPDATE celeriac_message_state SET hidden_until = ? WHERE message_id = ? AND claim_token = ?",
+      ),
+      release: db.prepare<[number | null, number, number, string]>(
+        "UPDATE celeriac_message_state SET hidden_until = ?, claim_token = NULL, deliveries = deliveries - ? WHERE message_id = ? AND claim_token = ?",
+      ),
+      show: db.prepare<[number]>("UPDATE kombu_message SET visible = 1, version = version + 1 WHERE id = ?"),
+      deadLetter: db.prepare<[string, string, number, number]>(
+        `INSERT INTO celeriac_dead_letter (message_id, queue, payload, reason, deliveries, rejected_at)
+         SELECT m.id, ?, m.payload, ?, COALESCE(s.deliveries, 0), ? FROM kombu_message m
+         LEFT JOIN celeriac_message_state s ON s.message_id = m.id WHERE m.id = ?`,
+      ),
+      // Waiting = visible, or hidden by us with no consumer holding it (delayed / nacked with delay).
+      purgeMessages: db.prepare<[number]>(
+        `DELETE FROM kombu_message WHERE queue_id = ? AND (visible = 1 OR id IN
+           (SELECT message_id FROM celeriac_message_state WHERE hidden_until IS NOT NULL AND claim_token IS NULL))`,
+      ),
+      orphanState: db.prepare("DELETE FROM celeriac_message_state WHERE message_id NOT IN (SELECT id FROM kombu_message)"),
+    };
+  }
+
+  async connect(): Promise<void> {
+    if (this.isClosed) throw new CeleriacError("closed", "sqlite transport is closed");
+  }
+
+  /** Id of `queue` in kombu_queue, created like kombu's `_get_or_create`. */
+  private queueId(queue: string): number {
+    const cached = this.queueIds.get(queue);
+    if (cached !== undefined) return cached;
+    let row = this.stmt.queueId.get(queue);
+    if (!row) {
+      this.stmt.insertQueue.run(queue);
+      row = this.stmt.queueId.get(queue);
+    }
+    if (!row) throw new CeleriacError("internal", `could not create queue ${queue}`);
+    this.queueIds.set(queue, row.id);
+    return row.id;
+  }
+
+  private guard<T>(what: string, fn: () => T): T {
+    if (this.isClosed) throw new CeleriacError("closed", `sqlite transport is closed; cannot ${what}`);
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof CeleriacError) throw err;
+      throw new CeleriacError(isBusy(err) ? "connection" : "internal", `sqlite ${what} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async publish(queue: string, message: WireMessage, options: PublishOptions = {}): Promise<void> {
+    const delayMs = options.delayMs ?? 0;
+    if (typeof delayMs !== "number" || !Number.isFinite(delayMs) || delayMs < 0) {
+      throw new CeleriacError("invalid_argument", `publish: delayMs must be a non-negative number, got ${String(delayMs)}`);
+    }
+    const priority = clampPriority(message.properties.priority);
+    // TODO(core): switch to core's Python-compatible JSON writer once it is exported; Python's
+    // json.loads reads this compact form just the same.
+    const payload = JSON.stringify(toKombuEnvelope(message, { exchange: "", routingKey: queue, deliveryTag: randomUUID() }));
+    this.guard("publish", () =>
+      this.db
+        .transaction(() => {
+          const queueId = this.queueId(queue);
+          const delayed = delayMs > 0;
+          const id = Number(this.stmt.insertMessage.run(delayed ? 0 : 1, payload, queueId).lastInsertRowid);
+          // Plain messages get no state row: kombu-compatible rows with nothing extra to say.
+          if (delayed || priority > 0) this.stmt.insertState.run(id, priority, delayed ? Date.now() + delayMs : null);
+        })
+        .immediate(),
+    );
+    this.wake();
+  }
+
+  async purge(queue: string): Promise<number> {
+    return this.guard("purge", () =>
+      this.db
+        .transaction(() => {
+          const n = this.stmt.purgeMessages.run(this.queueId(queue)).changes;
+          this.stmt.orphanState.run();
+          return n;
+        })
+        .immediate(),
+    );
+  }
+
+  /** Messages dead-lettered by `reject`, newest last (for inspection and tests). */
+  deadLetters(queue?: string): { messageId: number; queue: string; message: WireMessage; reason: string; deliveries: number; rejectedAt: Date }[] {
+    const rows = this.guard("read dead letters", () =>
+      this.db
+        .prepare<unknown[], { message_id: number; queue: string; payload: string; reason: string; deliveries: number; rejected_at: number }>(
+          `SELECT message_id, queue, payload, reason, deliveries, rejected_at FROM celeriac_dead_letter ${queue === undefined ? "" : "WHERE queue = ?"} ORDER BY id`,
+        )
+        .all(...(queue === undefined ? [] : [queue])),
+    );
+    return rows.map((r) => ({
+      messageId: r.message_id,
+      queue: r.queue,
+      message: fromKombuEnvelope(JSON.parse(r.payload)).message,
+      reason: r.reason,
+      deliveries: r.deliveries,
+      rejectedAt: new Date(r.rejected_at),
+    }));
+  }
+
+  private claimStatements = new Map<string, { prioritized: Database.Statement<unknown[], MessageRow>; plain: Database.Statement<unknown[], MessageRow> }>();
+
+  private claimStatementsFor(queueIds: number[]) {
+    const key = queueIds.join(",");
+    let s = this.claimStatements.get(key);
+    if (!s) {
+      const marks = queueIds.map(() => "?").join(", ");
+      s = {
+        prioritized: this.db.prepare<unknown[], MessageRow>(
+          `SELECT m.id, m.payload, m.queue_id FROM celeriac_message_state s JOIN kombu_message m ON m.id = s.message_id
+           WHERE s.priority > 0 AND m.visible = 1 AND m.queue_id IN (${marks}) ORDER BY s.priority DESC, s.message_id LIMIT ?`,
+        ),
+        // Only reached once no prioritized visible row is left, so plain id order is correct.
+        plain: this.db.prepare<unknown[], MessageRow>(
+          `SELECT id, payload, queue_id FROM kombu_message WHERE visible = 1 AND queue_id IN (${marks}) ORDER BY id LIMIT ?`,
+        ),
+      };
+      this.claimStatements.set(key, s);
+    }
+    return s;
+  }
+
+  /**
+   * One IMMEDIATE transaction: restore expired claims, then take up to `limit` rows, highest
+   * priority first, then oldest. IMMEDIATE takes the write lock before reading, so two processes
+   * can never select the same row.
+   */
+  private claim(queues: readonly string[], limit: number): ClaimedRow[] {
+    return this.db
+      .transaction(() => {
+        const now = Date.now();
+        this.sweep(now);
+        const ids = queues.map((q) => this.queueId(q));
+        const s = this.claimStatementsFor(ids);
+        const rows = s.prioritized.all(...ids, limit);
+        if (rows.length < limit) rows.push(...s.plain.all(...ids, limit - rows.length));
+        const hiddenUntil = now + this.visibilityTimeoutMs;
+        const out: ClaimedRow[] = [];
+        for (const row of rows) {
+          if (this.stmt.hide.run(row.id).changes === 0) continue;
+          const token = `${this.instance}:${++this.tokenSeq}`;
+          const state = this.stmt.claimState.get(row.id, hiddenUntil, token);
+          out.push({ id: row.id, payload: row.payload, queue: this.queueName(row.queue_id), deliveries: state?.deliveries ?? 1, token });
+        }
+        return out;
+      })
+      .immediate();
+  }
+
+  private queueName(id: number): string {
+    for (const [name, qid] of this.queueIds) if (qid === id) return name;
+    return this.stmt.queueName.get(id)?.name ?? String(id);
+  }
+
+  private sweep(now: number): void {
+    this.stmt.sweepMessages.run(now);
+    this.stmt.sweepState.run(now);
+  }
+
+  /** Milliseconds until the next delayed or expiring message, to shorten an idle wait. */
+  private nextHiddenIn(): number {
+    const t = this.stmt.nextHidden.get()?.t;
+    return t === null || t === undefined ? Infinity : t - Date.now();
+  }
+
+  /** Gives a claim back: visible now (or after `delayMs`), and `uncount` un-does its delivery count. */
+  private release(id: number, token: string, delayMs: number, uncount: 0 | 1): boolean {
+    return this.db
+      .transaction(() => {
+        const hiddenUntil = delayMs > 0 ? Date.now() + delayMs : null;
+        if (this.stmt.release.run(hiddenUntil, uncount, id, token).changes === 0) return false;
+        if (hiddenUntil === null) this.stmt.show.run(id);
+        return true;
+      })
+      .immediate();
+  }
+
+  consume(queues: readonly string[], options: ConsumeOptions): Consumer {
+    if (this.isClosed) throw new CeleriacError("closed", "sqlite transport is closed; cannot consume");
+    if (queues.length === 0) throw new CeleriacError("invalid_argument", "consume: at least one queue is required");
+    const prefetch = options.prefetch;
+    if (!Number.isInteger(prefetch) || prefetch < 1) {
+      throw new CeleriacError("invalid_argument", `consume: prefetch must be a positive integer, got ${String(prefetch)}`);
+    }
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const transport = this;
+    const buffer: ClaimedRow[] = [];
+    let outstanding = 0; // buffered + handed out and unsettled
+    let stopped = false;
+    const returnBuffered = () => {
+      const rows = buffer.splice(0);
+      outstanding -= rows.length;
+      if (transport.isClosed) return;
+      for (const row of rows) {
+        transport.unsettled.delete(row.token);
+        try {
+          transport.release(row.id, row.token, 0, 1);
+        } catch {
+          // Lock contention on shutdown: the visibility timeout returns it instead.
+        }
+      }
+    };
+    const handle = {
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        transport.consumers.delete(handle);
+        options.signal?.removeEventListener("abort", onAbort);
+        returnBuffered();
+        transport.wake();
+      },
+    };
+    const onAbort = () => void handle.stop();
+    this.consumers.add(handle);
+    if (options.signal?.aborted) void handle.stop();
+    else options.signal?.addEventListener("abort", onAbort, { once: true });
+
+    async function* iterate(): AsyncGenerator<Delivery> {
+      let interval = transport.minPollMs;
+      try {
+        while (!stopped && !transport.isClosed) {
+          const row = buffer.shift();
+          if (row) {
+            const delivery = transport.makeDelivery(row, () => {
+              outstanding--;
+              transport.wake();
+            });
+            if (delivery) yield delivery;
+            else outstanding--;
+            continue;
+          }
+          if (outstanding >= prefetch) {
+            await transport.waitForChange(transport.maxPollMs);
+            continue;
+          }
+          let claimed: ClaimedRow[];
+          try {
+            claimed = transport.claim(queues, Math.min(prefetch - outstanding, MAX_BATCH));
+          } catch (err) {
+            if (!isBusy(err) || transport.isClosed) throw CeleriacError.from(err, "connection");
+            claimed = []; // another process held the lock past busy_timeout: poll again later
+          }
+          if (stopped || transport.isClosed) {
+            // stop() ran while we were claiming; these go straight back.
+            buffer.push(...claimed);
+            outstanding += claimed.length;
+            for (const c of claimed) transport.unsettled.set(c.token, c.id);
+            returnBuffered();
+            break;
+          }
+          if (claimed.length > 0) {
+            for (const c of claimed) transport.unsettled.set(c.token, c.id);
+            buffer.push(...claimed);
+            outstanding += claimed.length;
+            interval = transport.minPollMs;
+            continue;
+          }
+          await transport.waitForChange(Math.min(interval, Math.max(1, transport.nextHiddenIn())));
+          interval = Math.min(interval * 2, transport.maxPollMs);
+        }
+      } finally {
+        // Also reached when the caller breaks out of for-await.
+        if (!stopped) await handle.stop();
+      }
+    }
+    const gen = iterate();
+    return { [Symbol.asyncIterator]: () => gen, stop: handle.stop };
+  }
+
+  /** A Delivery for a claimed row; null (after dead-lettering it) when the payload is unreadable. */
+  private makeDelivery(row: ClaimedRow, onSettled: () => void): Delivery | null {
+    let message: WireMessage;
+    try {
+      message = fromKombuEnvelope(JSON.parse(row.payload)).message;
+    } catch (err) {
+      // Nothing could ever consume it; keep it for inspection rather than loop on it.
+      this.unsettled.delete(row.token);
+      this.guard("dead-letter", () => this.deadLetterRow(row, `decode_failed: ${(err as Error).message}`));
+      return null;
+    }
+    let settled = false;
+    const settle = (what: string) => {
+      if (settled) throw new CeleriacError("already_settled", `delivery already settled; cannot ${what}`);
+      if (this.isClosed) throw new CeleriacError("closed", `sqlite transport is closed; cannot ${what}`);
+      settled = true;
+      this.unsettled.delete(row.token);
+      onSettled();
+    };
+    return {
+      message,
+      queue: row.queue,
+      redelivered: row.deliveries > 1,
+      deliveryCount: row.deliveries,
+      get settled() {
+        return settled;
+      },
+      ack: async () => {
+        settle("ack");
+        // Deleted even if the claim expired meanwhile: the work is done, and a duplicate
+        // delivery elsewhere then finds nothing left to ack.
+        this.guard("ack", () =>
+          this.db
+            .transaction(() => {
+              this.stmt.deleteMessage.run(row.id);
+              this.stmt.deleteState.run(row.id);
+            })
+            .immediate(),
+        );
+      },
+      nack: async (options: NackOptions = {}) => {
+        const delayMs = options.delayMs ?? 0;
+        if (typeof delayMs !== "number" || !Number.isFinite(delayMs) || delayMs < 0) {
+          throw new CeleriacError("invalid_argument", `nack: delayMs must be a non-negative number, got ${String(delayMs)}`);
+        }
+        settle("nack");
+        if (options.requeue ?? true) {
+          this.guard("nack", () => this.release(row.id, row.token, delayMs, 0));
+          this.wake();
+        } else {
+          this.guard("nack", () =>
+            this.db
+              .transaction(() => {
+                if (!this.stmt.ownedState.get(row.id, row.token)) return;
+                this.stmt.deleteMessage.run(row.id);
+                this.stmt.deleteState.run(row.id);
+              })
+              .immediate(),
+          );
+        }
+      },
+      extend: async (ms: number) => {
+        if (settled) throw new CeleriacError("already_settled", "delivery already settled; cannot extend");
+        if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+          throw new CeleriacError("invalid_argument", `extend: ms must be a non-negative number, got ${String(ms)}`);
+        }
+        // No change when the claim already expired and someone else holds the message: extending
+        // their claim would hide it on their behalf.
+        this.guard("extend", () => this.stmt.extend.run(Date.now() + ms, row.id, row.token));
+      },
+      reject: async (reason: string) => {
+        settle("reject");
+        this.guard("reject", () => this.deadLetterRow(row, String(reason)));
+      },
+    };
+  }
+
+  private deadLetterRow(row: ClaimedRow, reason: string): void {
+    this.db
+      .transaction(() => {
+        this.stmt.deadLetter.run(row.queue, reason, Date.now(), row.id);
+        this.stmt.deleteMessage.run(row.id);
+        this.stmt.deleteState.run(row.id);
+      })
+      .immediate();
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  private waitForChange(maxMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(1, Math.min(maxMs, this.maxPollMs)));
+      this.waiters.add(done);
+    });
+  }
+
+  /**
+   * Stops consumers (their prefetched messages go back), puts back every message received here
+   * and not settled, and closes the file. Publishes are synchronous inside, so there is nothing
+   * in flight to drain; `drainMs` is accepted for the contract.
+   */
+  async close(_options?: { drainMs?: number }): Promise<void> {
+    if (this.isClosed) return this.closed;
+    for (const c of [...this.consumers]) await c.stop();
+    try {
+      this.db
+        .transaction(() => {
+          for (const [token, id] of this.unsettled) {
+            if (this.stmt.release.run(null, 0, id, token).changes > 0) this.stmt.show.run(id);
+          }
+        })
+        .immediate();
+    } catch {
+      // Could not get the lock: the visibility timeout returns them instead.
+    }
+    this.unsettled.clear();
+    this.isClosed = true;
+    this.wake();
+    this.db.close();
+    this.resolveClosed();
+  }
+}
+
+/** Creates the embedded SQLite transport; see {@link SqliteTransportOptions} for the defaults. */
+export function createSqliteTransport(options: SqliteTransportOptions): SqliteTransport {
+  return new SqliteTransport(options);
+}

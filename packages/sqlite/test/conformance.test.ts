@@ -1,0 +1,23 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createSqliteTransport, type SqliteTransport } from "@celeriac/sqlite";
+import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
+
+const visibilityTimeoutMs = 600;
+
+describeTransportConformance(
+  "sqlite (file)",
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "celeriac-sqlite-"));
+    const transport = createSqliteTransport({ path: join(dir, "broker.db"), visibilityTimeoutMs });
+    return { transport, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+  },
+  { visibilityTimeoutMs, deadLetters: async (t, queue) => (t as SqliteTransport).deadLetters(queue) },
+);
+
+describeTransportConformance(
+  "sqlite (:memory:)",
+  async () => ({ transport: createSqliteTransport({ path: ":memory:", visibilityTimeoutMs }) }),
+  { visibilityTimeoutMs, deadLetters: async (t, queue) => (t as SqliteTransport).deadLetters(queue) },
+);
