@@ -1,0 +1,54 @@
+import { Retry } from "@celeriac/core";
+
+/** Where the message came from, as the worker received it. */
+export interface DeliveryInfo {
+  queue: string;
+  redelivered: boolean;
+  deliveryCount: number | null;
+  priority: number | null;
+}
+
+export interface RetryOptions {
+  /** Run the retry this long from now; without it the task's backoff policy decides. */
+  countdownMs?: number;
+  /** Overrides the task's `maxRetries` for this call only, as in Celery. */
+  maxRetries?: number;
+  /** The error that caused the retry; stored as the FAILURE once retries run out. */
+  cause?: unknown;
+  message?: string;
+}
+
+/** What a task handler knows about its own run (Celery's `self.request`). */
+export interface TaskContext<Kwargs extends Record<string, unknown> = Record<string, unknown>> {
+  readonly id: string;
+  readonly name: string;
+  /** How many times this task has been retried before this run. */
+  readonly retries: number;
+  readonly eta: Date | null;
+  readonly expires: Date | null;
+  readonly kwargs: Kwargs;
+  /** The message headers exactly as received, with Celery's wire names. */
+  readonly headers: Readonly<Record<string, unknown>>;
+  readonly rootId: string;
+  readonly parentId: string | null;
+  readonly groupId: string | null;
+  readonly hostname: string;
+  readonly delivery: DeliveryInfo;
+  /**
+   * Aborts at the soft time limit (reason: `SoftTimeLimitExceeded`), at the hard time limit
+   * (`TimeLimitExceeded`) or when a shutdown stops waiting (`WorkerShutdownError`). Pass it to
+   * fetch and friends, or check it between steps: JS cannot stop a running function from outside.
+   */
+  readonly signal: AbortSignal;
+  /** The error to throw to retry this task: `throw ctx.retry({ countdownMs: 5000 })`. */
+  retry(options?: RetryOptions): Retry;
+}
+
+export function retryError(options: RetryOptions = {}): Retry {
+  return new Retry({
+    ...(options.countdownMs !== undefined ? { countdownMs: options.countdownMs } : {}),
+    ...(options.maxRetries !== undefined ? { maxRetries: options.maxRetries } : {}),
+    ...(options.cause !== undefined ? { cause: options.cause } : {}),
+    ...(options.message !== undefined ? { message: options.message } : {}),
+  });
+}

@@ -1,0 +1,115 @@
+import { assertKnownOptions, CeleriacError, type Codec, type ResultBackend, type Transport } from "@celeriac/core";
+import { hostname as osHostname } from "node:os";
+import type { Logger, LogLevel } from "./logger.js";
+import type { WorkerEvent } from "./events.js";
+
+export interface WorkerOptions {
+  /** The broker connection. The worker never connects or closes it: whoever creates it does. */
+  transport: Transport;
+  /** Where states and results go. Without one, results are not stored (Celery's DisabledBackend). */
+  resultBackend?: ResultBackend;
+  /** Queues to consume. Default `["celery"]`, Celery's default queue. */
+  queues?: string[];
+  /** Tasks running at once. Default 10: handlers are async I/O, not CPU-bound processes. */
+  concurrency?: number;
+  /** Messages held per running slot (Celery's `worker_prefetch_multiplier`). Default 4. */
+  prefetchMultiplier?: number;
+  /** How long `stop()` waits for running tasks before forcing. Default 30 s. */
+  shutdownGraceMs?: number;
+  /** Names this worker in logs, contexts and results. Default `celeriac@<os hostname>`. */
+  hostname?: string;
+  /** Structured log sink. Default: JSON lines on stderr. */
+  logger?: Logger;
+  /** Least level logged. Default "info". */
+  logLevel?: LogLevel;
+  /** Log nothing. */
+  silent?: boolean;
+  /** How often unsettled messages the worker holds get their visibility extended. Default 60 s. */
+  etaHeartbeatMs?: number;
+  /** How far each heartbeat pushes the visibility out. Default 5 heartbeats. */
+  visibilityExtensionMs?: number;
+  /**
+   * Most messages held in memory for a future ETA on top of the prefetch window. Default: the
+   * prefetch window again (concurrency * prefetchMultiplier), so the broker is asked for at most
+   * twice Celery's prefetch. Beyond it, ETA messages go back to the broker with a delay when the
+   * transport has `delayedDelivery`, and otherwise take a regular prefetch slot.
+   */
+  maxHeldEta?: number;
+  /** Called for each task event (Celery's event names). Errors thrown here are logged. */
+  onEvent?: (event: WorkerEvent) => void;
+  /** Decoders by content type. Default: core's codecs. */
+  codecs?: ReadonlyMap<string, Codec>;
+  /** Store STARTED when a task begins (Celery's `task_track_started`). Default false. */
+  trackStarted?: boolean;
+}
+
+export interface ResolvedOptions {
+  transport: Transport;
+  resultBackend: ResultBackend | null;
+  queues: string[];
+  concurrency: number;
+  prefetch: number;
+  shutdownGraceMs: number;
+  hostname: string;
+  etaHeartbeatMs: number;
+  visibilityExtensionMs: number;
+  maxHeldEta: number;
+  onEvent: ((event: WorkerEvent) => void) | null;
+  codecs: ReadonlyMap<string, Codec> | undefined;
+  trackStarted: boolean;
+}
+
+const KNOWN = [
+  "transport",
+  "resultBackend",
+  "queues",
+  "concurrency",
+  "prefetchMultiplier",
+  "shutdownGraceMs",
+  "hostname",
+  "logger",
+  "logLevel",
+  "silent",
+  "etaHeartbeatMs",
+  "visibilityExtensionMs",
+  "maxHeldEta",
+  "onEvent",
+  "codecs",
+  "trackStarted",
+] as const;
+
+function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min) {
+    throw new CeleriacError("invalid_argument", `createWorker: ${name} must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function resolveOptions(options: WorkerOptions): ResolvedOptions {
+  if (options === null || typeof options !== "object") throw new CeleriacError("invalid_argument", "createWorker: options are required");
+  assertKnownOptions("createWorker", options, KNOWN);
+  if (!options.transport) throw new CeleriacError("invalid_argument", "createWorker: transport is required");
+  const queues = options.queues ?? ["celery"];
+  if (!Array.isArray(queues) || queues.length === 0 || queues.some((q) => typeof q !== "string" || q === "")) {
+    throw new CeleriacError("invalid_argument", "createWorker: queues must be a non-empty list of queue names");
+  }
+  const concurrency = positiveInt("concurrency", options.concurrency, 10);
+  const multiplier = positiveInt("prefetchMultiplier", options.prefetchMultiplier, 4);
+  const etaHeartbeatMs = positiveInt("etaHeartbeatMs", options.etaHeartbeatMs, 60_000);
+  return {
+    transport: options.transport,
+    resultBackend: options.resultBackend ?? null,
+    queues: [...queues],
+    concurrency,
+    prefetch: concurrency * multiplier,
+    shutdownGraceMs: positiveInt("shutdownGraceMs", options.shutdownGraceMs, 30_000, 0),
+    hostname: options.hostname ?? `celeriac@${osHostname()}`,
+    etaHeartbeatMs,
+    visibilityExtensionMs: positiveInt("visibilityExtensionMs", options.visibilityExtensionMs, etaHeartbeatMs * 5),
+    maxHeldEta: positiveInt("maxHeldEta", options.maxHeldEta, concurrency * multiplier, 0),
+    onEvent: options.onEvent ?? null,
+    codecs: options.codecs,
+    trackStarted: options.trackStarted ?? false,
+  };
+}

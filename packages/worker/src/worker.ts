@@ -1,0 +1,795 @@
+import {
+  CeleriacError,
+  celeryJsonCodec,
+  decodeTask,
+  parseRateLimit,
+  Reject,
+  Retry,
+  type Codec,
+  type Consumer,
+  type Delivery,
+  type ExceptionInfo,
+  type ResultMeta,
+  type TaskDefinition,
+  type TaskEnvelope,
+  type TaskOptions,
+  type TaskState,
+} from "@celeriac/core";
+import { followUps } from "./canvas.js";
+import { retryError, type TaskContext } from "./context.js";
+import { celeryException, describe, exceptionInfo, SoftTimeLimitExceeded, TimeLimitExceeded, tracebackOf, WorkerShutdownError } from "./errors.js";
+import type { WorkerCounters, WorkerEvent } from "./events.js";
+import { jsonLinesLogger, makeLog, type LogFn } from "./logger.js";
+import { resolveOptions, type ResolvedOptions, type WorkerOptions } from "./options.js";
+import { RateLimiter } from "./rate-limit.js";
+import { Semaphore } from "./semaphore.js";
+import { installSignalHandlers } from "./signals.js";
+import { formatDateDone, formatEta, parseCeleryDate, sleep } from "./time.js";
+
+/**
+ * The worker's life, after Temporal's: `idle` until `start()`, `running` while consuming,
+ * `stopping` while the consumer hands back what has not started, `draining` while running tasks
+ * finish (up to the grace time), then `stopped`. `failed` when the consumer broke.
+ */
+export type WorkerState = "idle" | "running" | "stopping" | "draining" | "stopped" | "failed";
+
+/** A task implementation; its argument, keyword and result types come from the definition. */
+export type TaskHandler<Args extends unknown[], Result, Kwargs extends Record<string, unknown>> = (
+  ctx: TaskContext<Kwargs>,
+  ...args: Args
+) => Result | Promise<Result>;
+
+export interface StopOptions {
+  /** Overrides `shutdownGraceMs` for this stop; 0 forces at once (also on a stop in progress). */
+  graceMs?: number;
+}
+
+export interface Worker {
+  readonly state: WorkerState;
+  readonly hostname: string;
+  readonly queues: readonly string[];
+  /** Live counters for metrics. */
+  readonly counters: Readonly<WorkerCounters>;
+  /** Resolves when the worker has stopped; rejects with the cause when it failed. */
+  readonly closed: Promise<void>;
+  /** Registers a task by its definition; the handler's types must match the definition's. */
+  register<Args extends unknown[], Result, Kwargs extends Record<string, unknown>>(
+    task: TaskDefinition<Args, Result, Kwargs>,
+    handler: NoInfer<TaskHandler<Args, Result, Kwargs>>,
+  ): this;
+  /** Registers a task by name only; arguments arrive untyped. */
+  register(name: string, handler: TaskHandler<unknown[], unknown, Record<string, unknown>>, options?: TaskOptions): this;
+  /** Starts consuming. Resolves once the consumer is open. The transport must be connected. */
+  start(): Promise<void>;
+  /**
+   * Stops taking messages, hands back what has not started, waits for running tasks up to the
+   * grace time, then forces: signals abort, late-ack messages are requeued. Idempotent.
+   */
+  stop(options?: StopOptions): Promise<void>;
+}
+
+export interface CreateWorkerOptions extends WorkerOptions {
+  /** Stop gracefully on SIGTERM/SIGINT, force on a second signal. Default false: a library does
+   * not take over process signals unless asked. */
+  installSignalHandlers?: boolean;
+}
+
+export function createWorker(options: CreateWorkerOptions): Worker {
+  const { installSignalHandlers: install, ...rest } = options;
+  const worker = new CeleriacWorker(resolveOptions(rest), rest);
+  if (install) {
+    const uninstall = installSignalHandlers(worker);
+    worker.closed.then(uninstall, uninstall);
+  }
+  return worker;
+}
+
+interface Registered {
+  name: string;
+  options: TaskOptions;
+  handler: (ctx: TaskContext, ...args: unknown[]) => unknown;
+  limiter: RateLimiter | null;
+}
+
+interface Running {
+  acksLate: boolean;
+  finished: boolean;
+  controller: AbortController;
+  force(): void;
+}
+
+interface Job {
+  delivery: Delivery;
+  held: boolean;
+  running: Running | null;
+}
+
+type Outcome = { kind: "ok"; value: unknown } | { kind: "error"; error: unknown } | { kind: "hard"; limitMs: number } | { kind: "forced" };
+
+const DEFAULT_MAX_RETRIES = 3;
+const DEFAULT_RETRY_DELAY_MS = 180_000;
+const DEFAULT_BACKOFF_MAX_MS = 600_000;
+// After forcing, settling (requeue, storing WorkerLostError) still talks to the broker and the
+// backend; a hung one must not hang stop() forever.
+const SETTLE_AFTER_FORCE_MS = 5_000;
+
+class CeleriacWorker implements Worker {
+  readonly hostname: string;
+  readonly queues: readonly string[];
+  readonly counters: WorkerCounters = {
+    processed: 0,
+    succeeded: 0,
+    failed: 0,
+    retried: 0,
+    rejected: 0,
+    revoked: 0,
+    inFlight: 0,
+    prefetched: 0,
+    heldEta: 0,
+  };
+  readonly closed: Promise<void>;
+
+  private currentState: WorkerState = "idle";
+  private readonly opts: ResolvedOptions;
+  private readonly log: LogFn;
+  private readonly registry = new Map<string, Registered>();
+  private readonly jobs = new Set<Job>();
+  private readonly slots: Semaphore;
+  private readonly stopController = new AbortController();
+  private readonly codecs: ReadonlyMap<string, Codec> | undefined;
+  private consumer: Consumer | null = null;
+  private loopDone: Promise<void> = Promise.resolve();
+  private stopping: Promise<void> | null = null;
+  private forceNow: (() => void) | null = null;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private wakeLoop: (() => void) | null = null;
+  private wakeDrain: (() => void) | null = null;
+  private resolveClosed!: () => void;
+  private rejectClosed!: (err: unknown) => void;
+
+  constructor(opts: ResolvedOptions, raw: WorkerOptions) {
+    this.opts = opts;
+    this.hostname = opts.hostname;
+    this.queues = opts.queues;
+    this.codecs = opts.codecs;
+    this.slots = new Semaphore(opts.concurrency);
+    const logger = raw.silent ? null : (raw.logger ?? jsonLinesLogger());
+    this.log = makeLog(logger, raw.logLevel ?? "info", { worker: opts.hostname });
+    this.closed = new Promise<void>((resolve, reject) => {
+      this.resolveClosed = resolve;
+      this.rejectClosed = reject;
+    });
+    // A failed worker rejects `closed`; that must not crash a process that never awaited it.
+    this.closed.catch(() => {});
+  }
+
+  get state(): WorkerState {
+    return this.currentState;
+  }
+
+  register(
+    task: TaskDefinition<unknown[], unknown, Record<string, unknown>> | string,
+    handler: TaskHandler<unknown[], unknown, Record<string, unknown>>,
+    options?: TaskOptions,
+  ): this {
+    if (this.currentState !== "idle") throw new CeleriacError("invalid_argument", "register: tasks must be registered before start()");
+    const name = typeof task === "string" ? task : task.name;
+    const taskOptions = typeof task === "string" ? { ...options } : task.options;
+    if (typeof name !== "string" || name === "") throw new CeleriacError("invalid_argument", "register: a task needs a non-empty name");
+    if (typeof handler !== "function") throw new CeleriacError("invalid_argument", `register(${JSON.stringify(name)}): handler must be a function`);
+    if (this.registry.has(name)) throw new CeleriacError("invalid_argument", `register: task ${JSON.stringify(name)} is already registered`);
+    const limiter = taskOptions.rateLimit !== undefined ? new RateLimiter(parseRateLimit(taskOptions.rateLimit)) : null;
+    this.registry.set(name, { name, options: taskOptions, handler, limiter });
+    return this;
+  }
+
+  async start(): Promise<void> {
+    if (this.currentState !== "idle") throw new CeleriacError("invalid_argument", `start: worker is ${this.currentState}, not idle`);
+    const { transport, queues, prefetch, maxHeldEta } = this.opts;
+    // Held ETA messages stay unsettled, so the broker must let us have that many more on top of
+    // the regular window; the worker itself keeps ready work within `prefetch` (see pull loop).
+    this.consumer = transport.consume(queues, { prefetch: prefetch + maxHeldEta });
+    this.currentState = "running";
+    if (transport.capabilities.visibilityExtension) {
+      this.heartbeat = setInterval(() => this.extendHeld(), this.opts.etaHeartbeatMs);
+      this.heartbeat.unref();
+    }
+    this.loopDone = this.pullLoop(this.consumer).catch((err: unknown) => this.fail(err));
+    this.log("info", "worker started", {
+      queues,
+      concurrency: this.opts.concurrency,
+      prefetch,
+      tasks: [...this.registry.keys()],
+      transport: transport.name,
+    });
+  }
+
+  stop(options: StopOptions = {}): Promise<void> {
+    if (this.stopping) {
+      if (options.graceMs === 0) this.forceNow?.();
+      return this.stopping;
+    }
+    if (this.currentState === "idle") {
+      this.currentState = "stopped";
+      this.resolveClosed();
+      this.stopping = Promise.resolve();
+      return this.stopping;
+    }
+    if (this.currentState === "stopped" || this.currentState === "failed") return Promise.resolve();
+    this.stopping = this.shutdown(options.graceMs ?? this.opts.shutdownGraceMs);
+    return this.stopping;
+  }
+
+  // ---- consuming -------------------------------------------------------------------------
+
+  /** Messages the worker holds that are not parked for an ETA: running or about to. */
+  private get ready(): number {
+    return this.jobs.size - this.counters.heldEta;
+  }
+
+  private notify(): void {
+    this.counters.prefetched = this.jobs.size;
+    this.wakeLoop?.();
+    if (this.jobs.size === 0) this.wakeDrain?.();
+  }
+
+  private async pullLoop(consumer: Consumer): Promise<void> {
+    const it = consumer[Symbol.asyncIterator]();
+    while (this.currentState === "running") {
+      if (this.ready >= this.opts.prefetch) {
+        await new Promise<void>((resolve) => (this.wakeLoop = resolve));
+        this.wakeLoop = null;
+        continue;
+      }
+      const next = await it.next();
+      if (next.done) break;
+      if (this.currentState !== "running") {
+        // Arrived while the consumer was being stopped: it never started, so it goes back.
+        await this.giveBack(next.value);
+        break;
+      }
+      void this.dispatch(next.value);
+    }
+  }
+
+  private async dispatch(delivery: Delivery): Promise<void> {
+    const job: Job = { delivery, held: false, running: null };
+    this.jobs.add(job);
+    this.notify();
+    try {
+      await this.handle(job);
+    } catch (err) {
+      this.log("error", "internal error while handling a message; requeueing it", { error: describe(err), stack: tracebackOf(err) });
+      await this.giveBack(delivery);
+    } finally {
+      if (job.held) {
+        job.held = false;
+        this.counters.heldEta--;
+      }
+      this.jobs.delete(job);
+      this.notify();
+    }
+  }
+
+  private async handle(job: Job): Promise<void> {
+    const { delivery } = job;
+    let env: TaskEnvelope;
+    try {
+      env = decodeTask(delivery.message, this.codecs);
+    } catch (err) {
+      return this.onMalformed(delivery, err);
+    }
+    const { task: name, id } = env.headers;
+    this.emit({ type: "task-received", taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta });
+    const reg = this.registry.get(name);
+    if (!reg) return this.onUnknown(delivery, env);
+    if (this.isExpired(env)) return this.revoke(delivery, env, reg);
+
+    const stop = this.stopController.signal;
+    const eta = parseCeleryDate(env.headers.eta);
+    const waitMs = eta ? eta.getTime() - Date.now() : 0;
+    if (waitMs > 0) {
+      if (this.counters.heldEta >= this.opts.maxHeldEta && this.opts.transport.capabilities.delayedDelivery) {
+        // Out of room to hold it: let the broker keep it until its ETA instead.
+        await delivery.nack({ requeue: true, delayMs: waitMs });
+        this.log("debug", "ETA task handed back to the broker until its ETA", { taskId: id, task: name, eta: env.headers.eta });
+        return;
+      }
+      if (this.counters.heldEta < this.opts.maxHeldEta) {
+        job.held = true;
+        this.counters.heldEta++;
+        this.notify();
+      }
+      this.log("debug", "holding task until its ETA", { taskId: id, task: name, eta: env.headers.eta });
+      try {
+        await sleep(waitMs, stop);
+      } catch {
+        return this.giveBack(delivery);
+      }
+      if (job.held) {
+        job.held = false;
+        this.counters.heldEta--;
+        this.notify();
+      }
+    }
+
+    if (reg.limiter) {
+      try {
+        await reg.limiter.take(stop);
+      } catch {
+        return this.giveBack(delivery);
+      }
+    }
+    try {
+      await this.slots.acquire(stop);
+    } catch {
+      return this.giveBack(delivery);
+    }
+    try {
+      if (stop.aborted) return await this.giveBack(delivery);
+      // Celery checks again right before running: the message may have waited past it.
+      if (this.isExpired(env)) return await this.revoke(delivery, env, reg);
+      await this.execute(job, env, reg);
+    } finally {
+      this.slots.release();
+    }
+  }
+
+  // ---- running a task --------------------------------------------------------------------
+
+  private async execute(job: Job, env: TaskEnvelope, reg: Registered): Promise<void> {
+    const { delivery } = job;
+    const h = env.headers;
+    const acksLate = reg.options.acksLate ?? false;
+    if (!acksLate) {
+      try {
+        await delivery.ack();
+      } catch (err) {
+        // Not acked means the broker still owns it and will redeliver; running it too would
+        // run it twice.
+        this.log("warn", "could not ack before running; leaving the message to the broker", { taskId: h.id, task: h.task, error: describe(err) });
+        return;
+      }
+    }
+
+    const [hardS, softS] = h.timelimit;
+    const hardMs = typeof hardS === "number" && hardS > 0 ? hardS * 1000 : reg.options.timeLimitMs;
+    const softMs = typeof softS === "number" && softS > 0 ? softS * 1000 : reg.options.softTimeLimitMs;
+    const controller = new AbortController();
+    let forced!: () => void;
+    const forcedOutcome = new Promise<Outcome>((resolve) => (forced = () => resolve({ kind: "forced" })));
+    const running: Running = { acksLate, finished: false, controller, force: () => forced() };
+    job.running = running;
+
+    const ctx = this.contextFor(env, delivery, controller.signal);
+    if (this.opts.trackStarted && this.shouldStore(env, reg)) {
+      await this.store(this.meta(env, "STARTED", { pid: process.pid, hostname: this.hostname }, null));
+    }
+    this.counters.inFlight++;
+    this.emit({ type: "task-started", taskId: h.id, task: h.task });
+    this.log("debug", "task started", { taskId: h.id, task: h.task, retries: h.retries });
+    const started = Date.now();
+
+    const timers: ReturnType<typeof setTimeout>[] = [];
+    if (softMs !== undefined && softMs > 0) {
+      timers.push(setTimeout(() => controller.abort(new SoftTimeLimitExceeded(softMs)), softMs));
+    }
+    const racers: Promise<Outcome>[] = [
+      Promise.resolve()
+        .then(() => reg.handler(ctx as TaskContext, ...env.args))
+        .then(
+          (value): Outcome => ({ kind: "ok", value }),
+          (error: unknown): Outcome => ({ kind: "error", error }),
+        ),
+      forcedOutcome,
+    ];
+    if (hardMs !== undefined && hardMs > 0) {
+      racers.push(new Promise<Outcome>((resolve) => timers.push(setTimeout(() => resolve({ kind: "hard", limitMs: hardMs }), hardMs))));
+    }
+    const outcome = await Promise.race(racers);
+    running.finished = true;
+    for (const t of timers) clearTimeout(t);
+    this.counters.inFlight--;
+    this.counters.processed++;
+    const runtimeMs = Date.now() - started;
+
+    switch (outcome.kind) {
+      case "ok":
+        return this.onSuccess(delivery, env, reg, outcome.value, runtimeMs, acksLate);
+      case "error":
+        if (outcome.error instanceof Retry) return this.onRetry(delivery, env, reg, outcome.error, acksLate);
+        if (outcome.error instanceof Reject) return this.onReject(delivery, env, outcome.error);
+        return this.onFailure(delivery, env, reg, outcome.error, exceptionInfo(outcome.error), tracebackOf(outcome.error), runtimeMs, acksLate);
+      case "hard": {
+        // JS cannot kill a promise: the handler may still be running. It is abandoned, its
+        // slot is freed, and whatever it returns later is dropped.
+        const err = new TimeLimitExceeded(outcome.limitMs);
+        controller.abort(err);
+        this.log("error", `hard time limit (${outcome.limitMs / 1000}s) exceeded for ${h.task}[${h.id}]; task abandoned`, { taskId: h.id, task: h.task });
+        return this.onFailure(delivery, env, reg, err, exceptionInfo(err), null, runtimeMs, acksLate);
+      }
+      case "forced":
+        controller.abort(new WorkerShutdownError());
+        return this.onForced(delivery, env, reg, acksLate);
+    }
+  }
+
+  private contextFor(env: TaskEnvelope, delivery: Delivery, signal: AbortSignal): TaskContext {
+    const h = env.headers;
+    return {
+      id: h.id,
+      name: h.task,
+      retries: h.retries,
+      eta: parseCeleryDate(h.eta),
+      expires: parseCeleryDate(h.expires),
+      kwargs: env.kwargs,
+      headers: delivery.message.headers,
+      rootId: h.rootId ?? h.id,
+      parentId: h.parentId,
+      groupId: h.group,
+      hostname: this.hostname,
+      delivery: {
+        queue: delivery.queue,
+        redelivered: delivery.redelivered,
+        deliveryCount: delivery.deliveryCount,
+        priority: env.properties.priority,
+      },
+      signal,
+      retry: (options) => retryError(options),
+    };
+  }
+
+  private async onSuccess(delivery: Delivery, env: TaskEnvelope, reg: Registered, value: unknown, runtimeMs: number, acksLate: boolean): Promise<void> {
+    const h = env.headers;
+    const result = value === undefined ? null : value;
+    try {
+      // Celery sends callbacks and the next chain step before it stores SUCCESS.
+      await this.publishContinuations(env, result);
+    } catch (err) {
+      // The workflow cannot continue; Celery reports this as an internal error of the task.
+      this.log("error", `could not publish the callbacks of ${h.task}[${h.id}]`, { taskId: h.id, task: h.task, error: describe(err) });
+      return this.onFailure(delivery, env, reg, err, exceptionInfo(err), tracebackOf(err), runtimeMs, acksLate);
+    }
+    this.counters.succeeded++;
+    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "SUCCESS", result, null));
+    if (acksLate) await this.settle(delivery, "ack");
+    this.emit({ type: "task-succeeded", taskId: h.id, task: h.task, runtimeMs });
+    this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });
+  }
+
+  private async onFailure(
+    delivery: Delivery,
+    env: TaskEnvelope,
+    reg: Registered,
+    err: unknown,
+    info: ExceptionInfo,
+    traceback: string | null,
+    runtimeMs: number | null,
+    acksLate: boolean,
+  ): Promise<void> {
+    const h = env.headers;
+    this.counters.failed++;
+    if (this.shouldStore(env, reg)) {
+      await this.store(this.meta(env, "FAILURE", info, traceback));
+      // Like Celery, fail the chain steps that already have ids, so a client waiting on the
+      // chain's last result does not wait forever.
+      for (const step of env.embed.chain ?? []) {
+        const stepId = step.options["task_id"];
+        if (typeof stepId === "string") await this.store({ ...this.meta(env, "FAILURE", info, traceback), task_id: stepId, parent_id: h.id });
+      }
+    }
+    await this.publishErrbacks(env);
+    // Celery's acks_on_failure_or_timeout defaults to true: a failed task is done with.
+    if (acksLate) await this.settle(delivery, "ack");
+    this.emit({ type: "task-failed", taskId: h.id, task: h.task, excType: info.exc_type, runtimeMs });
+    this.log("error", `Task ${h.task}[${h.id}] raised unexpected: ${info.exc_type}(${info.exc_message.map((m) => JSON.stringify(m)).join(", ")})`, {
+      taskId: h.id,
+      task: h.task,
+      excType: info.exc_type,
+      stack: traceback ?? (err instanceof Error ? err.stack : undefined),
+    });
+  }
+
+  private async onRetry(delivery: Delivery, env: TaskEnvelope, reg: Registered, retry: Retry, acksLate: boolean): Promise<void> {
+    const h = env.headers;
+    const retries = h.retries + 1;
+    const maxRetries = retry.maxRetries ?? reg.options.maxRetries ?? DEFAULT_MAX_RETRIES;
+    if (retries > maxRetries) {
+      // Celery re-raises the error the retry was about, if it had one.
+      const cause = retry.cause;
+      if (cause instanceof Error && !(cause instanceof Retry)) {
+        return this.onFailure(delivery, env, reg, cause, exceptionInfo(cause), tracebackOf(cause), null, acksLate);
+      }
+      const msg = `Can't retry ${h.task}[${h.id}] args:${safeJson(env.args)} kwargs:${safeJson(env.kwargs)}`;
+      return this.onFailure(delivery, env, reg, retry, celeryException("MaxRetriesExceededError", [msg]), tracebackOf(retry), null, acksLate);
+    }
+
+    const delayMs = retryDelayMs(reg.options, retry.countdownMs, h.retries);
+    const next: TaskEnvelope = { ...env, headers: { ...h, retries, eta: formatEta(new Date(Date.now() + delayMs)) } };
+    const { transport } = this.opts;
+    try {
+      const codec = this.codecs?.get(delivery.message.contentType) ?? celeryJsonCodec;
+      const delayed = transport.capabilities.delayedDelivery && delayMs > 0;
+      await transport.publish(delivery.queue, codec.encode(next), delayed ? { delayMs } : {});
+    } catch (err) {
+      this.log("error", `could not re-send ${h.task}[${h.id}] for retry`, { taskId: h.id, task: h.task, error: describe(err) });
+      return this.onFailure(delivery, env, reg, err, exceptionInfo(err), tracebackOf(err), null, acksLate);
+    }
+    this.counters.retried++;
+    if (this.shouldStore(env, reg)) {
+      const info = retry.cause !== undefined ? exceptionInfo(retry.cause) : celeryException("Retry", [`Retry in ${delayMs / 1000}s`]);
+      await this.store(this.meta(env, "RETRY", info, tracebackOf(retry.cause ?? retry)));
+    }
+    if (acksLate) await this.settle(delivery, "ack");
+    this.emit({ type: "task-retried", taskId: h.id, task: h.task, retries, delayMs });
+    this.log("info", `Task ${h.task}[${h.id}] retry: Retry in ${delayMs / 1000}s`, { taskId: h.id, task: h.task, retries, delayMs });
+  }
+
+  private async onReject(delivery: Delivery, env: TaskEnvelope, reject: Reject): Promise<void> {
+    const h = env.headers;
+    this.counters.rejected++;
+    if (delivery.settled) {
+      this.log("warn", `Task ${h.task}[${h.id}] raised Reject but its message was already acked (early ack); set acksLate for Reject to act`, { taskId: h.id, task: h.task });
+    } else if (reject.requeue) {
+      await this.settle(delivery, "nack");
+    } else {
+      await this.settle(delivery, "reject", `Reject: ${reject.message}`);
+    }
+    this.emit({ type: "task-rejected", taskId: h.id, task: h.task, reason: reject.message, requeue: reject.requeue });
+    this.log("warn", `Task ${h.task}[${h.id}] rejected: ${reject.message}`, { taskId: h.id, task: h.task, requeue: reject.requeue });
+  }
+
+  private async onForced(delivery: Delivery, env: TaskEnvelope, reg: Registered, acksLate: boolean): Promise<void> {
+    const h = env.headers;
+    if (acksLate) {
+      // Not acked yet, so the broker gets it back and another worker runs it from the start.
+      await this.settle(delivery, "nack");
+      this.log("warn", `Task ${h.task}[${h.id}] still running at shutdown; requeued (acks late)`, { taskId: h.id, task: h.task });
+      return;
+    }
+    // Acked before it ran: nobody will run it again, so say so instead of leaving it PENDING.
+    this.counters.failed++;
+    const info = celeryException("WorkerLostError", ["Worker exited prematurely: shutdown grace time expired"], "billiard.exceptions");
+    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "FAILURE", info, null));
+    this.emit({ type: "task-failed", taskId: h.id, task: h.task, excType: info.exc_type, runtimeMs: null });
+    this.log("error", `Task ${h.task}[${h.id}] abandoned at shutdown (acked early, will not run again)`, { taskId: h.id, task: h.task });
+  }
+
+  // ---- messages that never run -----------------------------------------------------------
+
+  private async onMalformed(delivery: Delivery, err: unknown): Promise<void> {
+    const reason = err instanceof Error ? err.message : String(err);
+    const rawId = delivery.message.headers["id"];
+    const id = typeof rawId === "string" && rawId !== "" ? rawId : null;
+    const rawTask = delivery.message.headers["task"];
+    const task = typeof rawTask === "string" ? rawTask : null;
+    this.counters.rejected++;
+    await this.settle(delivery, "reject", `malformed message: ${reason}`);
+    this.log("error", `Received invalid task message: ${reason}. The message has been rejected.`, { taskId: id, task, queue: delivery.queue });
+    if (id !== null) {
+      await this.store({
+        status: "FAILURE",
+        result: celeryException("InvalidTaskError", [reason]),
+        traceback: null,
+        children: [],
+        date_done: formatDateDone(),
+        task_id: id,
+      });
+    }
+    this.emit({ type: "task-rejected", taskId: id, task, reason, requeue: false });
+  }
+
+  private async onUnknown(delivery: Delivery, env: TaskEnvelope): Promise<void> {
+    const { task: name, id } = env.headers;
+    this.counters.rejected++;
+    this.log(
+      "error",
+      `Received unregistered task of type ${JSON.stringify(name)}. The message has been ignored and discarded. Is the task registered on this worker (worker.register)?`,
+      { taskId: id, task: name, queue: delivery.queue },
+    );
+    await this.settle(delivery, "reject", `NotRegistered: ${name}`);
+    // Stored unconditionally, as Celery does: the sender must learn that nobody runs it here.
+    await this.store(this.meta(env, "FAILURE", celeryException("NotRegistered", [name]), null));
+    this.emit({ type: "task-rejected", taskId: id, task: name, reason: `NotRegistered: ${name}`, requeue: false });
+  }
+
+  private isExpired(env: TaskEnvelope): boolean {
+    const expires = parseCeleryDate(env.headers.expires);
+    return expires !== null && Date.now() >= expires.getTime();
+  }
+
+  private async revoke(delivery: Delivery, env: TaskEnvelope, reg: Registered): Promise<void> {
+    const { task: name, id } = env.headers;
+    this.counters.revoked++;
+    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "REVOKED", celeryException("TaskRevokedError", ["expired"]), null));
+    await this.settle(delivery, "ack");
+    this.emit({ type: "task-revoked", taskId: id, task: name, expired: true });
+    this.log("info", `Discarding revoked task: ${name}[${id}] (expired)`, { taskId: id, task: name, expires: env.headers.expires });
+  }
+
+  // ---- follow-up tasks -------------------------------------------------------------------
+
+  private async publishContinuations(env: TaskEnvelope, result: unknown): Promise<void> {
+    for (const sig of env.embed.callbacks ?? []) await this.publishSignature(env, sig, [result], null);
+    const chain = env.embed.chain;
+    if (chain && chain.length > 0) {
+      const rest = chain.slice(0, -1);
+      await this.publishSignature(env, chain[chain.length - 1]!, [result], rest.length > 0 ? rest : null);
+    }
+  }
+
+  /**
+   * Errbacks are called the old way, as a task with the failed task's id as its only argument
+   * (what Celery does for any errback that does not take (request, exc, traceback)).
+   */
+  private async publishErrbacks(env: TaskEnvelope): Promise<void> {
+    for (const sig of env.embed.errbacks ?? []) {
+      try {
+        await this.publishSignature(env, sig, [env.headers.id], null);
+      } catch (err) {
+        this.log("error", `could not publish errback ${sig.task} of ${env.headers.task}[${env.headers.id}]`, { taskId: env.headers.id, error: describe(err) });
+      }
+    }
+  }
+
+  private async publishSignature(env: TaskEnvelope, sig: Parameters<typeof followUps>[0], value: unknown[], chain: Parameters<typeof followUps>[3]): Promise<void> {
+    const h = env.headers;
+    const made = followUps(sig, value, { parentId: h.id, rootId: h.rootId ?? h.id, defaultQueue: this.queues[0]!, now: new Date() }, chain ?? null);
+    if (typeof made === "string") {
+      this.log("error", `skipping callback ${sig.task} of ${h.task}[${h.id}]: ${made}`, { taskId: h.id, task: h.task });
+      return;
+    }
+    const { transport } = this.opts;
+    for (const f of made) {
+      const delayed = transport.capabilities.delayedDelivery && f.delayMs > 0;
+      await transport.publish(f.queue, celeryJsonCodec.encode(f.envelope), delayed ? { delayMs: f.delayMs } : {});
+    }
+  }
+
+  // ---- results and settlement ------------------------------------------------------------
+
+  private shouldStore(env: TaskEnvelope, reg: Registered): boolean {
+    return this.opts.resultBackend !== null && !env.headers.ignoreResult && !reg.options.ignoreResult;
+  }
+
+  private meta(env: TaskEnvelope, status: TaskState, result: unknown, traceback: string | null): ResultMeta {
+    const h = env.headers;
+    const ready = status === "SUCCESS" || status === "FAILURE" || status === "REVOKED";
+    return {
+      status,
+      result,
+      traceback,
+      children: [],
+      date_done: ready ? formatDateDone() : null,
+      task_id: h.id,
+      ...(h.group ? { group_id: h.group } : {}),
+      ...(h.parentId ? { parent_id: h.parentId } : {}),
+    };
+  }
+
+  private async store(meta: ResultMeta): Promise<void> {
+    const backend = this.opts.resultBackend;
+    if (!backend) return;
+    try {
+      await backend.store(meta);
+    } catch (err) {
+      this.log("error", `could not store ${meta.status} for task ${meta.task_id}`, { taskId: meta.task_id, error: describe(err) });
+    }
+  }
+
+  private async settle(delivery: Delivery, how: "ack" | "nack" | "reject", reason = ""): Promise<void> {
+    if (delivery.settled) return;
+    try {
+      if (how === "ack") await delivery.ack();
+      else if (how === "nack") await delivery.nack({ requeue: true });
+      else await delivery.reject(reason);
+    } catch (err) {
+      this.log("warn", `could not ${how} a message`, { queue: delivery.queue, error: describe(err) });
+    }
+  }
+
+  /** Returns a message that never started to the broker, for another worker or a later run. */
+  private async giveBack(delivery: Delivery): Promise<void> {
+    await this.settle(delivery, "nack");
+  }
+
+  private extendHeld(): void {
+    for (const job of this.jobs) {
+      if (job.delivery.settled) continue;
+      job.delivery.extend(this.opts.visibilityExtensionMs).catch((err: unknown) => {
+        this.log("debug", "could not extend visibility", { queue: job.delivery.queue, error: describe(err) });
+      });
+    }
+  }
+
+  private emit(event: WorkerEvent): void {
+    const hook = this.opts.onEvent;
+    if (!hook) return;
+    try {
+      hook(event);
+    } catch (err) {
+      this.log("warn", "onEvent hook threw", { event: event.type, error: describe(err) });
+    }
+  }
+
+  // ---- shutdown --------------------------------------------------------------------------
+
+  private async shutdown(graceMs: number): Promise<void> {
+    this.currentState = "stopping";
+    this.log("info", "worker stopping", { inFlight: this.counters.inFlight, held: this.jobs.size });
+    // Everything waiting (ETA, rate limit, a free slot) gives its message back.
+    this.stopController.abort(new WorkerShutdownError());
+    this.wakeLoop?.();
+    try {
+      await this.consumer?.stop();
+    } catch (err) {
+      this.log("warn", "consumer did not stop cleanly", { error: describe(err) });
+    }
+    await this.loopDone;
+    if ((this.currentState as WorkerState) === "failed") return;
+    this.currentState = "draining";
+
+    const force = new Promise<void>((resolve) => (this.forceNow = resolve));
+    if (this.jobs.size > 0) {
+      await Promise.race([this.drained(), sleep(graceMs), force]);
+    }
+    if (this.jobs.size > 0) {
+      this.log("warn", "shutdown grace time over; abandoning running tasks", { running: this.counters.inFlight });
+      this.forceAll();
+      await Promise.race([this.drained(), sleep(SETTLE_AFTER_FORCE_MS)]);
+    }
+    this.finish();
+    this.currentState = "stopped";
+    this.log("info", "worker stopped", { counters: { ...this.counters } });
+    this.resolveClosed();
+  }
+
+  private forceAll(): void {
+    for (const job of this.jobs) if (job.running && !job.running.finished) job.running.force();
+  }
+
+  private drained(): Promise<void> {
+    if (this.jobs.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.wakeDrain = () => {
+        this.wakeDrain = null;
+        resolve();
+      };
+    });
+  }
+
+  private finish(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  private fail(err: unknown): void {
+    if (this.currentState === "stopped" || this.currentState === "failed") return;
+    this.currentState = "failed";
+    this.log("error", "consumer failed; worker stopped", { error: describe(err), stack: tracebackOf(err) });
+    this.stopController.abort(new WorkerShutdownError());
+    this.forceAll();
+    this.finish();
+    this.rejectClosed(CeleriacError.from(err, "connection"));
+  }
+}
+
+/** Celery's retry delay: the explicit countdown, else exponential backoff, else the default. */
+export function retryDelayMs(options: TaskOptions, countdownMs: number | undefined, retriesSoFar: number): number {
+  if (countdownMs !== undefined) return Math.max(0, countdownMs);
+  if (options.retryBackoffMs !== undefined && options.retryBackoffMs > 0) {
+    const cap = options.retryBackoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS;
+    const delay = Math.min(cap, options.retryBackoffMs * 2 ** retriesSoFar);
+    // Full jitter, as Celery's get_exponential_backoff_interval: anywhere in [0, delay].
+    return options.retryJitter ?? true ? Math.floor(Math.random() * (delay + 1)) : delay;
+  }
+  return options.defaultRetryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+}
+
+function safeJson(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? "null";
+  } catch {
+    return String(v);
+  }
+}
