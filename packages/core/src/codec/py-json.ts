@@ -1,0 +1,382 @@
+/**
+ * JSON as Python's `json` module writes and reads it, which is what kombu uses for Celery messages
+ * (kombu 5.2 `kombu.utils.json.dumps` is `json.dumps` with its defaults: separators `", "` and
+ * `": "`, `ensure_ascii=True`, `allow_nan=True`).
+ *
+ * Writing byte-for-byte like Python keeps message bodies identical whichever side produced them,
+ * which matters for golden tests, content hashing and for humans diffing queues. Reading like
+ * Python means accepting `NaN`/`Infinity` and keeping integers beyond 2^53 exact (as `bigint`).
+ *
+ * The one thing JS cannot reproduce: Python's `3.0` and `3` are different types, a JS number is
+ * not. An integral float decodes to a plain number and is written back as an int (`3`). Numbers
+ * that are integral but beyond the safe-integer range are written as Python floats, since they
+ * can only have come from floating-point arithmetic (exact big integers are `bigint`s).
+ * See docs/json-dialect.md.
+ */
+import { CeleriacError } from "../errors.js";
+
+/** Deeper nesting is refused in both directions; Python's own decoder stops near 1000 too. */
+export const MAX_JSON_DEPTH = 1000;
+
+export interface PyStringifyOptions {
+  /**
+   * Called for every object that is neither an array nor a plain object (Date, Uint8Array, class
+   * instances, ...). Return a JSON-able replacement, or `undefined` to fall back to the default
+   * handling (`toJSON()` when present, own enumerable properties otherwise).
+   */
+  encodeSpecial?: (value: object) => unknown;
+}
+
+/**
+ * Python's `repr(float)`: shortest round-trip digits, fixed notation when the decimal exponent is
+ * in [-4, 16), scientific otherwise with a signed exponent of at least two digits
+ * (`1e-07`, `1e+16`, `1.5e+300`), and `.0` on integral values.
+ */
+export function formatPyFloat(n: number): string {
+  if (Number.isNaN(n)) return "NaN";
+  if (n === Infinity) return "Infinity";
+  if (n === -Infinity) return "-Infinity";
+  if (n === 0) return Object.is(n, -0) ? "-0.0" : "0.0";
+  const sign = n < 0 ? "-" : "";
+  // toExponential() without an argument yields the shortest digits that round-trip, as repr does.
+  const exp = Math.abs(n).toExponential();
+  const eAt = exp.indexOf("e");
+  const digits = exp.slice(0, eAt).replace(".", "");
+  const e10 = Number(exp.slice(eAt + 1));
+  const decpt = e10 + 1; // position of the decimal point relative to the digit string
+  if (decpt > -4 && decpt <= 16) {
+    if (decpt <= 0) return `${sign}0.${"0".repeat(-decpt)}${digits}`;
+    if (decpt >= digits.length) return `${sign}${digits}${"0".repeat(decpt - digits.length)}.0`;
+    return `${sign}${digits.slice(0, decpt)}.${digits.slice(decpt)}`;
+  }
+  const mantissa = digits.length === 1 ? digits : `${digits[0]}.${digits.slice(1)}`;
+  const expSign = e10 < 0 ? "-" : "+";
+  const expDigits = String(Math.abs(e10)).padStart(2, "0");
+  return `${sign}${mantissa}e${expSign}${expDigits}`;
+}
+
+/** A JS number as Python would have written the value it stands for. */
+export function formatPyNumber(n: number): string {
+  if (Number.isSafeInteger(n) && !Object.is(n, -0)) return String(n);
+  return formatPyFloat(n);
+}
+
+const HEX = "0123456789abcdef";
+
+/** `json.dumps(s, ensure_ascii=True)` for one string: only printable ASCII stays literal. */
+export function quotePyString(s: string): string {
+  let out = '"';
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x20 && c <= 0x7e && c !== 0x22 && c !== 0x5c) continue;
+    if (i > start) out += s.slice(start, i);
+    start = i + 1;
+    switch (c) {
+      case 0x22: out += '\\"'; break;
+      case 0x5c: out += "\\\\"; break;
+      case 0x0a: out += "\\n"; break;
+      case 0x0d: out += "\\r"; break;
+      case 0x09: out += "\\t"; break;
+      case 0x08: out += "\\b"; break;
+      case 0x0c: out += "\\f"; break;
+      default:
+        // UTF-16 code units map 1:1 to Python's escapes, astral characters included (as pairs).
+        out += `\\u${HEX[(c >> 12) & 15]}${HEX[(c >> 8) & 15]}${HEX[(c >> 4) & 15]}${HEX[c & 15]}`;
+    }
+  }
+  if (start === 0) return `"${s}"`;
+  return out + s.slice(start) + '"';
+}
+
+function isPlainObject(v: object): boolean {
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * `json.dumps` as kombu 5.2 calls it. Follows `JSON.stringify` where Python has no equivalent:
+ * `undefined`, functions and symbols are skipped in objects and written as `null` in arrays.
+ * Throws `CeleriacError("invalid_argument")` on cycles, excessive depth, Map/Set, and on anything
+ * that has no JSON form.
+ */
+export function pyStringify(value: unknown, options: PyStringifyOptions = {}): string {
+  const stack: object[] = [];
+  const special = options.encodeSpecial;
+
+  const write = (v: unknown, inArray: boolean): string | undefined => {
+    switch (typeof v) {
+      case "string": return quotePyString(v);
+      case "number": return formatPyNumber(v);
+      case "bigint": return v.toString();
+      case "boolean": return v ? "true" : "false";
+      case "undefined":
+      case "function":
+      case "symbol":
+        return inArray ? "null" : undefined;
+      default: break;
+    }
+    if (v === null) return "null";
+    const obj = v as object;
+    if (stack.includes(obj)) throw new CeleriacError("invalid_argument", "cannot serialize a circular structure to JSON");
+    if (stack.length >= MAX_JSON_DEPTH) throw new CeleriacError("invalid_argument", `value nested deeper than ${MAX_JSON_DEPTH} levels`);
+    if (Array.isArray(obj)) {
+      stack.push(obj);
+      const parts: string[] = [];
+      for (let i = 0; i < obj.length; i++) parts.push(write(obj[i], true) ?? "null");
+      stack.pop();
+      return `[${parts.join(", ")}]`;
+    }
+    const plain = isPlainObject(obj);
+    const replaced = plain ? undefined : special?.(obj);
+    if (replaced !== undefined || typeof (obj as { toJSON?: unknown }).toJSON === "function") {
+      stack.push(obj);
+      const out = write(replaced !== undefined ? replaced : (obj as { toJSON: () => unknown }).toJSON(), inArray);
+      stack.pop();
+      return out;
+    }
+    if (!plain) {
+      if (obj instanceof Map || obj instanceof Set || ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer) {
+        throw new CeleriacError("invalid_argument", `cannot serialize ${obj.constructor.name} to JSON; convert it to a plain object, array or string first`);
+      }
+    }
+    stack.push(obj);
+    const parts: string[] = [];
+    for (const key of Object.keys(obj)) {
+      const item = write((obj as Record<string, unknown>)[key], false);
+      if (item !== undefined) parts.push(`${quotePyString(key)}: ${item}`);
+    }
+    stack.pop();
+    return `{${parts.join(", ")}}`;
+  };
+
+  const out = write(value, false);
+  if (out === undefined) throw new CeleriacError("invalid_argument", `cannot serialize ${typeof value} to JSON`);
+  return out;
+}
+
+// Text that JSON.parse would read differently from Python: NaN/Infinity (a syntax error for
+// JSON.parse), integers that may exceed 2^53, and an integer -0 (Python int 0, JS -0).
+const NEEDS_SLOW_PATH = /\d{16}|NaN|Infinity|-0(?![.\deE])/;
+
+function fail(message: string): never {
+  throw new CeleriacError("decode_failed", message);
+}
+
+/** Deepest array/object nesting in a JSON text, strings skipped. */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) max = depth;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
+/**
+ * `json.loads` as kombu calls it: accepts `NaN`, `Infinity` and `-Infinity`; integers outside the
+ * safe range become `bigint` (so 2**70 round-trips exactly), every other number a plain number.
+ * Throws `CeleriacError("decode_failed")` naming the problem and its offset.
+ */
+export function pyParse(text: string): unknown {
+  if (!NEEDS_SLOW_PATH.test(text)) {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      fail(`invalid JSON: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (text.length > 2 * MAX_JSON_DEPTH && nestingDepth(text) > MAX_JSON_DEPTH) {
+      fail(`invalid JSON: nested deeper than ${MAX_JSON_DEPTH} levels`);
+    }
+    return value;
+  }
+  return new Parser(text).parseDocument();
+}
+
+const NUMBER = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+
+class Parser {
+  private pos = 0;
+  private depth = 0;
+
+  constructor(private readonly text: string) {}
+
+  parseDocument(): unknown {
+    this.skipWs();
+    const value = this.parseValue();
+    this.skipWs();
+    if (this.pos < this.text.length) this.error("unexpected data after the JSON value");
+    return value;
+  }
+
+  private error(what: string): never {
+    fail(`invalid JSON at offset ${this.pos}: ${what}`);
+  }
+
+  private skipWs(): void {
+    const t = this.text;
+    while (this.pos < t.length) {
+      const c = t.charCodeAt(this.pos);
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+      this.pos++;
+    }
+  }
+
+  private parseValue(): unknown {
+    const t = this.text;
+    const c = t[this.pos];
+    switch (c) {
+      case "{": return this.parseObject();
+      case "[": return this.parseArray();
+      case '"': return this.parseString();
+      case "t": return this.literal("true", true);
+      case "f": return this.literal("false", false);
+      case "n": return this.literal("null", null);
+      case "N": return this.literal("NaN", NaN);
+      case "I": return this.literal("Infinity", Infinity);
+      case undefined: return this.error("unexpected end of input");
+      default:
+        if (c === "-" && t.startsWith("-Infinity", this.pos)) return this.literal("-Infinity", -Infinity);
+        if (c === "-" || (c >= "0" && c <= "9")) return this.parseNumber();
+        return this.error(`unexpected character ${JSON.stringify(c)}`);
+    }
+  }
+
+  private literal<T>(word: string, value: T): T {
+    if (!this.text.startsWith(word, this.pos)) this.error(`expected ${word}`);
+    this.pos += word.length;
+    return value;
+  }
+
+  private parseNumber(): number | bigint {
+    NUMBER.lastIndex = this.pos;
+    const m = NUMBER.exec(this.text);
+    if (!m) return this.error("malformed number");
+    this.pos += m[0].length;
+    const src = m[0];
+    if (m[1] === undefined && m[2] === undefined) {
+      // An int in Python. Up to 15 digits always fits a double exactly.
+      const digits = src[0] === "-" ? src.length - 1 : src.length;
+      if (digits <= 15) return src === "-0" ? 0 : Number(src);
+      const big = BigInt(src);
+      return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+    }
+    return Number(src);
+  }
+
+  private enter(): void {
+    if (++this.depth > MAX_JSON_DEPTH) this.error(`nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+
+  private parseArray(): unknown[] {
+    this.enter();
+    this.pos++;
+    const out: unknown[] = [];
+    this.skipWs();
+    if (this.text[this.pos] === "]") {
+      this.pos++;
+      this.depth--;
+      return out;
+    }
+    for (;;) {
+      this.skipWs();
+      out.push(this.parseValue());
+      this.skipWs();
+      const c = this.text[this.pos++];
+      if (c === "]") break;
+      if (c !== ",") {
+        this.pos--;
+        this.error("expected ',' or ']' in array");
+      }
+    }
+    this.depth--;
+    return out;
+  }
+
+  private parseObject(): Record<string, unknown> {
+    this.enter();
+    this.pos++;
+    const out: Record<string, unknown> = {};
+    this.skipWs();
+    if (this.text[this.pos] === "}") {
+      this.pos++;
+      this.depth--;
+      return out;
+    }
+    for (;;) {
+      this.skipWs();
+      if (this.text[this.pos] !== '"') this.error("expected a string key in object");
+      const key = this.parseString();
+      this.skipWs();
+      if (this.text[this.pos] !== ":") this.error("expected ':' after object key");
+      this.pos++;
+      this.skipWs();
+      const value = this.parseValue();
+      // Like JSON.parse: "__proto__" is an ordinary own key, never the prototype.
+      if (key === "__proto__") Object.defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true });
+      else out[key] = value;
+      this.skipWs();
+      const c = this.text[this.pos++];
+      if (c === "}") break;
+      if (c !== ",") {
+        this.pos--;
+        this.error("expected ',' or '}' in object");
+      }
+    }
+    this.depth--;
+    return out;
+  }
+
+  private parseString(): string {
+    const t = this.text;
+    this.pos++;
+    let out = "";
+    let start = this.pos;
+    for (;;) {
+      if (this.pos >= t.length) this.error("unterminated string");
+      const c = t.charCodeAt(this.pos);
+      if (c === 0x22) {
+        out += t.slice(start, this.pos);
+        this.pos++;
+        return out;
+      }
+      if (c < 0x20) this.error("control character in string");
+      if (c !== 0x5c) {
+        this.pos++;
+        continue;
+      }
+      out += t.slice(start, this.pos);
+      const e = t[this.pos + 1];
+      switch (e) {
+        case '"': out += '"'; break;
+        case "\\": out += "\\"; break;
+        case "/": out += "/"; break;
+        case "b": out += "\b"; break;
+        case "f": out += "\f"; break;
+        case "n": out += "\n"; break;
+        case "r": out += "\r"; break;
+        case "t": out += "\t"; break;
+        case "u": {
+          const hex = t.slice(this.pos + 2, this.pos + 6);
+          if (!/^[0-9a-fA-F]{4}$/.test(hex)) this.error("invalid \\u escape");
+          out += String.fromCharCode(parseInt(hex, 16));
+          this.pos += 4;
+          break;
+        }
+        default:
+          this.error("invalid escape in string");
+      }
+      this.pos += 2;
+      start = this.pos;
+    }
+  }
+}
