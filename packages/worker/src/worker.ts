@@ -327,6 +327,12 @@ class CeleriacWorker implements Worker {
     }
     try {
       if (stop.aborted) return await this.giveBack(delivery);
+      if (delivery.settled) {
+        // The broker took it back while it waited (visibility timeout without extension) and
+        // has handed it out again; running this copy too would run the task twice.
+        this.log("warn", `Task ${name}[${id}] was redelivered by the broker while waiting; skipping this copy`, { taskId: id, task: name });
+        return;
+      }
       // Celery checks again right before running: the message may have waited past it.
       if (this.isExpired(env)) return await this.revoke(delivery, env, reg);
       await this.execute(job, env, reg);
