@@ -70,6 +70,14 @@ function positive(where: string, name: string, value: number | undefined, fallba
   return value;
 }
 
+function readPayload(payload: string): WireMessage | null {
+  try {
+    return fromKombuEnvelope(JSON.parse(payload)).message;
+  } catch {
+    return null;
+  }
+}
+
 function clampPriority(p: number | undefined): number {
   if (p === undefined || !Number.isFinite(p)) return 0;
   return Math.min(9, Math.max(0, Math.round(p)));
@@ -244,8 +252,11 @@ export class SqliteTransport implements Transport {
     );
   }
 
-  /** Messages dead-lettered by `reject`, newest last (for inspection and tests). */
-  deadLetters(queue?: string): { messageId: number; queue: string; message: WireMessage; reason: string; deliveries: number; rejectedAt: Date }[] {
+  /**
+   * Messages dead-lettered by `reject` (or for an unreadable payload), oldest first, for
+   * inspection and tests. `message` is null when the stored payload is not a kombu envelope.
+   */
+  deadLetters(queue?: string): { messageId: number; queue: string; message: WireMessage | null; payload: string; reason: string; deliveries: number; rejectedAt: Date }[] {
     const rows = this.guard("read dead letters", () =>
       this.db
         .prepare<unknown[], { message_id: number; queue: string; payload: string; reason: string; deliveries: number; rejected_at: number }>(
@@ -256,7 +267,8 @@ export class SqliteTransport implements Transport {
     return rows.map((r) => ({
       messageId: r.message_id,
       queue: r.queue,
-      message: fromKombuEnvelope(JSON.parse(r.payload)).message,
+      message: readPayload(r.payload),
+      payload: r.payload,
       reason: r.reason,
       deliveries: r.deliveries,
       rejectedAt: new Date(r.rejected_at),
