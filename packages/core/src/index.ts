@@ -19,3 +19,7 @@ export { FileResultBackend, createFileResultBackend, fileResultBackendFromUrl, t
 export { toCeleryIso, toCeleryNaiveUtc, parseCeleryTime } from "./time.js";
 export { pyRepr, truncatedRepr } from "./py-repr.js";
 export { transportFromUrl, resultBackendFromUrl } from "./urls.js";
+export { createCeleryJsonCodec, kombuValueEncoder, reviveKombuTypes, pyIsoformat, type CeleryJsonCodecOptions, type KombuJsonDialect } from "./codec/celery-json.js";
+export { pyParse, pyStringify, formatPyFloat, MAX_JSON_DEPTH, type PyStringifyOptions } from "./codec/py-json.js";
+export { decompressMessage } from "./codec/index.js";
+export { stringifyKombuEnvelope, parseKombuEnvelope } from "./kombu-envelope.js";

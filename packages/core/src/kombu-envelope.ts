@@ -1,3 +1,5 @@
+import { kombuValueEncoder } from "./codec/celery-json.js";
+import { pyParse, pyStringify } from "./codec/py-json.js";
 import { CeleriacError } from "./errors.js";
 import type { WireMessage } from "./wire.js";
 
@@ -39,9 +41,11 @@ export function toKombuEnvelope(message: WireMessage, framing: KombuFraming): Ko
     ...(p.correlationId !== undefined ? { correlation_id: p.correlationId } : {}),
     ...(p.replyTo !== undefined ? { reply_to: p.replyTo } : {}),
     delivery_mode: p.deliveryMode ?? 2,
+    // kombu keeps the producer's properties first (expiration among them) and then adds
+    // delivery_info and priority in prepare_message.
+    ...(p.expiration !== undefined ? { expiration: p.expiration } : {}),
     delivery_info: { exchange: framing.exchange ?? "", routing_key: framing.routingKey },
     priority: framing.priority ?? p.priority ?? 0,
-    ...(p.expiration !== undefined ? { expiration: p.expiration } : {}),
     body_encoding: "base64",
     delivery_tag: framing.deliveryTag,
   };
@@ -67,8 +71,12 @@ export function fromKombuEnvelope(value: unknown): { message: WireMessage; deliv
   const bodyEncoding = props["body_encoding"];
   let bytes: Uint8Array;
   if (bodyEncoding === "base64") {
-    if (!/^[A-Za-z0-9+/=\s]*$/.test(body)) throw new CeleriacError("decode_failed", "kombu envelope body is not valid base64");
-    bytes = new Uint8Array(Buffer.from(body, "base64"));
+    // Python's b64decode (what kombu uses) rejects bad padding; Buffer.from would guess instead.
+    const compact = body.replace(/\s+/g, "");
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 !== 0) {
+      throw new CeleriacError("decode_failed", "kombu envelope body is not valid base64");
+    }
+    bytes = new Uint8Array(Buffer.from(compact, "base64"));
   } else if (bodyEncoding === undefined || bodyEncoding === null) {
     bytes = new TextEncoder().encode(body);
   } else {
@@ -77,6 +85,10 @@ export function fromKombuEnvelope(value: unknown): { message: WireMessage; deliv
   const headers = value["headers"];
   if (headers !== undefined && headers !== null && !isRecord(headers)) {
     throw new CeleriacError("decode_failed", "kombu envelope headers are not an object");
+  }
+  for (const key of ["content-type", "content-encoding"]) {
+    const v = value[key];
+    if (v !== undefined && v !== null && typeof v !== "string") throw new CeleriacError("decode_failed", `kombu envelope "${key}" is not a string`);
   }
   const info = isRecord(props["delivery_info"]) ? props["delivery_info"] : {};
   const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
@@ -99,4 +111,22 @@ export function fromKombuEnvelope(value: unknown): { message: WireMessage; deliv
   if (priority !== undefined) message.properties.priority = priority;
   if (expiration !== undefined) message.properties.expiration = expiration;
   return { message, deliveryTag: str(props["delivery_tag"]) ?? null, routingKey: str(info["routing_key"]) ?? null };
+}
+
+/**
+ * The envelope as kombu writes it into Redis, SQS and SQLite: Python's `json.dumps` output
+ * (separators ", " and ": ", ASCII-only), so Python-produced and Celeriac-produced entries have
+ * the same shape byte for byte.
+ */
+export function stringifyKombuEnvelope(envelope: KombuEnvelope): string {
+  return pyStringify(envelope, { encodeSpecial: kombuValueEncoder("kombu52") });
+}
+
+/**
+ * Parses envelope text read from a broker with Python-compatible JSON (NaN, big integers) and
+ * validates it like `fromKombuEnvelope`. Throws `CeleriacError("decode_failed")` on bad input.
+ */
+export function parseKombuEnvelope(text: string): { message: WireMessage; deliveryTag: string | null; routingKey: string | null } {
+  if (typeof text !== "string") throw new CeleriacError("decode_failed", "kombu envelope is not text");
+  return fromKombuEnvelope(pyParse(text));
 }

@@ -15,6 +15,7 @@ import {
   type TaskOptions,
   type TaskState,
 } from "@celeriac/core";
+import { setMaxListeners } from "node:events";
 import { followUps } from "./canvas.js";
 import { retryError, type TaskContext } from "./context.js";
 import { celeryException, describe, exceptionInfo, SoftTimeLimitExceeded, TimeLimitExceeded, tracebackOf, WorkerShutdownError } from "./errors.js";
@@ -153,6 +154,8 @@ class CeleriacWorker implements Worker {
     this.queues = opts.queues;
     this.codecs = opts.codecs;
     this.slots = new Semaphore(opts.concurrency);
+    // Every waiting message listens on the stop signal; hundreds of them are expected, not a leak.
+    setMaxListeners(0, this.stopController.signal);
     const logger = raw.silent ? null : (raw.logger ?? jsonLinesLogger());
     this.log = makeLog(logger, raw.logLevel ?? "info", { worker: opts.hostname });
     this.closed = new Promise<void>((resolve, reject) => {

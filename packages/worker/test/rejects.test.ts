@@ -1,0 +1,80 @@
+import { celeryJsonCodec, createEnvelope, defineTask, Reject } from "@celeriac/core";
+import { afterEach, describe, expect, it } from "vitest";
+import { harness, result, until, type Harness } from "./helpers.js";
+
+let h: Harness;
+afterEach(async () => h?.cleanup());
+
+describe("messages that cannot run", () => {
+  it("unknown task: FAILURE NotRegistered and the delivery dead-lettered, not requeued", async () => {
+    h = harness();
+    const w = h.worker().register("tasks.known", () => 1);
+    await w.start();
+    const id = await h.send("tasks.nobody_knows", { args: [1] });
+    const meta = await result(h, id);
+    expect(meta.status).toBe("FAILURE");
+    expect(meta.result).toEqual({ exc_type: "NotRegistered", exc_message: ["tasks.nobody_knows"], exc_module: "celery.exceptions" });
+    await until("dead-lettered", () => h.transport.deadLetters.length === 1);
+    expect(h.transport.deadLetters[0]!.message.headers["id"]).toBe(id);
+    expect(h.transport.deadLetters[0]!.reason).toContain("NotRegistered");
+    expect(h.transport.size("celery") + h.transport.inflightCount("celery")).toBe(0);
+    expect(h.logs.some((l) => l.level === "error" && l.msg.includes("unregistered task") && l.msg.includes("tasks.nobody_knows"))).toBe(true);
+    expect(w.counters.rejected).toBe(1);
+  });
+
+  it("malformed message: rejected with a readable reason, FAILURE when the id is readable, worker keeps serving", async () => {
+    h = harness();
+    const w = h.worker().register("tasks.ok", () => "fine");
+    await w.start();
+    const good = celeryJsonCodec.encode(createEnvelope({ task: "tasks.ok", id: "bad-1" }));
+    await h.transport.publish("celery", { ...good, body: new TextEncoder().encode("[[], {}, {") });
+    await h.transport.publish("celery", { ...good, headers: {}, contentType: "application/x-python-serialize" });
+    const id = await h.send("tasks.ok");
+    expect(await result(h, id)).toMatchObject({ status: "SUCCESS", result: "fine" });
+    await until("two rejected", () => h.transport.deadLetters.length === 2);
+    const reasons = h.transport.deadLetters.map((d) => d.reason);
+    expect(reasons[0]).toMatch(/malformed message: .*JSON/);
+    expect(reasons[1]).toMatch(/pickle/);
+    const failed = await h.backend.get("bad-1");
+    expect(failed?.status).toBe("FAILURE");
+    expect(failed?.result).toMatchObject({ exc_type: "InvalidTaskError", exc_module: "celery.exceptions" });
+    expect(w.state).toBe("running");
+  });
+
+  it("Reject in a late-ack task dead-letters the message; Reject with requeue runs it again", async () => {
+    h = harness();
+    const strict = defineTask("tasks.strict", { acksLate: true });
+    let attempts = 0;
+    const w = h
+      .worker()
+      .register(strict, (ctx) => {
+        if (ctx.kwargs["mode"] === "drop") throw new Reject("bad input");
+        attempts++;
+        if (!ctx.delivery.redelivered) throw new Reject("try later", { requeue: true });
+        return "second time";
+      });
+    await w.start();
+    const dropped = await h.send("tasks.strict", { kwargs: { mode: "drop" } });
+    await until("dead-lettered", () => h.transport.deadLetters.length === 1);
+    expect(h.transport.deadLetters[0]!.reason).toContain("bad input");
+    expect(h.transport.deadLetters[0]!.message.headers["id"]).toBe(dropped);
+    expect(await h.backend.get(dropped)).toBeNull();
+
+    const requeued = await h.send("tasks.strict");
+    expect(await result(h, requeued)).toMatchObject({ status: "SUCCESS", result: "second time" });
+    expect(attempts).toBe(2);
+    expect(w.counters.rejected).toBe(2);
+  });
+
+  it("Reject in an early-ack task cannot undo the ack: it is logged, nothing is dead-lettered", async () => {
+    h = harness();
+    const w = h.worker().register("tasks.early_reject", () => {
+      throw new Reject("too late");
+    });
+    await w.start();
+    const id = await h.send("tasks.early_reject");
+    await until("logged", () => h.logs.some((l) => l.taskId === id && /already acked/.test(l.msg)));
+    expect(h.transport.deadLetters).toHaveLength(0);
+    expect(h.transport.size("celery") + h.transport.inflightCount("celery")).toBe(0);
+  });
+});
