@@ -23,3 +23,4 @@ export { createCeleryJsonCodec, kombuValueEncoder, reviveKombuTypes, pyIsoformat
 export { pyParse, pyStringify, formatPyFloat, MAX_JSON_DEPTH, type PyStringifyOptions } from "./codec/py-json.js";
 export { decompressMessage } from "./codec/index.js";
 export { stringifyKombuEnvelope, parseKombuEnvelope } from "./kombu-envelope.js";
+export { protobufCodec, encodeResultMeta, decodeResultMeta, PROTOBUF_CONTENT_TYPE } from "./codec/protobuf.js";

@@ -4,8 +4,10 @@ import type { TaskEnvelope } from "../envelope.js";
 import type { WireMessage } from "../wire.js";
 import type { Codec } from "./codec.js";
 import { celeryJsonCodec } from "./celery-json.js";
+import { protobufCodec } from "./protobuf.js";
 
 export type { Codec } from "./codec.js";
+export { protobufCodec, encodeResultMeta, decodeResultMeta, PROTOBUF_CONTENT_TYPE } from "./protobuf.js";
 export { celeryJsonCodec, createCeleryJsonCodec, type CeleryJsonCodecOptions, type KombuJsonDialect } from "./celery-json.js";
 export { pyParse, pyStringify, formatPyFloat } from "./py-json.js";
 
@@ -14,6 +16,7 @@ const PICKLE = "application/x-python-serialize";
 /** Codecs by content type. Other codecs (protobuf) add one entry each. */
 export const defaultCodecs: ReadonlyMap<string, Codec> = new Map<string, Codec>([
   [celeryJsonCodec.contentType, celeryJsonCodec],
+  [protobufCodec.contentType, protobufCodec],
 ]);
 
 /**

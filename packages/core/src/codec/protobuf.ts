@@ -1,0 +1,494 @@
+/**
+ * The `application/x-protobuf` codec: the whole TaskEnvelope as one `celeriac.v1.TaskEnvelope`
+ * message (proto/celeriac/v1/envelope.proto). Python Celery cannot read it; it is for Celeriac to
+ * Celeriac traffic (and any other language that compiles the .proto), where it is smaller and
+ * keeps values JSON cannot: bigint, Uint8Array, Date, NaN/Infinity/-0, and None vs missing.
+ *
+ * The body is authoritative. The headers are also copied into `WireMessage.headers` under
+ * Celery's wire names only so that brokers, routing and tooling that inspect headers still see
+ * `task`, `id`, `eta` and so on; decode ignores them.
+ */
+import type { ResultMeta, Signature, TaskEmbed, TaskEnvelope, TaskState } from "../envelope.js";
+import { CeleriacError } from "../errors.js";
+import {
+  messages,
+  type Entry as PbEntry,
+  type Int64,
+  type ResultMeta as PbResultMeta,
+  type Signature as PbSignature,
+  type SignatureList as PbSignatureList,
+  type TaskEnvelope as PbTaskEnvelope,
+  type Value as PbValue,
+} from "../gen/celeriac/v1/envelope.js";
+import type { WireMessage } from "../wire.js";
+import type { Codec } from "./codec.js";
+
+export const PROTOBUF_CONTENT_TYPE = "application/x-protobuf";
+export const PROTOBUF_CONTENT_ENCODING = "binary";
+
+// ---------------------------------------------------------------------------------------------
+// Dynamic values
+
+const NULL: PbValue = { nullValue: 0 };
+const MS_PER_S = 1000;
+/**
+ * Most lists/dicts nested in one value. protobufjs, like protoc-generated parsers, refuses messages
+ * nested more than 100 deep; each list costs 2 message levels and each dict 3 (Value, MapValue,
+ * Entry), and a value inside a signature's kwargs already sits 5 levels down. 30 keeps every value
+ * the encoder writes readable by any protobuf reader with the default limit.
+ */
+export const MAX_VALUE_NESTING = 30;
+/** Date's range is +-8.64e15 ms; a timestamp outside it cannot become a Date. */
+const MAX_DATE_SECONDS = 8.64e12;
+
+function invalid(message: string): never {
+  throw new CeleriacError("invalid_argument", `protobuf encode: ${message}`);
+}
+
+function malformed(message: string): never {
+  throw new CeleriacError("decode_failed", `protobuf body is malformed: ${message}`);
+}
+
+function isPlainObject(v: object): boolean {
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * A JS value as a `Value`, or undefined for what JSON would drop (undefined, functions,
+ * symbols): lists turn those into null and dicts leave the key out, as JSON.stringify does.
+ * `path` holds the containers being encoded, to refuse cycles with a clear message.
+ */
+function toValue(v: unknown, path: Set<object>): PbValue | undefined {
+  switch (typeof v) {
+    case "string":
+      return { stringValue: v };
+    case "number":
+      // Only integers a JS number holds exactly go to int_value; -0 would lose its sign there.
+      if (Number.isSafeInteger(v) && !Object.is(v, -0)) return { intValue: v };
+      return { doubleValue: v };
+    case "boolean":
+      return { boolValue: v };
+    case "bigint":
+      // Always the arbitrary-precision form, so a bigint reads back as a bigint even when small.
+      return { bigIntValue: v.toString() };
+    case "undefined":
+    case "function":
+    case "symbol":
+      return undefined;
+    case "object":
+      break;
+  }
+  if (v === null) return NULL;
+  const obj = v as object;
+  if (obj instanceof Uint8Array) return { bytesValue: obj };
+  if (obj instanceof Date) {
+    const ms = obj.getTime();
+    if (Number.isNaN(ms)) invalid("cannot encode an invalid Date");
+    const seconds = Math.floor(ms / MS_PER_S);
+    return { timestampValue: { seconds, nanos: (ms - seconds * MS_PER_S) * 1_000_000 } };
+  }
+  if (path.has(obj)) invalid("cannot encode a circular structure");
+  if (path.size >= MAX_VALUE_NESTING) invalid(`values nest deeper than ${MAX_VALUE_NESTING} lists/dicts`);
+  path.add(obj);
+  try {
+    if (Array.isArray(obj)) {
+      return { listValue: { values: obj.map((item) => toValue(item, path) ?? NULL) } };
+    }
+    if (isPlainObject(obj)) return { mapValue: { entries: toEntries(obj as Record<string, unknown>, path) } };
+    // Class instances with toJSON (e.g. Decimal libraries) encode as JSON would encode them.
+    const toJSON = (obj as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") return toValue(toJSON.call(obj), path);
+    if (ArrayBuffer.isView(obj) || obj instanceof Map || obj instanceof Set) {
+      invalid(`cannot encode a ${obj.constructor.name}; use a Uint8Array, an array or a plain object`);
+    }
+    // Other objects: their own enumerable properties, like JSON.
+    return { mapValue: { entries: toEntries(obj as Record<string, unknown>, path) } };
+  } finally {
+    path.delete(obj);
+  }
+}
+
+function toEntries(record: Record<string, unknown>, path: Set<object> = new Set()): PbEntry[] {
+  const entries: PbEntry[] = [];
+  for (const key of Object.keys(record)) {
+    const value = toValue(record[key], path);
+    if (value !== undefined) entries.push({ key, value });
+  }
+  return entries;
+}
+
+function toValues(list: readonly unknown[]): PbValue[] {
+  const path = new Set<object>();
+  return list.map((item) => toValue(item, path) ?? NULL);
+}
+
+/** int64 as decoded (a Long, or a number when protobufjs has no Long) to number or bigint. */
+function fromInt64(v: Int64 | null | undefined): number | bigint {
+  if (v === null || v === undefined) return 0;
+  if (typeof v === "number") return v;
+  if (typeof v === "string") return toSafe(BigInt(v));
+  const { low, high } = v;
+  // Fast paths: values that fit in 32 bits, the common case.
+  if (high === 0 && low >= 0) return low;
+  if (high === -1 && low < 0) return low;
+  return toSafe(BigInt.asIntN(64, (BigInt(high >>> 0) << 32n) | BigInt(low >>> 0)));
+}
+
+function toSafe(b: bigint): number | bigint {
+  return b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b;
+}
+
+const BIG_INT = /^-?[0-9]+$/;
+
+function fromValue(v: PbValue | null | undefined): unknown {
+  if (v === null || v === undefined) malformed("a value is missing");
+  switch (v.kind) {
+    case "nullValue":
+      return null;
+    case "stringValue":
+      return v.stringValue;
+    case "intValue":
+      return fromInt64(v.intValue);
+    case "doubleValue":
+      return v.doubleValue;
+    case "boolValue":
+      return v.boolValue;
+    case "bigIntValue": {
+      const text = v.bigIntValue ?? "";
+      if (!BIG_INT.test(text)) malformed(`big_int_value ${JSON.stringify(text.slice(0, 40))} is not a decimal integer`);
+      return BigInt(text);
+    }
+    case "bytesValue":
+      // A copy: protobufjs hands out views into the whole received buffer.
+      return new Uint8Array(v.bytesValue ?? new Uint8Array(0));
+    case "timestampValue": {
+      const ts = v.timestampValue;
+      const seconds = Number(fromInt64(ts?.seconds));
+      const nanos = ts?.nanos ?? 0;
+      if (!(Math.abs(seconds) <= MAX_DATE_SECONDS)) malformed(`timestamp seconds ${seconds} is outside the Date range`);
+      if (!Number.isInteger(nanos) || nanos < 0 || nanos > 999_999_999) malformed(`timestamp nanos ${nanos} is outside 0..999999999`);
+      // Date has millisecond precision; finer nanos are truncated.
+      return new Date(seconds * MS_PER_S + Math.floor(nanos / 1_000_000));
+    }
+    case "listValue":
+      return (v.listValue?.values ?? []).map(fromValue);
+    case "mapValue":
+      return fromEntries(v.mapValue?.entries);
+    default:
+      return malformed("a value has no kind set");
+  }
+}
+
+function fromEntries(entries: readonly PbEntry[] | null | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (!entries) return out;
+  for (const e of entries) {
+    const key = e.key ?? "";
+    const value = fromValue(e.value);
+    // A plain assignment of "__proto__" would set the prototype instead of a key.
+    if (key === "__proto__") Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+    else out[key] = value;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelope
+
+function int32(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) invalid(`${name} must be a 32-bit integer, got ${v}`);
+  return v;
+}
+
+function toSignature(s: Signature): PbSignature {
+  const out: PbSignature = {
+    task: s.task,
+    args: toValues(s.args),
+    kwargs: toEntries(s.kwargs),
+    options: toEntries(s.options),
+    subtaskType: s.subtaskType,
+    immutable: s.immutable,
+  };
+  if (s.chordSize !== undefined) out.chordSize = { value: s.chordSize === null ? null : int32("chord_size", s.chordSize) };
+  return out;
+}
+
+function fromSignature(s: PbSignature): Signature {
+  const out: Signature = {
+    task: s.task ?? "",
+    args: (s.args ?? []).map(fromValue),
+    kwargs: fromEntries(s.kwargs),
+    options: fromEntries(s.options),
+    subtaskType: s.subtaskType ?? null,
+    immutable: s.immutable ?? false,
+  };
+  if (s.chordSize) out.chordSize = s.chordSize.value ?? null;
+  return out;
+}
+
+function toSignatureList(list: Signature[] | null): PbSignatureList | null {
+  return list === null ? null : { items: list.map(toSignature) };
+}
+
+function fromSignatureList(list: PbSignatureList | null | undefined): Signature[] | null {
+  return list ? (list.items ?? []).map(fromSignature) : null;
+}
+
+/** The envelope as a `celeriac.v1.TaskEnvelope` plain object (defaults left out to save bytes). */
+export function toProtoEnvelope(e: TaskEnvelope): PbTaskEnvelope {
+  const h = e.headers;
+  const p = e.properties;
+  const [hard, soft] = h.timelimit;
+  const embed: TaskEmbed = e.embed;
+  return {
+    headers: {
+      lang: h.lang,
+      task: h.task,
+      id: h.id,
+      shadow: h.shadow,
+      eta: h.eta,
+      expires: h.expires,
+      group: h.group,
+      groupIndex: h.groupIndex === null ? null : int32("group_index", h.groupIndex),
+      retries: int32("retries", h.retries),
+      timelimit: hard === null && soft === null ? null : { hard, soft },
+      rootId: h.rootId,
+      parentId: h.parentId,
+      argsrepr: h.argsrepr,
+      kwargsrepr: h.kwargsrepr,
+      origin: h.origin,
+      ignoreResult: h.ignoreResult,
+      replacedTaskNesting: int32("replaced_task_nesting", h.replacedTaskNesting),
+      stamps: toEntries(h.stamps),
+      extra: toEntries(h.extra),
+    },
+    properties: {
+      correlationId: p.correlationId,
+      replyTo: p.replyTo,
+      contentType: p.contentType,
+      contentEncoding: p.contentEncoding,
+      deliveryMode: int32("delivery_mode", p.deliveryMode),
+      priority: p.priority === null ? null : int32("priority", p.priority),
+      expiration: p.expiration,
+    },
+    args: toValues(e.args),
+    kwargs: toEntries(e.kwargs),
+    embed:
+      embed.callbacks === null && embed.errbacks === null && embed.chain === null && embed.chord === null
+        ? null
+        : {
+            callbacks: toSignatureList(embed.callbacks),
+            errbacks: toSignatureList(embed.errbacks),
+            chain: toSignatureList(embed.chain),
+            chord: embed.chord === null ? null : toSignature(embed.chord),
+          },
+  };
+}
+
+/** Reads a decoded `celeriac.v1.TaskEnvelope`; throws decode_failed when it is not a task. */
+export function fromProtoEnvelope(m: PbTaskEnvelope): TaskEnvelope {
+  const h = m.headers;
+  if (!h) malformed("TaskEnvelope has no headers");
+  if (!h.task) malformed("headers.task is missing or empty");
+  if (!h.id) malformed("headers.id is missing or empty");
+  const p = m.properties;
+  const tl = h.timelimit;
+  const embed = m.embed;
+  return {
+    headers: {
+      lang: h.lang ?? "",
+      task: h.task,
+      id: h.id,
+      shadow: h.shadow ?? null,
+      eta: h.eta ?? null,
+      expires: h.expires ?? null,
+      group: h.group ?? null,
+      groupIndex: h.groupIndex ?? null,
+      retries: h.retries ?? 0,
+      timelimit: [tl?.hard ?? null, tl?.soft ?? null],
+      rootId: h.rootId ?? null,
+      parentId: h.parentId ?? null,
+      argsrepr: h.argsrepr ?? null,
+      kwargsrepr: h.kwargsrepr ?? null,
+      origin: h.origin ?? null,
+      ignoreResult: h.ignoreResult ?? false,
+      replacedTaskNesting: h.replacedTaskNesting ?? 0,
+      stamps: fromEntries(h.stamps),
+      extra: fromEntries(h.extra),
+    },
+    properties: {
+      correlationId: p?.correlationId ?? "",
+      replyTo: p?.replyTo ?? "",
+      contentType: p?.contentType ?? "",
+      contentEncoding: p?.contentEncoding ?? "",
+      deliveryMode: p?.deliveryMode ?? 0,
+      priority: p?.priority ?? null,
+      expiration: p?.expiration ?? null,
+    },
+    args: (m.args ?? []).map(fromValue),
+    kwargs: fromEntries(m.kwargs),
+    embed: {
+      callbacks: fromSignatureList(embed?.callbacks),
+      errbacks: fromSignatureList(embed?.errbacks),
+      chain: fromSignatureList(embed?.chain),
+      chord: embed?.chord ? fromSignature(embed.chord) : null,
+    },
+  };
+}
+
+/** Celery's protocol v2 headers under their wire names, for brokers and tools that read them. */
+function wireHeaders(e: TaskEnvelope): Record<string, unknown> {
+  const h = e.headers;
+  const headers: Record<string, unknown> = {
+    lang: h.lang,
+    task: h.task,
+    id: h.id,
+    shadow: h.shadow,
+    eta: h.eta,
+    expires: h.expires,
+    group: h.group,
+    group_index: h.groupIndex,
+    retries: h.retries,
+    timelimit: [h.timelimit[0], h.timelimit[1]],
+    root_id: h.rootId,
+    parent_id: h.parentId,
+    argsrepr: h.argsrepr,
+    kwargsrepr: h.kwargsrepr,
+    origin: h.origin,
+    ignore_result: h.ignoreResult,
+  };
+  // Celery 5.3+ headers, written only when they say something (5.2 never sends them).
+  if (h.replacedTaskNesting !== 0) headers["replaced_task_nesting"] = h.replacedTaskNesting;
+  if (Object.keys(h.stamps).length > 0) headers["stamps"] = h.stamps;
+  for (const key of Object.keys(h.extra)) if (!(key in headers)) headers[key] = h.extra[key];
+  return headers;
+}
+
+/** Decodes protobuf bytes with one message type, turning every failure into decode_failed. */
+function decodeBytes<T>(what: string, decode: (bytes: Uint8Array) => T, bytes: Uint8Array): T {
+  try {
+    return decode(bytes);
+  } catch (err) {
+    // protobufjs throws RangeError ("index out of range") or Error ("invalid wire type ...").
+    throw new CeleriacError("decode_failed", `protobuf body is not a valid ${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Runs a conversion of decoded data, turning anything unexpected (e.g. stack overflow) into decode_failed. */
+function convert<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof CeleriacError) throw err;
+    throw new CeleriacError("decode_failed", `protobuf ${what} could not be read: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export const protobufCodec: Codec = {
+  contentType: PROTOBUF_CONTENT_TYPE,
+  encode(envelope: TaskEnvelope): WireMessage {
+    const p = envelope.properties;
+    return {
+      body: messages.TaskEnvelope.encode(toProtoEnvelope(envelope)),
+      contentType: PROTOBUF_CONTENT_TYPE,
+      contentEncoding: PROTOBUF_CONTENT_ENCODING,
+      headers: wireHeaders(envelope),
+      properties: {
+        correlationId: p.correlationId,
+        replyTo: p.replyTo,
+        deliveryMode: p.deliveryMode,
+        ...(p.priority !== null ? { priority: p.priority } : {}),
+        ...(p.expiration !== null ? { expiration: p.expiration } : {}),
+      },
+    };
+  },
+  decode(message: WireMessage): TaskEnvelope {
+    if (!(message.body instanceof Uint8Array)) throw new CeleriacError("decode_failed", "protobuf body is not bytes");
+    const decoded = decodeBytes("celeriac.v1.TaskEnvelope", messages.TaskEnvelope.decode, message.body);
+    return convert("TaskEnvelope", () => fromProtoEnvelope(decoded));
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Result metas
+
+const META_KEYS = new Set(["status", "result", "traceback", "children", "date_done", "task_id", "group_id", "parent_id"]);
+
+/** Celery's serialized exception, exactly `{exc_type, exc_message, exc_module}` in that order. */
+function asExceptionInfo(v: unknown): { excType: string; excMessage: unknown[]; excModule: string | null } | null {
+  if (typeof v !== "object" || v === null || Array.isArray(v) || !isPlainObject(v)) return null;
+  const keys = Object.keys(v);
+  if (keys.length !== 3 || keys[0] !== "exc_type" || keys[1] !== "exc_message" || keys[2] !== "exc_module") return null;
+  const r = v as Record<string, unknown>;
+  const excType = r["exc_type"];
+  const excMessage = r["exc_message"];
+  const excModule = r["exc_module"];
+  if (typeof excType !== "string" || !Array.isArray(excMessage)) return null;
+  if (excModule !== null && typeof excModule !== "string") return null;
+  return { excType, excMessage, excModule };
+}
+
+/** A result meta as a `celeriac.v1.ResultMeta` plain object. */
+export function toProtoResultMeta(meta: ResultMeta): PbResultMeta {
+  const out: PbResultMeta = {
+    status: meta.status,
+    traceback: meta.traceback,
+    children: toValues(meta.children),
+    dateDone: meta.date_done,
+    taskId: meta.task_id,
+  };
+  const exc = asExceptionInfo(meta.result);
+  if (exc) {
+    out.exception = { excType: exc.excType, excMessage: toValues(exc.excMessage), excModule: exc.excModule };
+  } else if (meta.result !== undefined) {
+    out.result = toValue(meta.result, new Set()) ?? NULL;
+  }
+  if (meta.group_id !== undefined) out.groupId = { value: meta.group_id };
+  if (meta.parent_id !== undefined) out.parentId = { value: meta.parent_id };
+  const extra: Record<string, unknown> = {};
+  for (const key of Object.keys(meta)) if (!META_KEYS.has(key)) extra[key] = meta[key];
+  out.extra = toEntries(extra);
+  return out;
+}
+
+export function fromProtoResultMeta(m: PbResultMeta): ResultMeta {
+  if (!m.taskId) malformed("ResultMeta.task_id is missing or empty");
+  if (!m.status) malformed("ResultMeta.status is missing or empty");
+  const meta: ResultMeta = {
+    status: m.status as TaskState,
+    result: null,
+    traceback: m.traceback ?? null,
+    children: (m.children ?? []).map(fromValue),
+    date_done: m.dateDone ?? null,
+    task_id: m.taskId,
+  };
+  if (m.outcome === "exception" && m.exception) {
+    const e = m.exception;
+    meta.result = { exc_type: e.excType ?? "", exc_message: (e.excMessage ?? []).map(fromValue), exc_module: e.excModule ?? null };
+  } else if (m.outcome === "result") {
+    meta.result = fromValue(m.result);
+  } else {
+    delete (meta as { result?: unknown }).result;
+  }
+  if (m.groupId) meta.group_id = m.groupId.value ?? null;
+  if (m.parentId) meta.parent_id = m.parentId.value ?? null;
+  const extra = fromEntries(m.extra);
+  for (const key of Object.keys(extra)) {
+    if (META_KEYS.has(key)) malformed(`ResultMeta.extra repeats the key ${JSON.stringify(key)}`);
+    Object.defineProperty(meta, key, { value: extra[key], enumerable: true, writable: true, configurable: true });
+  }
+  return meta;
+}
+
+/** Serializes a result meta as a protobuf `celeriac.v1.ResultMeta`. */
+export function encodeResultMeta(meta: ResultMeta): Uint8Array {
+  return messages.ResultMeta.encode(toProtoResultMeta(meta));
+}
+
+/** Parses a protobuf `celeriac.v1.ResultMeta`; malformed bytes throw CeleriacError("decode_failed"). */
+export function decodeResultMeta(bytes: Uint8Array): ResultMeta {
+  if (!(bytes instanceof Uint8Array)) throw new CeleriacError("decode_failed", "protobuf result meta is not bytes");
+  const decoded = decodeBytes("celeriac.v1.ResultMeta", messages.ResultMeta.decode, bytes);
+  return convert("ResultMeta", () => fromProtoResultMeta(decoded));
+}

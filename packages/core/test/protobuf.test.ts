@@ -1,0 +1,537 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { celeryJsonCodec } from "../src/codec/celery-json.js";
+import { decodeTask, defaultCodecs } from "../src/codec/index.js";
+import {
+  decodeResultMeta,
+  encodeResultMeta,
+  MAX_VALUE_NESTING,
+  PROTOBUF_CONTENT_TYPE,
+  protobufCodec,
+} from "../src/codec/protobuf.js";
+import { createEnvelope, type ResultMeta, type Signature, type TaskEnvelope } from "../src/envelope.js";
+import { CeleriacError } from "../src/errors.js";
+import { messages } from "../src/gen/celeriac/v1/envelope.js";
+import type { WireMessage } from "../src/wire.js";
+
+const repo = fileURLToPath(new URL("../../../", import.meta.url));
+
+function roundTrip(e: TaskEnvelope): TaskEnvelope {
+  const wire = protobufCodec.encode(e);
+  // Through a fresh buffer, as a transport would hand it over.
+  return protobufCodec.decode({ ...wire, body: new Uint8Array(Array.from(wire.body)) });
+}
+
+function expectDecodeFailed(fn: () => unknown): CeleriacError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(CeleriacError);
+    expect((err as CeleriacError).code).toBe("decode_failed");
+    return err as CeleriacError;
+  }
+  throw new Error("expected decode_failed, nothing was thrown");
+}
+
+function protoMessage(body: Uint8Array): WireMessage {
+  return { body, contentType: PROTOBUF_CONTENT_TYPE, contentEncoding: "binary", headers: {}, properties: {} };
+}
+
+/** A task message as Celery's `add.apply_async((2, 3), countdown=10)` would send it. */
+function typicalEnvelope(): TaskEnvelope {
+  const id = "9b5cbb2c-6c6b-4d7a-9f22-3f1d0b6c1a10";
+  return createEnvelope({
+    task: "proj.tasks.add",
+    id,
+    args: [2, 3],
+    kwargs: { debug: false },
+    headers: {
+      eta: "2026-12-01T04:00:10.123456+00:00",
+      argsrepr: "(2, 3)",
+      kwargsrepr: "{'debug': False}",
+      origin: "gen12345@worker-host",
+      timelimit: [null, null],
+    },
+    properties: { replyTo: "5a1c3b5e-8a55-3d2b-9a4f-8f1c7d0e2b11", priority: 5 },
+  });
+}
+
+const sig = (task: string, extra: Partial<Signature> = {}): Signature => ({
+  task,
+  args: [],
+  kwargs: {},
+  options: {},
+  subtaskType: null,
+  immutable: false,
+  ...extra,
+});
+
+/** Every header and property off its default, every embed member used. */
+function fullEnvelope(): TaskEnvelope {
+  const proto: Record<string, unknown> = {};
+  Object.defineProperty(proto, "__proto__", { value: "own key", enumerable: true, writable: true, configurable: true });
+  return createEnvelope({
+    task: "proj.tasks.everything",
+    id: "id-1",
+    args: [
+      0,
+      -1,
+      2 ** 40,
+      Number.MAX_SAFE_INTEGER,
+      -Number.MAX_SAFE_INTEGER,
+      2 ** 60, // an integral double beyond 2^53 stays a double
+      1.5,
+      -0,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      0n,
+      5n,
+      -(2n ** 63n),
+      2n ** 200n,
+      -(3n ** 99n),
+      "",
+      "héllo wörld ✓ 𝄞",
+      true,
+      false,
+      null,
+      new Uint8Array([0, 1, 2, 255]),
+      new Uint8Array(0),
+      new Date("2026-12-01T04:00:10.123Z"),
+      new Date(-1), // before the epoch: seconds -1, nanos 999,000,000
+      [],
+      [[1, [2, [3, "x"]]], {}],
+      { nested: { deeper: { list: [1n, null, "s"] } }, "": "empty key", "with space": 1 },
+    ],
+    kwargs: { when: "2026-12-01T04:00:10.123456+00:00", none: null, obj: proto, bytes: new Uint8Array([7]) },
+    headers: {
+      lang: "ts",
+      shadow: "shadow-name",
+      eta: "2026-12-01T04:00:10.123456+00:00",
+      expires: "", // present but empty is not None
+      group: "g-1",
+      groupIndex: 0, // 0 is not None
+      retries: 3,
+      timelimit: [30, 25.5],
+      rootId: "root-1",
+      parentId: "parent-1",
+      argsrepr: "(...)",
+      kwargsrepr: "{...}",
+      origin: "gen1@host",
+      ignoreResult: true,
+      replacedTaskNesting: 2,
+      stamps: { stamp: ["a", "b"], n: 1 },
+      extra: { stamped_headers: ["stamp"], custom: { big: 12345678901234567890n } },
+    },
+    properties: {
+      correlationId: "corr-1",
+      replyTo: "reply-q",
+      contentType: "application/json",
+      contentEncoding: "utf-8",
+      deliveryMode: 1,
+      priority: 0,
+      expiration: "60000",
+    },
+    embed: {
+      callbacks: [sig("cb", { args: [1], options: { queue: "q1", countdown: 2.5 }, immutable: true })],
+      errbacks: [], // [] is not None
+      chain: [sig("step3"), sig("step2", { kwargs: { k: "v" }, subtaskType: "chain" })],
+      chord: sig("body", { chordSize: 3, subtaskType: "chord" }),
+    },
+  });
+}
+
+describe("protobuf codec: round trips", () => {
+  it("round-trips a typical Celery task message exactly", () => {
+    const e = typicalEnvelope();
+    expect(roundTrip(e)).toStrictEqual(e);
+  });
+
+  it("round-trips every field, with bigint, bytes, dates, NaN, -0 and None vs missing", () => {
+    const e = fullEnvelope();
+    const back = roundTrip(e);
+    expect(back).toStrictEqual(e);
+    // Type fidelity that toStrictEqual alone would not spell out.
+    const args = back.args;
+    expect(typeof args[2]).toBe("number");
+    expect(Object.is(args[7], -0)).toBe(true);
+    expect(Number.isNaN(args[8])).toBe(true);
+    expect(args[12]).toBe(5n);
+    expect(args[14]).toBe(2n ** 200n);
+    expect(args[21]).toBeInstanceOf(Uint8Array);
+    expect(Buffer.isBuffer(args[21])).toBe(false);
+    expect((args[23] as Date).toISOString()).toBe("2026-12-01T04:00:10.123Z");
+    expect((args[24] as Date).getTime()).toBe(-1);
+    expect(back.headers.expires).toBe("");
+    expect(back.headers.groupIndex).toBe(0);
+    expect(back.embed.errbacks).toEqual([]);
+    expect(back.embed.chord?.chordSize).toBe(3);
+    expect(Object.keys(back.kwargs["obj"] as object)).toEqual(["__proto__"]);
+    expect(Object.getPrototypeOf(back.kwargs["obj"])).toBe(Object.prototype);
+  });
+
+  it("keeps None and missing apart where Celery does", () => {
+    const e = createEnvelope({
+      task: "t",
+      id: "i",
+      embed: {
+        callbacks: null,
+        errbacks: [],
+        chain: [sig("a", { chordSize: null }), sig("b")],
+        chord: null,
+      },
+    });
+    const back = roundTrip(e);
+    expect(back).toStrictEqual(e);
+    expect(back.embed.chain?.[0]).toHaveProperty("chordSize", null);
+    expect(back.embed.chain?.[1]).not.toHaveProperty("chordSize");
+    expect(back.headers.eta).toBeNull();
+    expect(back.properties.priority).toBeNull();
+    expect(back.properties.expiration).toBeNull();
+  });
+
+  it("keeps dict key order", () => {
+    const e = createEnvelope({ task: "t", id: "i", kwargs: { z: 1, a: 2, m: { y: 1, b: 2 } } });
+    const back = roundTrip(e);
+    expect(Object.keys(back.kwargs)).toEqual(["z", "a", "m"]);
+    expect(Object.keys(back.kwargs["m"] as object)).toEqual(["y", "b"]);
+  });
+
+  it("drops undefined like JSON: null in lists, key left out in dicts", () => {
+    const e = createEnvelope({ task: "t", id: "i", args: [undefined, 1], kwargs: { gone: undefined, kept: 1 } });
+    const back = roundTrip(e);
+    expect(back.args).toEqual([null, 1]);
+    expect(back.kwargs).toStrictEqual({ kept: 1 });
+  });
+
+  it("reads int64 values from other producers: safe ones as numbers, others as bigint", () => {
+    const body = messages.TaskEnvelope.encode({
+      headers: { task: "t", id: "i" },
+      args: [{ intValue: "9007199254740993" }, { intValue: "-42" }, { intValue: "9223372036854775807" }],
+    });
+    const back = protobufCodec.decode(protoMessage(body));
+    expect(back.args).toEqual([9007199254740993n, -42, 9223372036854775807n]);
+  });
+
+  it("writes Celery's headers into the wire message and the protobuf content type", () => {
+    const e = fullEnvelope();
+    const wire = protobufCodec.encode(e);
+    expect(wire.contentType).toBe("application/x-protobuf");
+    expect(wire.contentEncoding).toBe("binary");
+    expect(wire.headers).toMatchObject({
+      lang: "ts",
+      task: "proj.tasks.everything",
+      id: "id-1",
+      eta: "2026-12-01T04:00:10.123456+00:00",
+      group: "g-1",
+      group_index: 0,
+      retries: 3,
+      timelimit: [30, 25.5],
+      root_id: "root-1",
+      parent_id: "parent-1",
+      ignore_result: true,
+      replaced_task_nesting: 2,
+      stamped_headers: ["stamp"],
+    });
+    expect(wire.properties).toEqual({ correlationId: "corr-1", replyTo: "reply-q", deliveryMode: 1, priority: 0, expiration: "60000" });
+    // The body is authoritative: headers a broker rewrote do not change the decoded task.
+    const back = protobufCodec.decode({ ...wire, headers: { task: "other", id: "other" } });
+    expect(back).toStrictEqual(e);
+  });
+
+  it("is registered in defaultCodecs, so decodeTask reads it", () => {
+    expect(defaultCodecs.get("application/x-protobuf")).toBe(protobufCodec);
+    const e = typicalEnvelope();
+    expect(decodeTask(protobufCodec.encode(e))).toStrictEqual(e);
+  });
+
+  it("is exported from the package entry point", async () => {
+    const core = await import("@celeriac/core");
+    expect(core.protobufCodec).toBe(protobufCodec);
+    expect(typeof core.encodeResultMeta).toBe("function");
+    expect(typeof core.decodeResultMeta).toBe("function");
+  });
+
+  it("refuses to encode what it cannot represent, with invalid_argument", () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic["self"] = cyclic;
+    let deep: unknown = 1;
+    for (let i = 0; i <= MAX_VALUE_NESTING; i++) deep = [deep];
+    let ok: unknown = 1;
+    for (let i = 0; i < MAX_VALUE_NESTING; i++) ok = { k: ok };
+    const cases: TaskEnvelope[] = [
+      createEnvelope({ task: "t", id: "i", kwargs: cyclic }),
+      createEnvelope({ task: "t", id: "i", args: [new Date(Number.NaN)] }),
+      createEnvelope({ task: "t", id: "i", args: [new Map()] }),
+      createEnvelope({ task: "t", id: "i", args: [deep] }),
+      createEnvelope({ task: "t", id: "i", headers: { retries: 1.5 } }),
+    ];
+    for (const e of cases) {
+      expect(() => protobufCodec.encode(e)).toThrow(CeleriacError);
+      try {
+        protobufCodec.encode(e);
+      } catch (err) {
+        expect((err as CeleriacError).code).toBe("invalid_argument");
+      }
+    }
+    // The deepest value allowed, inside a chord body's kwargs, still decodes everywhere.
+    const e = createEnvelope({ task: "t", id: "i", embed: { chord: sig("body", { kwargs: { ok } }) } });
+    expect(roundTrip(e)).toStrictEqual(e);
+  });
+
+  /**
+   * The protobuf body carries the whole envelope; a Celery JSON message carries the same
+   * information in its body plus its headers and properties, so those are counted too.
+   */
+  const jsonMessageBytes = (e: TaskEnvelope): number => {
+    const wire = celeryJsonCodec.encode(e);
+    return wire.body.byteLength + Buffer.byteLength(JSON.stringify(wire.headers)) + Buffer.byteLength(JSON.stringify(wire.properties));
+  };
+
+  it("encodes a typical message smaller than celery-json", () => {
+    const e = typicalEnvelope();
+    const pb = protobufCodec.encode(e).body.byteLength;
+    const json = jsonMessageBytes(e);
+    expect(pb).toBeLessThan(json);
+    // At least a third smaller: field tags instead of repeated key names and no JSON nulls.
+    expect(pb).toBeLessThan((json * 2) / 3);
+    // A chain with options, where JSON repeats every key per signature.
+    const chained = createEnvelope({
+      task: "proj.tasks.add",
+      id: "9b5cbb2c-6c6b-4d7a-9f22-3f1d0b6c1a10",
+      args: [2, 3],
+      embed: { chain: [sig("proj.tasks.mul", { args: [4], options: { queue: "math" } }), sig("proj.tasks.add", { args: [1] })] },
+    });
+    expect(protobufCodec.encode(chained).body.byteLength).toBeLessThan(jsonMessageBytes(chained));
+  });
+});
+
+describe("protobuf codec: malformed input", () => {
+  it("names the problem for missing headers, task or id", () => {
+    expect(expectDecodeFailed(() => protobufCodec.decode(protoMessage(new Uint8Array(0)))).message).toMatch(/no headers/);
+    const noTask = messages.TaskEnvelope.encode({ headers: { id: "i" } });
+    expect(expectDecodeFailed(() => protobufCodec.decode(protoMessage(noTask))).message).toMatch(/headers\.task/);
+    const noId = messages.TaskEnvelope.encode({ headers: { task: "t" } });
+    expect(expectDecodeFailed(() => protobufCodec.decode(protoMessage(noId))).message).toMatch(/headers\.id/);
+  });
+
+  it("rejects bad values: non-decimal big ints, out-of-range timestamps, empty values", () => {
+    const bad = [
+      { bigIntValue: "12a" },
+      { bigIntValue: "" },
+      { timestampValue: { seconds: 0, nanos: 1_000_000_000 } },
+      { timestampValue: { seconds: "9223372036854775807", nanos: 0 } },
+      {},
+    ];
+    for (const value of bad) {
+      const body = messages.TaskEnvelope.encode({ headers: { task: "t", id: "i" }, args: [value] });
+      expectDecodeFailed(() => protobufCodec.decode(protoMessage(body)));
+    }
+  });
+
+  it("rejects truncated bodies, JSON bodies and non-bytes", () => {
+    const body = protobufCodec.encode(fullEnvelope()).body;
+    // Protobuf has no end marker: a cut between two fields is a shorter valid message. A cut
+    // inside the first field (headers: tag 0x0a, a one- or two-byte length, then the message)
+    // never is.
+    expect(body[0]).toBe(0x0a);
+    const headersEnd = body[1]! < 128 ? 2 + body[1]! : 3 + ((body[1]! & 127) | (body[2]! << 7));
+    for (let cut = 1; cut < headersEnd; cut++) {
+      expectDecodeFailed(() => protobufCodec.decode(protoMessage(body.subarray(0, cut))));
+    }
+    expectDecodeFailed(() => protobufCodec.decode(celeryJsonCodec.encode(typicalEnvelope())));
+    expectDecodeFailed(() => protobufCodec.decode(protoMessage("not bytes" as unknown as Uint8Array)));
+  });
+
+  it("rejects nesting deeper than protobuf's recursion limit without overflowing the stack", () => {
+    // Value{list_value: ListValue{values: [ ... Value{null_value} ]}}, 5,000 lists deep, by hand:
+    // the encoder itself refuses to write it.
+    const depth = 5000;
+    const varint = (n: number): number[] => {
+      const out: number[] = [];
+      while (n > 127) {
+        out.push((n & 127) | 128);
+        n >>>= 7;
+      }
+      out.push(n);
+      return out;
+    };
+    const sizes: number[] = [2]; // the innermost Value{null_value: 0}
+    for (let i = 0; i < depth; i++) {
+      const inner = sizes[sizes.length - 1]!;
+      const list = 1 + varint(inner).length + inner; // ListValue.values (field 1)
+      sizes.push(list, 1 + varint(list).length + list); // Value.list_value (field 9)
+    }
+    const bytes: number[] = [];
+    const header = messages.TaskEnvelope.encode({ headers: { task: "t", id: "i" } });
+    bytes.push(...header);
+    bytes.push(0x1a, ...varint(sizes[sizes.length - 1]!)); // TaskEnvelope.args (field 3)
+    for (let i = sizes.length - 1; i > 0; i--) bytes.push(i % 2 === 0 ? 0x4a : 0x0a, ...varint(sizes[i - 1]!));
+    bytes.push(0x08, 0x00);
+    expectDecodeFailed(() => protobufCodec.decode(protoMessage(new Uint8Array(bytes))));
+  });
+
+  it("fuzz: 2,000 random and mutated buffers each decode or throw decode_failed", () => {
+    // A small deterministic PRNG (mulberry32) so a failure reproduces.
+    let seed = 0x5eed;
+    const rand = (): number => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = seed;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const int = (n: number): number => Math.floor(rand() * n);
+    const seeds = [protobufCodec.encode(fullEnvelope()).body, protobufCodec.encode(typicalEnvelope()).body];
+    let decoded = 0;
+    let failed = 0;
+    for (let i = 0; i < 2000; i++) {
+      let buf: Uint8Array;
+      if (i % 4 === 0) {
+        buf = new Uint8Array(int(200));
+        for (let j = 0; j < buf.length; j++) buf[j] = int(256);
+      } else {
+        const src = seeds[i % 2]!;
+        buf = new Uint8Array(src);
+        const mutations = 1 + int(8);
+        for (let m = 0; m < mutations; m++) {
+          const kind = int(4);
+          const at = int(buf.length);
+          if (kind === 0) buf[at] = int(256);
+          else if (kind === 1) buf[at] = buf[at]! ^ (1 << int(8));
+          else if (kind === 2) buf = buf.subarray(0, at);
+          else {
+            const grown = new Uint8Array(buf.length + 1);
+            grown.set(buf.subarray(0, at));
+            grown[at] = int(256);
+            grown.set(buf.subarray(at), at + 1);
+            buf = grown;
+          }
+          if (buf.length === 0) break;
+        }
+      }
+      try {
+        protobufCodec.decode(protoMessage(buf));
+        decoded++;
+      } catch (err) {
+        if (!(err instanceof CeleriacError) || err.code !== "decode_failed") {
+          throw new Error(`buffer ${i} (${Buffer.from(buf).toString("hex")}) threw ${String(err)}`);
+        }
+        expect(err.message.length).toBeGreaterThan(0);
+        failed++;
+      }
+      try {
+        decodeResultMeta(buf);
+      } catch (err) {
+        if (!(err instanceof CeleriacError) || err.code !== "decode_failed") {
+          throw new Error(`buffer ${i} as ResultMeta threw ${String(err)}`);
+        }
+      }
+    }
+    expect(decoded + failed).toBe(2000);
+    // Both outcomes must actually occur, or the fuzz is not exercising anything.
+    expect(decoded).toBeGreaterThan(0);
+    expect(failed).toBeGreaterThan(0);
+  });
+});
+
+describe("protobuf result metas", () => {
+  const success: ResultMeta = {
+    status: "SUCCESS",
+    result: { total: 5, big: 2n ** 70n, at: new Date(0), raw: new Uint8Array([1]) },
+    traceback: null,
+    children: [[["child-id", null], null]],
+    date_done: "2026-12-01T04:00:10.123456",
+    task_id: "tid",
+  };
+
+  it("round-trips a SUCCESS meta, leaving group_id/parent_id out when they were", () => {
+    const back = decodeResultMeta(encodeResultMeta(success));
+    expect(back).toStrictEqual(success);
+    expect(back).not.toHaveProperty("group_id");
+  });
+
+  it("carries Celery's exception triple in its own fields", () => {
+    const failure: ResultMeta = {
+      status: "FAILURE",
+      result: { exc_type: "ValueError", exc_message: ["bad", 3], exc_module: "builtins" },
+      traceback: "Traceback (most recent call last):\n  ...\nValueError: bad",
+      children: [],
+      date_done: "2026-12-01T04:00:10.123456",
+      task_id: "tid",
+      group_id: null,
+      parent_id: "pid",
+    };
+    const bytes = encodeResultMeta(failure);
+    const raw = messages.ResultMeta.decode(bytes);
+    expect(raw.outcome).toBe("exception");
+    expect(raw.exception?.excType).toBe("ValueError");
+    expect(decodeResultMeta(bytes)).toStrictEqual(failure);
+  });
+
+  it("keeps exception-like results that are not exactly the triple as plain results", () => {
+    for (const result of [
+      { exc_type: "E", exc_message: [], exc_module: null, extra: 1 },
+      { exc_message: [], exc_type: "E", exc_module: "m" },
+      { exc_type: "E", exc_message: "not a list", exc_module: "m" },
+    ]) {
+      const meta: ResultMeta = { ...success, status: "FAILURE", result };
+      const bytes = encodeResultMeta(meta);
+      expect(messages.ResultMeta.decode(bytes).outcome).toBe("result");
+      expect(decodeResultMeta(bytes)).toStrictEqual(meta);
+    }
+  });
+
+  it("round-trips custom states, result_extended keys and a missing result", () => {
+    const extended = {
+      status: "PROGRESS",
+      result: { current: 1, total: 10 },
+      traceback: null,
+      children: [],
+      date_done: null,
+      task_id: "tid",
+      group_id: "gid",
+      name: "proj.tasks.add",
+      args: [1, 2],
+      kwargs: {},
+      worker: "celery@host",
+      retries: 0,
+      queue: "celery",
+    } as unknown as ResultMeta;
+    expect(decodeResultMeta(encodeResultMeta(extended))).toStrictEqual(extended);
+    const { result: _dropped, ...noResult } = success;
+    expect(decodeResultMeta(encodeResultMeta(noResult as ResultMeta))).toStrictEqual(noResult);
+  });
+
+  it("rejects result metas without task_id or status", () => {
+    expectDecodeFailed(() => decodeResultMeta(new Uint8Array(0)));
+    expectDecodeFailed(() => decodeResultMeta(messages.ResultMeta.encode({ taskId: "t" })));
+  });
+});
+
+describe("generated code", () => {
+  it("is what scripts/gen-proto.mjs generates now (run `npm run proto:gen` after editing proto/)", () => {
+    const out = mkdtempSync(join(tmpdir(), "celeriac-gen-"));
+    try {
+      execFileSync(process.execPath, [join(repo, "scripts", "gen-proto.mjs"), "--out", out], { cwd: repo });
+      const committed = join(repo, "packages", "core", "src", "gen");
+      const list = (dir: string): string[] =>
+        readdirSync(dir).flatMap((name) => {
+          const path = join(dir, name);
+          return statSync(path).isDirectory() ? list(path) : [path];
+        });
+      const fresh = list(out).map((p) => relative(out, p)).sort();
+      expect(list(committed).map((p) => relative(committed, p)).sort()).toEqual(fresh);
+      expect(fresh.length).toBeGreaterThan(0);
+      for (const rel of fresh) {
+        expect(readFileSync(join(committed, rel), "utf8"), rel).toBe(readFileSync(join(out, rel), "utf8"));
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
