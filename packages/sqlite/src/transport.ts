@@ -112,6 +112,8 @@ export class SqliteTransport implements Transport {
   /** Unique per transport so claim tokens never collide across processes. */
   private readonly instance = randomUUID();
   private tokenSeq = 0;
+  /** Highest kombu_message id whose payload priority has been copied into our state table. */
+  private indexedUpTo = 0;
   private isClosed = false;
   private resolveClosed!: () => void;
   private readonly stmt: ReturnType<SqliteTransport["prepare"]>;
@@ -155,6 +157,16 @@ export class SqliteTransport implements Transport {
       sweepState: db.prepare<[number]>(
         "UPDATE celeriac_message_state SET hidden_until = NULL, claim_token = NULL WHERE hidden_until IS NOT NULL AND hidden_until <= ?",
       ),
+      // Rows written by someone else (Python's kombu) carry their priority only in the payload:
+      // copy it into our state once, so every producer's priority orders the same way.
+      indexPriorities: db.prepare<[number]>(
+        `INSERT INTO celeriac_message_state (message_id, priority, deliveries)
+         SELECT id, MIN(9, CAST(json_extract(payload, '$.properties.priority') AS INTEGER)), 0 FROM kombu_message
+         WHERE id > ? AND visible = 1 AND json_valid(payload)
+           AND CAST(json_extract(payload, '$.properties.priority') AS INTEGER) > 0
+         ON CONFLICT (message_id) DO NOTHING`,
+      ),
+      maxMessageId: db.prepare<[], { id: number | null }>("SELECT MAX(id) AS id FROM kombu_message"),
       nextHidden: db.prepare<[], { t: number | null }>("SELECT MIN(hidden_until) AS t FROM celeriac_message_state WHERE hidden_until IS NOT NULL"),
       hide: db.prepare<[number]>("UPDATE kombu_message SET visible = 0, version = version + 1 WHERE id = ? AND visible = 1"),
       claimState: db.prepare<[number, number, string], { deliveries: number }>(
@@ -307,6 +319,7 @@ export class SqliteTransport implements Transport {
       .transaction(() => {
         const now = Date.now();
         this.sweep(now);
+        this.indexForeignPriorities();
         const ids = queues.map((q) => this.queueId(q));
         const s = this.claimStatementsFor(ids);
         const rows = s.prioritized.all(...ids, limit);
@@ -322,6 +335,17 @@ export class SqliteTransport implements Transport {
         return out;
       })
       .immediate();
+  }
+
+  /**
+   * Ids are AUTOINCREMENT and inserts are serialised by the write lock we hold, so every row not
+   * yet looked at has an id above the highest one seen before.
+   */
+  private indexForeignPriorities(): void {
+    const max = this.stmt.maxMessageId.get()?.id ?? 0;
+    if (max <= this.indexedUpTo) return;
+    this.stmt.indexPriorities.run(this.indexedUpTo);
+    this.indexedUpTo = max;
   }
 
   private queueName(id: number): string {

@@ -110,7 +110,10 @@ print(json.dumps([a.id, b.id]))
     const [sendTaskId, applyId] = JSON.parse(out.stdout) as [string, string];
 
     transport = createSqliteTransport({ path: brokerFile });
+    // The apply_async message has priority 7, so it comes first although it was sent second.
+    const second = await takeOne(transport, "celery", 5000);
     const first = await takeOne(transport, "celery", 5000);
+
     const a = decodeTask(first.message);
     expect(a.headers).toMatchObject({ task: "ts.add", id: sendTaskId, retries: 0 });
     expect(a.args).toEqual([2, 3]);
@@ -118,7 +121,6 @@ print(json.dumps([a.id, b.id]))
     expect(first.redelivered).toBe(false);
     await first.ack();
 
-    const second = await takeOne(transport, "celery", 5000);
     const b = decodeTask(second.message);
     expect(b.headers.task).toBe("pytasks.echo");
     expect(b.headers.id).toBe(applyId);
@@ -129,5 +131,29 @@ print(json.dumps([a.id, b.id]))
     expect(b.properties.correlationId).toBe(applyId);
     await second.ack();
     expect(await transport.purge("celery")).toBe(0);
+  }, 30_000);
+
+  it("orders Python-written messages by their priority too", async () => {
+    const out = spawnSync(
+      PY,
+      [
+        "-c",
+        `
+from pytasks import app
+for n, p in [(0, 0), (1, 3), (2, 9), (3, None), (4, 3)]:
+    app.send_task('ts.n', args=(n,), priority=p)
+`,
+      ],
+      { env: env(), cwd: dir, encoding: "utf8", timeout: 20_000 },
+    );
+    expect(out.status, out.stderr).toBe(0);
+    transport = createSqliteTransport({ path: brokerFile });
+    const order: unknown[] = [];
+    for (let i = 0; i < 5; i++) {
+      const d = await takeOne(transport, "celery", 5000);
+      order.push(decodeTask(d.message).args[0]);
+      await d.ack();
+    }
+    expect(order).toEqual([2, 1, 4, 0, 3]);
   }, 30_000);
 });
