@@ -253,6 +253,10 @@ class CeleriacWorker implements Worker {
       }
       void this.dispatch(next.value);
     }
+    if (this.currentState === "running") {
+      // Nobody asked us to stop: the transport closed or the broker cancelled the consumer.
+      throw new CeleriacError("closed", `the consumer of ${this.queues.join(", ")} ended while the worker was running`);
+    }
   }
 
   private async dispatch(delivery: Delivery): Promise<void> {
@@ -286,6 +290,9 @@ class CeleriacWorker implements Worker {
     this.emit({ type: "task-received", taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta });
     const reg = this.registry.get(name);
     if (!reg) return this.onUnknown(delivery, env);
+    if (env.embed.chord) {
+      this.log("warn", `Task ${name}[${id}] is part of a chord; this worker does not count chord parts, so the chord body will not be triggered by it`, { taskId: id, task: name });
+    }
     if (this.isExpired(env)) return this.revoke(delivery, env, reg);
 
     const stop = this.stopController.signal;

@@ -120,3 +120,15 @@ describe("graceful shutdown", () => {
     expect(process.listenerCount("SIGTERM")).toBe(before);
   });
 });
+
+describe("failure", () => {
+  it("goes to `failed` and rejects `closed` when the consumer ends under it", async () => {
+    h = harness();
+    const w = h.worker().register("tasks.x", () => 1);
+    await w.start();
+    await h.transport.close();
+    await expect(w.closed).rejects.toThrow(/consumer .* ended/);
+    expect(w.state).toBe("failed");
+    await w.stop();
+  });
+});
