@@ -13,6 +13,11 @@ export { pyParse, pyStringify, formatPyFloat } from "./py-json.js";
 
 const PICKLE = "application/x-python-serialize";
 
+/** Quotes a value for an error message; unlike JSON.stringify it cannot throw (bigint). */
+function show(v: unknown): string {
+  return typeof v === "string" ? JSON.stringify(v) : typeof v === "object" && v !== null ? (Array.isArray(v) ? "an array" : "an object") : String(v);
+}
+
 /** Codecs by content type. Other codecs (protobuf) add one entry each. */
 export const defaultCodecs: ReadonlyMap<string, Codec> = new Map<string, Codec>([
   [celeryJsonCodec.contentType, celeryJsonCodec],
@@ -40,13 +45,13 @@ export function decompressMessage(message: WireMessage): WireMessage {
   const compression = (headers as Record<string, unknown>)["compression"];
   if (compression === undefined || compression === null) return message;
   if (typeof compression !== "string" || !ZLIB_NAMES.has(compression)) {
-    throw new CeleriacError("decode_failed", `unsupported body compression ${JSON.stringify(compression)} (only zlib, kombu's "application/x-gzip", is supported)`);
+    throw new CeleriacError("decode_failed", `unsupported body compression ${show(compression)} (only zlib, kombu's "application/x-gzip", is supported)`);
   }
   let body: Uint8Array;
   try {
     body = new Uint8Array(inflateSync(message.body, { maxOutputLength: MAX_DECOMPRESSED_BYTES }));
   } catch (err) {
-    throw new CeleriacError("decode_failed", `body is not valid zlib data (compression ${JSON.stringify(compression)}): ${err instanceof Error ? err.message : String(err)}`);
+    throw new CeleriacError("decode_failed", `body is not valid zlib data (compression ${show(compression)}): ${err instanceof Error ? err.message : String(err)}`);
   }
   const { compression: _dropped, ...rest } = headers as Record<string, unknown>;
   return { ...message, body, headers: rest };
@@ -61,6 +66,6 @@ export function decodeTask(message: WireMessage, codecs: ReadonlyMap<string, Cod
     throw new CeleriacError("decode_failed", "refusing to decode pickle (application/x-python-serialize): pickle is never deserialized; configure the producer with task_serializer='json'");
   }
   const codec = codecs.get(message.contentType);
-  if (!codec) throw new CeleriacError("decode_failed", `unsupported content type ${JSON.stringify(message.contentType)}`);
+  if (!codec) throw new CeleriacError("decode_failed", `unsupported content type ${show(message.contentType)}`);
   return codec.decode(decompressMessage(message));
 }
