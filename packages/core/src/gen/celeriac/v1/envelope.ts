@@ -41,6 +41,7 @@ export interface TaskEnvelope {
   embed?: TaskEnvelope_Embed | null;
 }
 
+/** Celery's protocol v2 headers (AMQP application headers / kombu envelope `headers`). */
 export interface TaskEnvelope_Headers {
   /**
    * `lang` header: language of the producer; "py" from Python Celery (Celeriac writes "py" too,
@@ -105,6 +106,7 @@ export interface TaskEnvelope_TimeLimit {
   soft?: number | null;
 }
 
+/** The AMQP basic properties Celery uses (kombu envelope `properties`). */
 export interface TaskEnvelope_Properties {
   /** `correlation_id` property: equals the task id. */
   correlationId?: string | null;
@@ -147,6 +149,7 @@ export interface TaskEnvelope_Embed {
 
 /** A list of signatures whose presence matters (None vs []). */
 export interface SignatureList {
+  /** The signatures, in Celery's list order. */
   items?: Signature[] | null;
 }
 
@@ -226,7 +229,9 @@ export interface ExceptionInfo {
 
 /** One key of a dict. Same wire form as a map<string, Value> entry. */
 export interface Entry {
+  /** The dict key (Celery's JSON dicts have string keys). */
   key?: string | null;
+  /** The value; required (a missing value is a decode error, not None). */
   value?: Value | null;
 }
 
@@ -268,21 +273,27 @@ export interface Value {
   readonly kind?: "nullValue" | "boolValue" | "doubleValue" | "intValue" | "bigIntValue" | "stringValue" | "bytesValue" | "timestampValue" | "listValue" | "mapValue";
 }
 
+/** A JSON array / Python list or tuple. */
 export interface ListValue {
+  /** The items, in order. */
   values?: Value[] | null;
 }
 
+/** A JSON object / Python dict. */
 export interface MapValue {
+  /** The keys and values, in the producer's order; a repeated key: the last one wins. */
   entries?: Entry[] | null;
 }
 
 /** A string that may also be None or missing: the field absent = missing, `value` absent = None. */
 export interface NullableString {
+  /** The string; absent = None. */
   value?: string | null;
 }
 
 /** An integer that may also be None or missing: the field absent = missing, `value` absent = None. */
 export interface NullableInt {
+  /** The integer; absent = None. */
   value?: number | null;
 }
 
