@@ -288,6 +288,7 @@ class CeleriacWorker implements Worker {
     }
     const { task: name, id } = env.headers;
     this.emit({ type: "task-received", taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta });
+    this.log("info", `Task ${name}[${id}] received`, { taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta, retries: env.headers.retries });
     const reg = this.registry.get(name);
     if (!reg) return this.onUnknown(delivery, env);
     if (env.embed.chord) {
@@ -458,6 +459,13 @@ class CeleriacWorker implements Worker {
   private async onSuccess(delivery: Delivery, env: TaskEnvelope, reg: Registered, value: unknown, runtimeMs: number, acksLate: boolean): Promise<void> {
     const h = env.headers;
     const result = value === undefined ? null : value;
+    try {
+      JSON.stringify(result);
+    } catch (err) {
+      // A result no backend can store would leave the client waiting forever; say why instead.
+      const info = celeryException("EncodeError", [`result of ${h.task} is not JSON-serialisable: ${describe(err)}`], "kombu.exceptions");
+      return this.onFailure(delivery, env, reg, err, info, tracebackOf(err), runtimeMs, acksLate);
+    }
     try {
       // Celery sends callbacks and the next chain step before it stores SUCCESS.
       await this.publishContinuations(env, result);

@@ -55,6 +55,15 @@ describe("worker basics", () => {
     expect(w.counters.failed).toBe(1);
   });
 
+  it("fails with EncodeError when the result cannot be stored as JSON", async () => {
+    h = harness();
+    const w = h.worker().register("tasks.bigint", () => 10n);
+    await w.start();
+    const meta = await result(h, await h.send("tasks.bigint"));
+    expect(meta.status).toBe("FAILURE");
+    expect(meta.result).toMatchObject({ exc_type: "EncodeError", exc_module: "kombu.exceptions" });
+  });
+
   it("stores nothing when ignore_result is set by header or by task option", async () => {
     h = harness();
     let runs = 0;

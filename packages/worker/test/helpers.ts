@@ -10,6 +10,8 @@ import {
   type ResultMeta,
   type TaskEmbed,
   type TaskHeaders,
+  type Transport,
+  type TransportCapabilities,
   type WireMessage,
 } from "@celeriac/core";
 import { createWorker, type CreateWorkerOptions, type LogRecord, type Worker } from "../src/index.js";
@@ -78,6 +80,18 @@ export function harness(transportOptions: MemoryTransportOptions = {}): Harness 
       await transport.close();
     },
   };
+}
+
+/** The same transport with some capabilities switched off, to exercise the fallbacks. */
+export function withCapabilities(transport: MemoryTransport, overrides: Partial<TransportCapabilities>): Transport {
+  const capabilities = { ...transport.capabilities, ...overrides };
+  return new Proxy(transport, {
+    get(target, prop) {
+      if (prop === "capabilities") return capabilities;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 export const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
