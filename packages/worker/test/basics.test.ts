@@ -102,9 +102,11 @@ describe("worker basics", () => {
     await w.start();
     const id = await h.send("tasks.add", { args: [1, 1] });
     await result(h, id);
-    await until("log line", () => h.logs.some((l) => l.taskId === id && l.level === "info"));
-    const line = h.logs.find((l) => l.taskId === id && l.level === "info") as LogRecord;
-    expect(line.msg).toMatch(/^Task tasks\.add\[.+\] succeeded in/);
+    const succeeded = (l: LogRecord) => l.taskId === id && l.level === "info" && /^Task tasks\.add\[.+\] succeeded in/.test(l.msg);
+    await until("log line", () => h.logs.some(succeeded));
+    const line = h.logs.find(succeeded) as LogRecord;
+    expect(line.runtimeMs).toBeTypeOf("number");
+    expect(h.logs.some((l) => l.taskId === id && l.msg === `Task tasks.add[${id}] received`)).toBe(true);
     expect(line.worker).toBeTypeOf("string");
 
     const records: LogRecord[] = [];
