@@ -287,7 +287,10 @@ export class SqliteTransport implements Transport {
     }));
   }
 
-  private claimStatements = new Map<string, { prioritized: Database.Statement<unknown[], MessageRow>; plain: Database.Statement<unknown[], MessageRow> }>();
+  private claimStatements = new Map<
+    string,
+    { probe: Database.Statement<unknown[], { work: number }>; prioritized: Database.Statement<unknown[], MessageRow>; plain: Database.Statement<unknown[], MessageRow> }
+  >();
 
   private claimStatementsFor(queueIds: number[]) {
     const key = queueIds.join(",");
@@ -295,6 +298,11 @@ export class SqliteTransport implements Transport {
     if (!s) {
       const marks = queueIds.map(() => "?").join(", ");
       s = {
+        // Read-only, so idle consumers in many processes do not queue up for the write lock.
+        probe: this.db.prepare<unknown[], { work: number }>(
+          `SELECT EXISTS (SELECT 1 FROM kombu_message WHERE visible = 1 AND queue_id IN (${marks}))
+             OR EXISTS (SELECT 1 FROM celeriac_message_state WHERE hidden_until IS NOT NULL AND hidden_until <= ?) AS work`,
+        ),
         prioritized: this.db.prepare<unknown[], MessageRow>(
           `SELECT m.id, m.payload, m.queue_id FROM celeriac_message_state s JOIN kombu_message m ON m.id = s.message_id
            WHERE s.priority > 0 AND m.visible = 1 AND m.queue_id IN (${marks}) ORDER BY s.priority DESC, s.message_id LIMIT ?`,
@@ -310,18 +318,19 @@ export class SqliteTransport implements Transport {
   }
 
   /**
-   * One IMMEDIATE transaction: restore expired claims, then take up to `limit` rows, highest
-   * priority first, then oldest. IMMEDIATE takes the write lock before reading, so two processes
-   * can never select the same row.
+   * A read-only probe, then (only when there is something to do) one IMMEDIATE transaction:
+   * restore expired claims, then take up to `limit` rows, highest priority first, then oldest.
+   * IMMEDIATE takes the write lock before reading, so two processes never select the same row.
    */
   private claim(queues: readonly string[], limit: number): ClaimedRow[] {
+    const ids = queues.map((q) => this.queueId(q));
+    const s = this.claimStatementsFor(ids);
+    if (!s.probe.get(...ids, Date.now())?.work) return [];
     return this.db
       .transaction(() => {
         const now = Date.now();
         this.sweep(now);
         this.indexForeignPriorities();
-        const ids = queues.map((q) => this.queueId(q));
-        const s = this.claimStatementsFor(ids);
         const rows = s.prioritized.all(...ids, limit);
         if (rows.length < limit) rows.push(...s.plain.all(...ids, limit - rows.length));
         const hiddenUntil = now + this.visibilityTimeoutMs;

@@ -149,6 +149,22 @@ describe("transport", () => {
     await expect(d!.ack()).rejects.toMatchObject({ code: "closed" });
   });
 
+  it("lets a claim that expired and moved to another consumer be settled harmlessly", async () => {
+    const a = track(createSqliteTransport({ path: file, visibilityTimeoutMs: 200 }));
+    const b = track(createSqliteTransport({ path: file, visibilityTimeoutMs: 60_000 }));
+    await a.publish("q", msg(1));
+    const [late] = await take(a, "q", 1, 1);
+    const [again] = await take(b, "q", 1, 1, 3000);
+    expect(again!.deliveryCount).toBe(2);
+    // The first holder lost its claim: extend and nack must not touch the new holder's claim.
+    await late!.extend(60_000);
+    await late!.nack();
+    expect(await take(a, "q", 1, 1, 400)).toHaveLength(0);
+    // The new holder settles normally.
+    await again!.ack();
+    expect(await a.purge("q")).toBe(0);
+  });
+
   it("does not count messages returned unreceived from a prefetch buffer as deliveries", async () => {
     const t = track(createSqliteTransport({ path: file }));
     for (let n = 0; n < 3; n++) await t.publish("q", msg(n));
