@@ -414,8 +414,8 @@ class CeleriacWorker implements Worker {
       case "ok":
         return this.onSuccess(delivery, env, reg, outcome.value, runtimeMs, acksLate);
       case "error":
-        if (outcome.error instanceof Retry) return this.onRetry(delivery, env, reg, outcome.error, acksLate);
-        if (outcome.error instanceof Reject) return this.onReject(delivery, env, outcome.error);
+        if (isRetry(outcome.error)) return this.onRetry(delivery, env, reg, outcome.error, acksLate);
+        if (isReject(outcome.error)) return this.onReject(delivery, env, outcome.error);
         return this.onFailure(delivery, env, reg, outcome.error, exceptionInfo(outcome.error), tracebackOf(outcome.error), runtimeMs, acksLate);
       case "hard": {
         // JS cannot kill a promise: the handler may still be running. It is abandoned, its
@@ -521,7 +521,7 @@ class CeleriacWorker implements Worker {
     if (retries > maxRetries) {
       // Celery re-raises the error the retry was about, if it had one.
       const cause = retry.cause;
-      if (cause instanceof Error && !(cause instanceof Retry)) {
+      if (cause instanceof Error && !isRetry(cause)) {
         return this.onFailure(delivery, env, reg, cause, exceptionInfo(cause), tracebackOf(cause), null, acksLate);
       }
       const msg = `Can't retry ${h.task}[${h.id}] args:${safeJson(env.args)} kwargs:${safeJson(env.kwargs)}`;
@@ -808,6 +808,16 @@ export function retryDelayMs(options: TaskOptions, countdownMs: number | undefin
     return options.retryJitter ?? true ? Math.floor(Math.random() * (delay + 1)) : delay;
   }
   return options.defaultRetryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+}
+
+// By shape as well as by class: a second copy of @celeriac/core in node_modules (a duplicated
+// install) has its own Retry class, and a retry must not be stored as a FAILURE because of that.
+function isRetry(err: unknown): err is Retry {
+  return err instanceof Retry || (err instanceof Error && err.name === "Retry" && "countdownMs" in err && "maxRetries" in err);
+}
+
+function isReject(err: unknown): err is Reject {
+  return err instanceof Reject || (err instanceof Error && err.name === "Reject" && typeof (err as { requeue?: unknown }).requeue === "boolean");
 }
 
 function safeJson(v: unknown): string {
