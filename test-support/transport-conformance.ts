@@ -314,6 +314,18 @@ export function describeTransportConformance(name: string, factory: TransportFac
       });
     }
 
+    it.runIf(vt !== undefined)("still accepts a settle after the visibility timeout gave the message back", async () => {
+      const { t, queue, receiver } = await setup();
+      await t.publish(queue, message(1));
+      const [d] = await receiver().take(1, receiveMs);
+      await sleep((vt ?? 0) + 200);
+      // The transport never settles on its own: a late ack is accepted and removes the message.
+      expect(d!.settled).toBe(false);
+      await d!.ack();
+      expect(await receiver().next(quietMs)).toBeNull();
+      expect(await t.purge(queue)).toBe(0);
+    });
+
     it.runIf(vt !== undefined)("extend keeps a message hidden past the visibility timeout", async (ctx) => {
       const { t, queue, receiver } = await setup();
       ctx.skip(!t.capabilities.visibilityExtension, "visibilityExtension not declared");

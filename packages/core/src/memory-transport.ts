@@ -170,24 +170,37 @@ export class MemoryTransport implements Transport {
     const inflight = set;
     inflight.add(stored);
     let settled = false;
+    // Set when the visibility timeout gave the message back: the delivery is not settled (a
+    // transport never settles on its own) but no longer holds the message.
+    let returned = false;
     // Unsettled past the visibility timeout: hand it out again, as a broker would.
     // unref: an unsettled delivery must not keep a test or CLI process alive for 30 minutes.
     let timer = setTimeout(() => restore(), this.visibilityTimeoutMs);
     timer.unref?.();
     const restore = () => {
-      if (settled) return;
-      settled = true;
+      if (settled || returned) return;
+      returned = true;
       inflight.delete(stored);
       stored.visibleAt = Date.now();
       this.list(queue).push(stored);
       onSettled();
     };
-    const settle = (what: string) => {
+    /** Settles; true when this delivery still holds the message (not given back and taken by another). */
+    const settle = (what: string): boolean => {
       if (settled) throw new CeleriacError("already_settled", `delivery already settled; cannot ${what}`);
       settled = true;
       clearTimeout(timer);
-      inflight.delete(stored);
-      onSettled();
+      if (!returned) {
+        inflight.delete(stored);
+        onSettled();
+        return true;
+      }
+      // Given back by the timeout: still waiting, so this late settle takes it out again.
+      const waiting = this.list(queue);
+      const i = waiting.indexOf(stored);
+      if (i < 0) return false; // another consumer has it now; its own settle decides
+      waiting.splice(i, 1);
+      return true;
     };
     return {
       message: stored.message,
@@ -197,10 +210,9 @@ export class MemoryTransport implements Transport {
       get settled() {
         return settled;
       },
-      ack: async () => settle("ack"),
+      ack: async () => void settle("ack"),
       nack: async (options: NackOptions = {}) => {
-        settle("nack");
-        if (options.requeue ?? true) {
+        if (settle("nack") && (options.requeue ?? true)) {
           stored.visibleAt = Date.now() + (options.delayMs ?? 0);
           this.list(queue).push(stored);
           this.wake();
@@ -208,13 +220,13 @@ export class MemoryTransport implements Transport {
       },
       extend: async (ms: number) => {
         if (settled) throw new CeleriacError("already_settled", "delivery already settled; cannot extend");
+        if (returned) return; // too late: it is waiting again or held by another consumer
         clearTimeout(timer);
         timer = setTimeout(() => restore(), ms);
         timer.unref?.();
       },
       reject: async (reason: string) => {
-        settle("reject");
-        this.deadLetters.push({ queue, message: stored.message, reason });
+        if (settle("reject")) this.deadLetters.push({ queue, message: stored.message, reason });
       },
     };
   }
