@@ -9,6 +9,7 @@ import { decodeTask, defaultCodecs } from "../src/codec/index.js";
 import {
   decodeResultMeta,
   encodeResultMeta,
+  fromProtoEnvelope,
   MAX_VALUE_NESTING,
   PROTOBUF_CONTENT_TYPE,
   protobufCodec,
@@ -35,6 +36,15 @@ function expectDecodeFailed(fn: () => unknown): CeleriacError {
     return err as CeleriacError;
   }
   throw new Error("expected decode_failed, nothing was thrown");
+}
+
+/** The envelope decoded with the generated decoder only (the reference for the codec's fast path). */
+function viaGeneratedDecoder(body: Uint8Array): TaskEnvelope | CeleriacError {
+  try {
+    return fromProtoEnvelope(messages.TaskEnvelope.decode(body));
+  } catch (err) {
+    return err instanceof CeleriacError ? err : new CeleriacError("decode_failed", String(err));
+  }
 }
 
 function protoMessage(body: Uint8Array): WireMessage {
@@ -192,6 +202,38 @@ describe("protobuf codec: round trips", () => {
     expect(back.headers.eta).toBeNull();
     expect(back.properties.priority).toBeNull();
     expect(back.properties.expiration).toBeNull();
+  });
+
+  it("reads args and kwargs exactly as the generated decoder does", () => {
+    // Concatenated encodings of one message are one message with the fields merged: a kwargs
+    // entry whose value repeats (lists concatenate, dicts merge) and a value whose kind repeats.
+    const entry = (...parts: Parameters<typeof messages.Entry.encode>[0][]): number[] => {
+      const bytes = parts.flatMap((p) => [...messages.Entry.encode(p)]);
+      return [0x22, bytes.length, ...bytes]; // TaskEnvelope.kwargs (field 4), length < 128
+    };
+    const merged = new Uint8Array([
+      ...messages.TaskEnvelope.encode({ headers: { task: "t", id: "i" } }),
+      ...entry({ key: "list", value: { listValue: { values: [{ intValue: 1 }] } } }, { value: { listValue: { values: [{ intValue: 2 }] } } }),
+      ...entry(
+        { key: "map", value: { mapValue: { entries: [{ key: "a", value: { intValue: 1 } }] } } },
+        { value: { mapValue: { entries: [{ key: "b", value: { intValue: 2 } }] } } },
+      ),
+      ...entry({ key: "replaced", value: { stringValue: "x" } }, { value: { intValue: 3 } }),
+      ...entry({ key: "ts", value: { timestampValue: { seconds: 1 } } }, { value: { timestampValue: { nanos: 5_000_000 } } }),
+    ]);
+    expect(protobufCodec.decode(protoMessage(merged)).kwargs).toStrictEqual({
+      list: [1, 2],
+      map: { a: 1, b: 2 },
+      replaced: 3,
+      ts: new Date(1005),
+    });
+    for (const body of [
+      protobufCodec.encode(typicalEnvelope()).body,
+      protobufCodec.encode(fullEnvelope()).body,
+      merged,
+    ]) {
+      expect(protobufCodec.decode(protoMessage(body))).toStrictEqual(viaGeneratedDecoder(body));
+    }
   });
 
   it("keeps dict key order", () => {
@@ -414,15 +456,24 @@ describe("protobuf codec: malformed input", () => {
           if (buf.length === 0) break;
         }
       }
+      let fast: TaskEnvelope | CeleriacError;
       try {
-        protobufCodec.decode(protoMessage(buf));
+        fast = protobufCodec.decode(protoMessage(buf));
         decoded++;
       } catch (err) {
         if (!(err instanceof CeleriacError) || err.code !== "decode_failed") {
           throw new Error(`buffer ${i} (${Buffer.from(buf).toString("hex")}) threw ${String(err)}`);
         }
         expect(err.message.length).toBeGreaterThan(0);
+        fast = err;
         failed++;
+      }
+      // The codec's own readers for args/kwargs must agree with the generated decoder.
+      const reference = viaGeneratedDecoder(buf);
+      if (fast instanceof CeleriacError || reference instanceof CeleriacError) {
+        expect(fast instanceof CeleriacError, `buffer ${i}: ${Buffer.from(buf).toString("hex")}`).toBe(reference instanceof CeleriacError);
+      } else {
+        expect(fast, `buffer ${i}`).toStrictEqual(reference);
       }
       try {
         decodeResultMeta(buf);
