@@ -33,6 +33,9 @@ export interface PyStringifyOptions {
  * (`1e-07`, `1e+16`, `1.5e+300`), and `.0` on integral values.
  */
 export function formatPyFloat(n: number): string {
+  // Where both use fixed notation, JS's shortest round-trip text is already Python's repr.
+  const abs = Math.abs(n);
+  if (abs >= 1e-4 && abs < 1e16 && !Number.isInteger(n)) return String(n);
   if (Number.isNaN(n)) return "NaN";
   if (n === Infinity) return "Infinity";
   if (n === -Infinity) return "-Infinity";
@@ -61,32 +64,27 @@ export function formatPyNumber(n: number): string {
   return formatPyFloat(n);
 }
 
-const HEX = "0123456789abcdef";
+const NON_ASCII = /[\u007f-\uffff]/;
+const NON_ASCII_G = /[\u007f-\uffff]/g;
+const escapeUnit = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
 
 /** `json.dumps(s, ensure_ascii=True)` for one string: only printable ASCII stays literal. */
 export function quotePyString(s: string): string {
-  let out = '"';
-  let start = 0;
+  let plain = true;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c >= 0x20 && c <= 0x7e && c !== 0x22 && c !== 0x5c) continue;
-    if (i > start) out += s.slice(start, i);
-    start = i + 1;
-    switch (c) {
-      case 0x22: out += '\\"'; break;
-      case 0x5c: out += "\\\\"; break;
-      case 0x0a: out += "\\n"; break;
-      case 0x0d: out += "\\r"; break;
-      case 0x09: out += "\\t"; break;
-      case 0x08: out += "\\b"; break;
-      case 0x0c: out += "\\f"; break;
-      default:
-        // UTF-16 code units map 1:1 to Python's escapes, astral characters included (as pairs).
-        out += `\\u${HEX[(c >> 12) & 15]}${HEX[(c >> 8) & 15]}${HEX[(c >> 4) & 15]}${HEX[c & 15]}`;
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
+      plain = false;
+      break;
     }
   }
-  if (start === 0) return `"${s}"`;
-  return out + s.slice(start) + '"';
+  if (plain) return `"${s}"`;
+  // JSON.stringify already escapes exactly as Python does below 0x7f (short escapes for
+  // \b \f \n \r \t, lowercase \u00XX for other controls) and writes lone surrogates as
+  // escapes; Python additionally escapes DEL and everything non-ASCII, astral characters as
+  // their two UTF-16 code units.
+  const out = JSON.stringify(s);
+  return NON_ASCII.test(out) ? out.replace(NON_ASCII_G, escapeUnit) : out;
 }
 
 function isPlainObject(v: object): boolean {
@@ -101,58 +99,65 @@ function isPlainObject(v: object): boolean {
  * that has no JSON form.
  */
 export function pyStringify(value: unknown, options: PyStringifyOptions = {}): string {
-  const stack: object[] = [];
-  const special = options.encodeSpecial;
-
-  const write = (v: unknown, inArray: boolean): string | undefined => {
-    switch (typeof v) {
-      case "string": return quotePyString(v);
-      case "number": return formatPyNumber(v);
-      case "bigint": return v.toString();
-      case "boolean": return v ? "true" : "false";
-      case "undefined":
-      case "function":
-      case "symbol":
-        return inArray ? "null" : undefined;
-      default: break;
-    }
-    if (v === null) return "null";
-    const obj = v as object;
-    if (stack.includes(obj)) throw new CeleriacError("invalid_argument", "cannot serialize a circular structure to JSON");
-    if (stack.length >= MAX_JSON_DEPTH) throw new CeleriacError("invalid_argument", `value nested deeper than ${MAX_JSON_DEPTH} levels`);
-    if (Array.isArray(obj)) {
-      stack.push(obj);
-      const parts: string[] = [];
-      for (let i = 0; i < obj.length; i++) parts.push(write(obj[i], true) ?? "null");
-      stack.pop();
-      return `[${parts.join(", ")}]`;
-    }
-    const plain = isPlainObject(obj);
-    const replaced = plain ? undefined : special?.(obj);
-    if (replaced !== undefined || typeof (obj as { toJSON?: unknown }).toJSON === "function") {
-      stack.push(obj);
-      const out = write(replaced !== undefined ? replaced : (obj as { toJSON: () => unknown }).toJSON(), inArray);
-      stack.pop();
-      return out;
-    }
-    if (!plain) {
-      if (obj instanceof Map || obj instanceof Set || ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer) {
-        throw new CeleriacError("invalid_argument", `cannot serialize ${obj.constructor.name} to JSON; convert it to a plain object, array or string first`);
-      }
-    }
-    stack.push(obj);
-    const parts: string[] = [];
-    for (const key of Object.keys(obj)) {
-      const item = write((obj as Record<string, unknown>)[key], false);
-      if (item !== undefined) parts.push(`${quotePyString(key)}: ${item}`);
-    }
-    stack.pop();
-    return `{${parts.join(", ")}}`;
-  };
-
-  const out = write(value, false);
+  const out = new PyWriter(options.encodeSpecial).write(value, false);
   if (out === undefined) throw new CeleriacError("invalid_argument", `cannot serialize ${typeof value} to JSON`);
   return out;
+}
+
+// A class with plain string concatenation: this sits on every publish, and V8 optimizes it far
+// better than closures building part arrays.
+class PyWriter {
+  private readonly stack: object[] = [];
+
+  constructor(private readonly special: ((value: object) => unknown) | undefined) {}
+
+  write(v: unknown, inArray: boolean): string | undefined {
+    switch (typeof v) {
+      case "string": return quotePyString(v);
+      case "number": return Number.isSafeInteger(v) && !Object.is(v, -0) ? String(v) : formatPyFloat(v);
+      case "bigint": return v.toString();
+      case "boolean": return v ? "true" : "false";
+      case "object": break;
+      default: return inArray ? "null" : undefined; // undefined, function, symbol
+    }
+    if (v === null) return "null";
+    const obj: object = v;
+    const stack = this.stack;
+    if (stack.length >= MAX_JSON_DEPTH) {
+      // A cycle always ends up here, so the ancestor scan is paid only on this path.
+      throw new CeleriacError("invalid_argument", stack.includes(obj) ? "cannot serialize a circular structure to JSON" : `value nested deeper than ${MAX_JSON_DEPTH} levels`);
+    }
+    stack.push(obj);
+    try {
+      if (Array.isArray(obj)) {
+        let out = "[";
+        for (let i = 0; i < obj.length; i++) {
+          if (i > 0) out += ", ";
+          out += this.write(obj[i], true) ?? "null";
+        }
+        return out + "]";
+      }
+      const plain = isPlainObject(obj);
+      const replaced = plain || this.special === undefined ? undefined : this.special(obj);
+      if (replaced !== undefined) return this.write(replaced, inArray);
+      if (typeof (obj as { toJSON?: unknown }).toJSON === "function") return this.write((obj as { toJSON: () => unknown }).toJSON(), inArray);
+      if (!plain && (obj instanceof Map || obj instanceof Set || ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer)) {
+        throw new CeleriacError("invalid_argument", `cannot serialize ${obj.constructor.name} to JSON; convert it to a plain object, array or string first`);
+      }
+      let out = "{";
+      let first = true;
+      for (const key in obj) {
+        if (!Object.prototype.hasOwnProperty.call(obj, key)) continue;
+        const item = this.write((obj as Record<string, unknown>)[key], false);
+        if (item === undefined) continue;
+        out += first ? `${quotePyString(key)}: ${item}` : `, ${quotePyString(key)}: ${item}`;
+        first = false;
+      }
+      return out + "}";
+    } finally {
+      stack.pop();
+    }
+  }
 }
 
 // Text that JSON.parse would read differently from Python: NaN/Infinity (a syntax error for
