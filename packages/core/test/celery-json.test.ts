@@ -153,10 +153,12 @@ describe("decode", () => {
     expect(env.properties.correlationId).toBe(ID);
   });
 
-  it("reads hybrids: v2 headers with a v1 body, body fields first", () => {
-    const env = celeryJsonCodec.decode(wire(JSON.stringify({ args: [1], kwargs: {}, eta: null, retries: 2 }), { task: "h.t", id: "h-id", eta: "2030-01-01T00:00:00Z", "x-other": 1 }));
-    expect(env.headers).toMatchObject({ task: "h.t", id: "h-id", eta: "2030-01-01T00:00:00Z", retries: 2, extra: { "x-other": 1 } });
+  it("reads hybrids like Celery's hybrid_to_proto2: body fields, overridden by headers present", () => {
+    const body = JSON.stringify({ task: "body.t", args: [1], kwargs: {}, eta: "2020-01-01T00:00:00Z", retries: 2, root_id: "r", chain: [{ task: "ignored" }] });
+    const env = celeryJsonCodec.decode(wire(body, { task: "h.t", id: "h-id", eta: "2030-01-01T00:00:00Z", "x-other": 1 }));
+    expect(env.headers).toMatchObject({ task: "h.t", id: "h-id", eta: "2030-01-01T00:00:00Z", retries: 2, rootId: "r", extra: { "x-other": 1 } });
     expect(env.args).toEqual([1]);
+    expect(env.embed.chain).toBeNull();
   });
 
   it("accepts a v2 body without the embed", () => {

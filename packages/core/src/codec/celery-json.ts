@@ -262,11 +262,14 @@ const KNOWN_HEADERS = new Set([
   "replaced_task_nesting", "stamps",
 ]);
 
-/** Protocol v1 body keys; `taskset` is v1's name for the group id, `utc` is implied in v2. */
-const V1_BODY_KEYS = new Set([
-  "task", "id", "args", "kwargs", "eta", "expires", "retries", "callbacks", "errbacks", "chain",
-  "timelimit", "taskset", "group", "group_index", "chord", "utc",
-]);
+/**
+ * Task fields Celery 5.2 takes from a dict body (`celery.worker.strategy.hybrid_to_proto2` and
+ * `proto1_to_proto2`). `taskset` is protocol v1's name for the group id.
+ */
+const V1_BODY_FIELDS = [
+  "lang", "task", "id", "root_id", "parent_id", "group", "shadow", "eta", "expires", "retries",
+  "timelimit", "argsrepr", "kwargsrepr", "origin",
+] as const;
 
 function readHeaders(fields: Source, where: string, headers: Source): TaskHeaders {
   const task = fields["task"];
@@ -286,7 +289,7 @@ function readHeaders(fields: Source, where: string, headers: Source): TaskHeader
     shadow: optString(fields, "shadow", where),
     eta: optString(fields, "eta", where),
     expires: optString(fields, "expires", where),
-    group: optString(fields, "group", where) ?? optString(fields, "taskset", where),
+    group: optString(fields, "group", where),
     groupIndex: optInt(fields, "group_index", where, 0),
     retries: optInt(fields, "retries", where, 0) ?? 0,
     timelimit: readTimelimit(fields, where),
@@ -341,14 +344,16 @@ function decodeMessage(message: WireMessage): TaskEnvelope {
     fields = headers;
     where = "header";
   } else if (isRecord(body)) {
-    // Protocol v1, or a hybrid that carries headers too: the body's fields win, headers fill gaps.
-    fields = { ...headers };
-    for (const [k, v] of Object.entries(body)) {
-      if (V1_BODY_KEYS.has(k) && v !== undefined && (v !== null || !(k in fields))) fields[k] = v;
-    }
+    // Protocol v1, or a hybrid with headers too. Like Celery's hybrid_to_proto2, fields come
+    // from the body and any header present overrides them.
+    fields = {};
+    for (const k of V1_BODY_FIELDS) if (k in body) fields[k] = body[k];
+    if ((fields["group"] ?? null) === null && "taskset" in body) fields["group"] = body["taskset"];
+    Object.assign(fields, headers);
     args = body["args"] ?? [];
     kwargs = body["kwargs"] ?? {};
-    embed = readEmbed(body, "v1 body");
+    // Celery reads callbacks, errbacks and chord from a dict body, never a chain.
+    embed = readEmbed({ ...body, chain: null }, "v1 body");
     where = "v1 field";
   } else {
     return decodeFail(`body must be a protocol v2 array or a protocol v1 object, got ${describe(body)}`);
