@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { createEnvelope, type Signature, type TaskEnvelope } from "@celeriac/core";
-import { formatEta } from "./time.js";
+import { createEnvelope, toCeleryIso, type Signature, type TaskEnvelope } from "@celeriac/core";
 
 /** One follow-up message to publish: where, what, and how long the broker should hide it. */
 export interface FollowUp {
@@ -45,14 +44,14 @@ export function followUps(sig: Signature, value: unknown[], ctx: FollowUpContext
   let eta: string | null = null;
   if (typeof o["countdown"] === "number" && o["countdown"] > 0) {
     delayMs = o["countdown"] * 1000;
-    eta = formatEta(new Date(ctx.now.getTime() + delayMs));
+    eta = toCeleryIso(new Date(ctx.now.getTime() + delayMs));
   } else if (typeof o["eta"] === "string") {
     eta = o["eta"];
     const at = Date.parse(eta);
     if (!Number.isNaN(at)) delayMs = Math.max(0, at - ctx.now.getTime());
   }
   let expires: string | null = null;
-  if (typeof o["expires"] === "number") expires = formatEta(new Date(ctx.now.getTime() + o["expires"] * 1000));
+  if (typeof o["expires"] === "number") expires = toCeleryIso(new Date(ctx.now.getTime() + o["expires"] * 1000));
   else if (typeof o["expires"] === "string") expires = o["expires"];
 
   const envelope = createEnvelope({

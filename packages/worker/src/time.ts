@@ -1,25 +1,17 @@
+import { parseCeleryTime } from "@celeriac/core";
+
 /**
- * Celery dates. Producers write ISO 8601 with an offset; older or naive producers write none, and
- * Celery reads a naive time as UTC (its default timezone), whereas JS would read it as local time.
+ * An `eta`/`expires` header as a Date, or null when absent. The codec has validated the header
+ * already; a value it let through that still does not parse is treated as absent rather than
+ * failing a task that can run anyway.
  */
 export function parseCeleryDate(value: string | null | undefined): Date | null {
   if (value === null || value === undefined || value === "") return null;
-  const hasZone = /(Z|[+-]\d{2}:?\d{2})$/i.test(value);
-  const ms = Date.parse(hasZone || !value.includes("T") ? value : value + "Z");
-  return Number.isNaN(ms) ? null : new Date(ms);
-}
-
-/**
- * `date_done` as Celery writes it: `datetime.utcnow().isoformat()`, a naive UTC time with
- * microseconds and no zone designator. JS has milliseconds, so the last three digits are zeros.
- */
-export function formatDateDone(date: Date = new Date()): string {
-  return date.toISOString().replace("Z", "000");
-}
-
-/** An `eta` header: UTC with an explicit +00:00 offset, as Celery's producer writes it. */
-export function formatEta(date: Date): string {
-  return date.toISOString().replace("Z", "000+00:00");
+  try {
+    return parseCeleryTime(value);
+  } catch {
+    return null;
+  }
 }
 
 // setTimeout overflows past 2^31-1 ms (about 24.8 days) and would fire at once.

@@ -14,6 +14,8 @@ import {
   type TaskEnvelope,
   type TaskOptions,
   type TaskState,
+  toCeleryIso,
+  toCeleryNaiveUtc,
 } from "@celeriac/core";
 import { setMaxListeners } from "node:events";
 import { followUps } from "./canvas.js";
@@ -25,7 +27,7 @@ import { resolveOptions, type ResolvedOptions, type WorkerOptions } from "./opti
 import { RateLimiter } from "./rate-limit.js";
 import { Semaphore } from "./semaphore.js";
 import { installSignalHandlers } from "./signals.js";
-import { formatDateDone, formatEta, parseCeleryDate, sleep } from "./time.js";
+import { parseCeleryDate, sleep } from "./time.js";
 
 /**
  * The worker's life, after Temporal's: `idle` until `start()`, `running` while consuming,
@@ -529,7 +531,7 @@ class CeleriacWorker implements Worker {
     }
 
     const delayMs = retryDelayMs(reg.options, retry.countdownMs, h.retries);
-    const next: TaskEnvelope = { ...env, headers: { ...h, retries, eta: formatEta(new Date(Date.now() + delayMs)) } };
+    const next: TaskEnvelope = { ...env, headers: { ...h, retries, eta: toCeleryIso(new Date(Date.now() + delayMs)) } };
     const { transport } = this.opts;
     try {
       const codec = this.codecs?.get(delivery.message.contentType) ?? celeryJsonCodec;
@@ -596,7 +598,7 @@ class CeleriacWorker implements Worker {
         result: celeryException("InvalidTaskError", [reason]),
         traceback: null,
         children: [],
-        date_done: formatDateDone(),
+        date_done: toCeleryNaiveUtc(new Date()),
         task_id: id,
       });
     }
@@ -684,7 +686,7 @@ class CeleriacWorker implements Worker {
       result,
       traceback,
       children: [],
-      date_done: ready ? formatDateDone() : null,
+      date_done: ready ? toCeleryNaiveUtc(new Date()) : null,
       task_id: h.id,
       ...(h.group ? { group_id: h.group } : {}),
       ...(h.parentId ? { parent_id: h.parentId } : {}),

@@ -109,4 +109,5 @@ export async function result(h: Harness, id: string, timeoutMs = 5000): Promise<
   return h.backend.waitFor(id, { timeoutMs });
 }
 
-export const ISO_NAIVE_MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/;
+// Python isoformat(): microseconds, left out when zero.
+export const ISO_NAIVE_MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?$/;
