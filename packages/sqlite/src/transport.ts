@@ -3,7 +3,8 @@ import type Database from "better-sqlite3";
 import {
   CeleriacError,
   assertKnownOptions,
-  fromKombuEnvelope,
+  parseKombuEnvelope,
+  stringifyKombuEnvelope,
   toKombuEnvelope,
   type ConsumeOptions,
   type Consumer,
@@ -72,7 +73,7 @@ function positive(where: string, name: string, value: number | undefined, fallba
 
 function readPayload(payload: string): WireMessage | null {
   try {
-    return fromKombuEnvelope(JSON.parse(payload)).message;
+    return parseKombuEnvelope(payload).message;
   } catch {
     return null;
   }
@@ -235,9 +236,8 @@ export class SqliteTransport implements Transport {
       throw new CeleriacError("invalid_argument", `publish: delayMs must be a non-negative number, got ${String(delayMs)}`);
     }
     const priority = clampPriority(message.properties.priority);
-    // TODO(core): switch to core's Python-compatible JSON writer once it is exported; Python's
-    // json.loads reads this compact form just the same.
-    const payload = JSON.stringify(toKombuEnvelope(message, { exchange: "", routingKey: queue, deliveryTag: randomUUID() }));
+    // Python's json.dumps form, so rows look the same whoever wrote them.
+    const payload = stringifyKombuEnvelope(toKombuEnvelope(message, { exchange: "", routingKey: queue, deliveryTag: randomUUID() }));
     this.guard("publish", () =>
       this.db
         .transaction(() => {
@@ -481,7 +481,7 @@ export class SqliteTransport implements Transport {
   private makeDelivery(row: ClaimedRow, onSettled: () => void): Delivery | null {
     let message: WireMessage;
     try {
-      message = fromKombuEnvelope(JSON.parse(row.payload)).message;
+      message = parseKombuEnvelope(row.payload).message;
     } catch (err) {
       // Nothing could ever consume it; keep it for inspection rather than loop on it.
       this.unsettled.delete(row.token);

@@ -106,6 +106,19 @@ with Connection('sqla+sqlite:///${pyFile}') as c:
     expect(got.props["correlation_id"]).toBe("m5");
   });
 
+  it("writes payloads byte for byte as Python's json.dumps would", async () => {
+    const t = track(createSqliteTransport({ path: file }));
+    const m = msg(1);
+    m.headers = { task: "t", "nested": { "ünï": [1.5, null, true] }, big: 2 ** 53 };
+    await t.publish("q", m);
+    const out = python(`
+import json, sqlite3
+p = sqlite3.connect('${file}').execute('select payload from kombu_message').fetchone()[0]
+print(json.dumps(p == json.dumps(json.loads(p))))
+`);
+    expect(out.trim()).toBe("true");
+  });
+
   it("keeps delayed and claimed messages away from kombu's consumer", async () => {
     const t = track(createSqliteTransport({ path: file }));
     await t.publish("q", msg(1), { delayMs: 60_000 });
