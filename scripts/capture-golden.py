@@ -26,8 +26,6 @@ import tempfile
 import uuid
 
 from celery import Celery, chain, group, signature
-from kombu.compression import decompress
-from kombu.serialization import loads as kombu_loads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "fixtures", "golden")
@@ -87,51 +85,62 @@ def scan_flags(value, flags):
 
 
 def python_view(app, envelope_text):
-    """Decodes the envelope the way a Celery worker would: kombu's deserializer, then Request."""
-    from kombu.transport.virtual import Channel  # noqa: F401 (documents where decode_body lives)
+    """Decodes the envelope the way a Celery worker would: kombu's Message, then Request."""
     from celery.worker.request import Request
+    from celery.worker.strategy import hybrid_to_proto2
 
-    env = json.loads(envelope_text)
-    import base64
-
-    body = base64.b64decode(env["body"])
-    headers = env["headers"] or {}
-    if headers.get("compression"):
-        body = decompress(body, headers["compression"])
-    payload = kombu_loads(body, env["content-type"], env["content-encoding"])
-
-    class _Msg:
-        pass
-
-    msg = _Msg()
-    msg.headers = headers
-    msg.body = body
-    msg.payload = payload
-    msg.content_type = env["content-type"]
-    msg.content_encoding = env["content-encoding"]
-    msg.delivery_info = env["properties"].get("delivery_info")
-    msg.properties = env["properties"]
+    # kombu's own virtual-transport Message: it undoes the base64 body encoding, and decode()
+    # runs the compression and serializer registries, as on a worker.
+    with app.connection_for_read() as conn:
+        msg = conn.default_channel.message_to_python(json.loads(envelope_text))
+        payload = msg.decode()
+    headers = msg.headers or {}
 
     view = {"payload_repr": repr(payload)}
-    if headers.get("task"):
-        req = Request(msg, app=app, task=app.tasks.get(headers["task"]) or app.tasks["golden.echo"])
-        args, kwargs, embed = payload
-        view.update(
-            args_repr=repr(args),
-            kwargs_repr=repr(kwargs),
-            embed_repr=repr(embed),
-            eta=req.eta.isoformat() if req.eta else None,
-            expires=req.expires.isoformat() if req.expires else None,
-            time_limits=list(req.time_limits),
-            name=req.name,
-            arg_types=[type(a).__name__ for a in args],
-        )
-        flags = set()
-        scan_flags(payload, flags)
+    task_name = headers.get("task") or payload.get("task")
+    task = app.tasks.get(task_name) or app.tasks["golden.echo"]
+    if isinstance(payload, dict):
+        # What the worker strategy does with a dict body (protocol v1 or hybrid) in Celery 5.2.
+        body3, headers2, _decoded, _utc = hybrid_to_proto2(msg, payload)
+        req = Request(msg, app=app, task=task, body=body3, headers=headers2, decoded=True)
     else:
-        view.update(args_repr=repr(payload["args"]), kwargs_repr=repr(payload["kwargs"]))
-        flags = set()
-        scan_flags(payload, flags)
+        body3 = payload
+        req = Request(msg, app=app, task=task)
+    args, kwargs, embed = body3
+    rd = req.request_dict
+    view.update(
+        args_repr=repr(args),
+        kwargs_repr=repr(kwargs),
+        embed_repr=repr(embed),
+        arg_types=[type(a).__name__ for a in args],
+        # The fields Celery's worker Request derives from the message.
+        request={
+            "task": req.type,
+            "name": req.name,
+            "id": req.id,
+            "eta": req.eta.isoformat() if req.eta else None,
+            "expires": req.expires.isoformat() if req.expires else None,
+            "time_limits": list(req.time_limits),
+            "retries": rd.get("retries"),
+            "group": rd.get("group"),
+            "group_index": rd.get("group_index"),
+            "root_id": req.root_id,
+            "parent_id": req.parent_id,
+            "ignore_result": req.ignore_result,
+            "priority": req.delivery_info.get("priority"),
+            "correlation_id": req.correlation_id,
+            "reply_to": req.reply_to,
+            "argsrepr": req.argsrepr,
+            "kwargsrepr": req.kwargsrepr,
+            "origin": rd.get("origin"),
+            "shadow": rd.get("shadow"),
+            "callbacks": len(embed.get("callbacks") or []),
+            "errbacks": len(embed.get("errbacks") or []),
+            "chain": len(embed.get("chain") or []),
+        },
+    )
+    flags = set()
+    scan_flags(payload, flags)
     return view, sorted(flags)
 
 

@@ -23,7 +23,7 @@ interface Fixture {
   call: string;
   protocol: 1 | 2;
   envelope_text: string;
-  python: { args_repr: string; kwargs_repr: string; eta?: string | null; expires?: string | null; time_limits?: unknown[]; name?: string };
+  python: { args_repr: string; kwargs_repr: string; request: Record<string, unknown> };
   flags: string[];
 }
 
@@ -115,6 +115,18 @@ describe("golden fixtures captured from Celery 5.2.6", () => {
     expect(link.errbacks).toEqual([{ task: "golden.echo", args: ["err"], kwargs: { k: 1 }, options: {}, subtaskType: null, immutable: true }]);
     // The chain's remaining steps come reversed: the next one is last.
     expect(decode("chain").embed.chain?.map((s) => s.task)).toEqual(["golden.echo", "golden.add"]);
+  });
+
+  it.each(fixtures.map((f) => [f.name, f] as const))("%s decodes to the fields Celery's worker Request sees", (_name, fx) => {
+    const e = decodeTask(parseKombuEnvelope(fx.envelope_text).message);
+    const h = e.headers;
+    expect({
+      task: h.task, name: h.shadow ?? h.task, id: h.id, eta: h.eta, expires: h.expires, time_limits: h.timelimit, retries: h.retries,
+      group: h.group, group_index: h.groupIndex, root_id: h.rootId, parent_id: h.parentId, ignore_result: h.ignoreResult,
+      priority: e.properties.priority, correlation_id: e.properties.correlationId, reply_to: e.properties.replyTo,
+      argsrepr: h.argsrepr, kwargsrepr: h.kwargsrepr, origin: h.origin, shadow: h.shadow,
+      callbacks: e.embed.callbacks?.length ?? 0, errbacks: e.embed.errbacks?.length ?? 0, chain: e.embed.chain?.length ?? 0,
+    }).toEqual(fx.python.request);
   });
 
   it.each(fixtures.filter((f) => f.protocol === 1).map((f) => [f.name, f] as const))("reads protocol v1 message %s", (_name, fx) => {
