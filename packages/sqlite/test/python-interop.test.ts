@@ -49,6 +49,19 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Starts a Python Celery worker on the test's broker file; returns a reader of its output. */
+function startWorker(): () => string {
+  let log = "";
+  worker = spawn(
+    PY,
+    ["-m", "celery", "-A", "pytasks", "worker", "--pool", "solo", "-Q", "celery", "-c", "1", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
+    { env: env(), cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  worker.stdout!.on("data", (b: Buffer) => (log += b.toString()));
+  worker.stderr!.on("data", (b: Buffer) => (log += b.toString()));
+  return () => log;
+}
+
 async function waitForFile(path: string, timeoutMs: number, log: () => string): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(path)) {
@@ -76,18 +89,48 @@ describe("Python Celery interop over sqla+sqlite", () => {
     const message = celeryJsonCodec.encode(createEnvelope({ task: "pytasks.add", id, args: [2, 3] }));
     await transport.publish("celery", message);
 
-    let log = "";
-    worker = spawn(
-      PY,
-      ["-m", "celery", "-A", "pytasks", "worker", "--pool", "solo", "-Q", "celery", "-c", "1", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
-      { env: env(), cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    worker.stdout!.on("data", (b: Buffer) => (log += b.toString()));
-    worker.stderr!.on("data", (b: Buffer) => (log += b.toString()));
-
-    const text = await waitForFile(join(resultsDir, `celery-task-meta-${id}`), 25_000, () => log);
+    const log = startWorker();
+    const text = await waitForFile(join(resultsDir, `celery-task-meta-${id}`), 25_000, log);
     const meta = JSON.parse(text) as Record<string, unknown>;
     expect(meta).toMatchObject({ status: "SUCCESS", result: 5, task_id: id });
+  }, 30_000);
+
+  it("a Python worker and a Celeriac consumer on one queue never both take a message", async () => {
+    const log = startWorker();
+    const deadline = Date.now() + 20_000;
+    while (!/ready\./.test(log())) {
+      if (Date.now() > deadline) throw new Error(`worker not ready:\n${log()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    transport = createSqliteTransport({ path: brokerFile });
+    const total = 150;
+    const ids: string[] = [];
+    const consumer = transport.consume(["celery"], { prefetch: 1 });
+    const mine: string[] = [];
+    const consuming = (async () => {
+      for await (const d of consumer) {
+        mine.push(decodeTask(d.message).headers.id);
+        await new Promise((r) => setTimeout(r, 20)); // leave the Python worker a share
+        await d.ack();
+      }
+    })();
+    for (let i = 0; i < total; i++) {
+      const id = randomUUID();
+      ids.push(id);
+      await transport.publish("celery", celeryJsonCodec.encode(createEnvelope({ task: "pytasks.add", id, args: [i, 1] })));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // Done when every message is accounted for: acked here or run by Python.
+    const pythonRan = () => ids.filter((id) => existsSync(join(resultsDir, `celery-task-meta-${id}`)));
+    while (mine.length + pythonRan().length < total && Date.now() < deadline + 5000) await new Promise((r) => setTimeout(r, 100));
+    await consumer.stop();
+    await consuming;
+    const py = pythonRan();
+    console.log(`shared queue: ${mine.length} consumed by Celeriac, ${py.length} run by Python Celery`);
+    expect(mine.length + py.length).toBe(total);
+    expect(new Set([...mine, ...py]).size).toBe(total);
+    expect(mine.length).toBeGreaterThan(0);
+    expect(py.length).toBeGreaterThan(0);
   }, 30_000);
 
   it("Celeriac consumes what Python's send_task and apply_async wrote", async () => {
