@@ -6,6 +6,14 @@ import { CeleriacError, type Consumer, type Delivery, type Transport, type WireM
  * One transport-agnostic suite, run by every transport package against its real broker. Tests
  * for capabilities a transport does not declare are reported as skipped (decided at run time
  * from `transport.capabilities`), so a report shows exactly what was checked.
+ *
+ * Readings of the contract the suite pins down, since transports must agree on them:
+ * - `consumer.stop()` returns messages prefetched but not yet handed out at once; a delivery
+ *   already handed out stays settleable (a draining worker acks what it finished), and goes
+ *   back at the visibility timeout or when the transport closes.
+ * - The visibility timeout gives a message back without settling its delivery: a late ack is
+ *   accepted, never `already_settled`.
+ * - `purge` counts waiting messages (visible or delayed), not unsettled deliveries.
  */
 export interface TransportConformanceOptions {
   /**

@@ -178,6 +178,25 @@ describe("transport", () => {
     expect(await a.purge("q")).toBe(0);
   });
 
+  it("reports a lock held past busyTimeoutMs as a connection error, and consumers keep polling", async () => {
+    const t = track(createSqliteTransport({ path: file, busyTimeoutMs: 50 }));
+    await t.publish("q", msg(0)); // creates the queue row before the lock is taken
+    const holder = new Database(file);
+    holder.exec("BEGIN IMMEDIATE");
+    await expect(t.publish("q", msg(1))).rejects.toMatchObject({ code: "connection" });
+    const c = t.consume(["q"], { prefetch: 1 });
+    const it = c[Symbol.asyncIterator]();
+    const next = it.next();
+    await new Promise((r) => setTimeout(r, 200)); // the consumer's claims fail with SQLITE_BUSY meanwhile
+    holder.exec("COMMIT");
+    holder.close();
+    const r = await next;
+    expect(r.done).toBe(false);
+    expect(r.value!.message.headers["n"]).toBe(0);
+    await r.value!.ack();
+    await c.stop();
+  });
+
   it("does not count messages returned unreceived from a prefetch buffer as deliveries", async () => {
     const t = track(createSqliteTransport({ path: file }));
     for (let n = 0; n < 3; n++) await t.publish("q", msg(n));
