@@ -4,7 +4,7 @@ import { createEnvelope, type TaskEnvelope } from "../src/envelope.js";
 import { CeleriacError } from "../src/errors.js";
 import type { WireMessage } from "../src/wire.js";
 import { celeryJsonCodec, createCeleryJsonCodec, parsePyDatetime, pyIsoformat, reviveKombuTypes } from "../src/codec/celery-json.js";
-import { decodeTask } from "../src/codec/index.js";
+import { MAX_DECOMPRESSED_BYTES, decodeTask } from "../src/codec/index.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -264,6 +264,12 @@ describe("decodeTask", () => {
     expect(decodeFailure(() => decodeTask(wire(V2_BODY, { ...celeryHeaders(), compression: "application/x-gzip" }))).message).toMatch(/zlib/);
     expect(decodeFailure(() => decodeTask(wire(V2_BODY, { ...celeryHeaders(), compression: "application/x-bz2" }))).message).toMatch(/unsupported body compression/);
     expect(decodeFailure(() => decodeTask(wire(V2_BODY, { ...celeryHeaders(), compression: 1 }))).message).toMatch(/compression/);
+  });
+
+  it("refuses a body that inflates beyond MAX_DECOMPRESSED_BYTES", () => {
+    const bomb = deflateSync(new Uint8Array(MAX_DECOMPRESSED_BYTES + 1));
+    expect(bomb.length).toBeLessThan(200_000);
+    expect(decodeFailure(() => decodeTask(wire(bomb, { ...celeryHeaders(), compression: "application/x-gzip" }))).message).toMatch(/zlib/);
   });
 });
 

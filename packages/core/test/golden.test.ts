@@ -227,6 +227,7 @@ const tsMessages: TaskEnvelope[] = [
     embed: {
       callbacks: [sig("ts.echo", [1]), sig("ts.add", [7], { options: { queue: "q2" } })],
       errbacks: [sig("ts.echo", ["err"], { kwargs: { k: 1 }, immutable: true })],
+      chord: sig("ts.body", [], { options: { task_id: id(11) } }),
     },
   }),
   createEnvelope({
