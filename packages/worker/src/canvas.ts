@@ -20,8 +20,9 @@ export interface FollowUpContext {
 /**
  * Builds the messages for a link, link_error or chain step, the way Celery's `apply_async` would
  * from the signature dict: `value` is prepended to the args unless the signature is immutable.
- * Only plain signatures and chains are understood; a group or chord as a callback returns an
- * error string instead, because publishing it wrong would be worse than not publishing it.
+ * Plain signatures, chains and groups are understood; a chord (or anything else) as a callback
+ * returns an error string instead, because publishing it wrong would be worse than not
+ * publishing it.
  */
 export function followUps(sig: Signature, value: unknown[], ctx: FollowUpContext, chain: Signature[] | null = null): FollowUp[] | string {
   if (sig.subtaskType === "chain") {
@@ -33,6 +34,26 @@ export function followUps(sig: Signature, value: unknown[], ctx: FollowUpContext
     // Celery embeds the remaining steps in reverse so each worker pops the next one off the end.
     const remaining = [...rest].reverse().concat(chain ?? []);
     return followUps(first!, sig.immutable ? [] : value, ctx, remaining.length > 0 ? remaining : null);
+  }
+  if (sig.subtaskType === "group") {
+    const raw = sig.kwargs["tasks"];
+    if (!Array.isArray(raw)) return `group signature has no tasks`;
+    const members = raw.map((t) => signatureFromWire(t));
+    if (members.some((s) => s === null)) return `group signature holds something that is not a signature`;
+    // Each member gets the value, the group's id and its index, as group.apply_async((value,)) does.
+    const groupId = stringOption(sig.options["group_id"]) ?? stringOption(sig.options["task_id"]) ?? randomUUID();
+    const out: FollowUp[] = [];
+    for (const [index, member] of (members as Signature[]).entries()) {
+      const made = followUps(
+        { ...member, options: { ...member.options, group_id: groupId, group_index: index } },
+        sig.immutable ? [] : value,
+        ctx,
+        chain,
+      );
+      if (typeof made === "string") return made;
+      out.push(...made);
+    }
+    return out;
   }
   if (sig.subtaskType !== null) return `${sig.subtaskType} signatures as callbacks are not supported by this worker`;
 
@@ -79,6 +100,10 @@ export function followUps(sig: Signature, value: unknown[], ctx: FollowUpContext
     },
   });
   return [{ queue: queueName(o["queue"]) ?? ctx.defaultQueue, envelope, delayMs }];
+}
+
+function stringOption(v: unknown): string | null {
+  return typeof v === "string" && v !== "" ? v : null;
 }
 
 function numberOrNull(v: unknown): number | null {

@@ -114,3 +114,33 @@ describe("link, link_error and chain", () => {
     expect((await result(h, "c-2")).result).toBe(11);
   });
 });
+
+describe("groups as callbacks", () => {
+  it("publishes every member with the result, the group id and its index", async () => {
+    h = harness();
+    const seen = new Map<string, { args: unknown[]; group: string | null; index: unknown }>();
+    const w = h
+      .worker()
+      .register("tasks.src", () => 4)
+      .register("tasks.member", (ctx, ...args) => {
+        seen.set(ctx.id, { args, group: ctx.groupId, index: ctx.headers["group_index"] });
+        return args;
+      });
+    await w.start();
+    const member = (id: string, extra: number) => ({ task: "tasks.member", args: [extra], kwargs: {}, options: { task_id: id }, subtask_type: null, immutable: false });
+    const group: Signature = {
+      task: "celery.group",
+      args: [],
+      kwargs: { tasks: [member("m-0", 1), member("m-1", 2)] },
+      options: { group_id: "grp-1" },
+      subtaskType: "group",
+      immutable: false,
+    };
+    await h.send("tasks.src", { embed: { callbacks: [group] } });
+    expect((await result(h, "m-0")).result).toEqual([4, 1]);
+    expect((await result(h, "m-1")).result).toEqual([4, 2]);
+    expect(seen.get("m-0")).toEqual({ args: [4, 1], group: "grp-1", index: 0 });
+    expect(seen.get("m-1")).toEqual({ args: [4, 2], group: "grp-1", index: 1 });
+    expect((await result(h, "m-1")).group_id).toBe("grp-1");
+  });
+});
