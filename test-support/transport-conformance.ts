@@ -394,6 +394,15 @@ export function describeTransportConformance(name: string, factory: TransportFac
       await later!.ack();
     });
 
+    it("purge counts delayed messages too, when delayed delivery is declared", async (ctx) => {
+      const { t, queue, receiver } = await setup();
+      ctx.skip(!t.capabilities.delayedDelivery, "delayedDelivery not declared");
+      await t.publish(queue, message(1), { delayMs: 300 });
+      await t.publish(queue, message(2));
+      expect(await t.purge(queue)).toBe(2);
+      expect(await receiver().next(600)).toBeNull();
+    });
+
     it("close is idempotent, resolves closed, and refuses publishes after", async () => {
       const { t, queue, receiver } = await setup();
       const r = receiver();
