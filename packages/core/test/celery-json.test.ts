@@ -287,6 +287,7 @@ describe("Python datetimes", () => {
     ["2024-05-06T07:08:09", Date.UTC(2024, 4, 6, 7, 8, 9)],
     ["2024-05-06 07:08", Date.UTC(2024, 4, 6, 7, 8)],
     ["2024-05-06T07:08:09-05:30", Date.UTC(2024, 4, 6, 12, 38, 9)],
+    ["2024-05-06T07:08:09+01:00:30", Date.UTC(2024, 4, 6, 6, 7, 39)],
     ["0050-02-03T00:00:00", new Date("0050-02-03T00:00:00Z").getTime()],
   ])("parses %s", (text, ms) => {
     expect(parsePyDatetime(text)?.getTime()).toBe(ms);

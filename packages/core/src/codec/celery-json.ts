@@ -97,8 +97,8 @@ export function parsePyDatetime(text: string): Date | null {
   let t = date.getTime();
   if (tz !== undefined && tz !== "Z") {
     const digits = tz.slice(1).replace(/:/g, "");
-    const offsetMin = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4));
-    t -= (tz[0] === "-" ? -1 : 1) * offsetMin * 60_000;
+    const offsetS = Number(digits.slice(0, 2)) * 3600 + Number(digits.slice(2, 4)) * 60 + Number(digits.slice(4) || 0);
+    t -= (tz[0] === "-" ? -1 : 1) * Math.round(offsetS * 1000);
   }
   return new Date(t);
 }
