@@ -144,6 +144,7 @@ class CeleriacWorker implements Worker {
   private loopDone: Promise<void> = Promise.resolve();
   private stopping: Promise<void> | null = null;
   private forceNow: (() => void) | null = null;
+  private forceRequested = false;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private wakeLoop: (() => void) | null = null;
   private wakeDrain: (() => void) | null = null;
@@ -211,7 +212,11 @@ class CeleriacWorker implements Worker {
 
   stop(options: StopOptions = {}): Promise<void> {
     if (this.stopping) {
-      if (options.graceMs === 0) this.forceNow?.();
+      if (options.graceMs === 0) {
+        // May arrive before draining has begun; remembered so the drain forces at once.
+        this.forceRequested = true;
+        this.forceNow?.();
+      }
       return this.stopping;
     }
     if (this.currentState === "idle") {
@@ -756,6 +761,7 @@ class CeleriacWorker implements Worker {
     this.currentState = "draining";
 
     const force = new Promise<void>((resolve) => (this.forceNow = resolve));
+    if (this.forceRequested) this.forceNow?.();
     if (this.jobs.size > 0) {
       await Promise.race([this.drained(), sleep(graceMs), force]);
     }

@@ -99,6 +99,22 @@ describe("graceful shutdown", () => {
     expect(h.transport.size("celery")).toBe(1);
   });
 
+  it("a force requested while the consumer is still stopping is not lost", async () => {
+    h = harness();
+    const t = defineTask("tasks.forever2", { acksLate: true });
+    const w = h.worker({ shutdownGraceMs: 60_000 }).register(t, () => new Promise(() => {}));
+    await w.start();
+    await h.send("tasks.forever2");
+    await until("running", () => w.counters.inFlight === 1);
+    const graceful = w.stop();
+    expect(w.state).toBe("stopping");
+    const forced = w.stop({ graceMs: 0 });
+    const t0 = Date.now();
+    await Promise.all([graceful, forced]);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(h.transport.size("celery")).toBe(1);
+  });
+
   it("stop before start just stops", async () => {
     h = harness();
     const w = h.worker();
