@@ -8,6 +8,7 @@ import { createSqliteTransport } from "@celeriac/sqlite";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const worker = fileURLToPath(new URL("./fixtures/consume-worker.mjs", import.meta.url));
+const crasher = fileURLToPath(new URL("./fixtures/claim-and-die.mjs", import.meta.url));
 let dir: string;
 let build: string;
 let sqliteModule: string;
@@ -78,3 +79,32 @@ it("three processes consume 2,000 messages from one file, each exactly once", as
   // Every process got a share, so they really ran concurrently.
   for (const r of results) expect(r.length).toBeGreaterThan(0);
 }, 60_000);
+
+it("a message held by a process that died comes back after the visibility timeout", async () => {
+  const file = join(dir, "crash.db");
+  const t = createSqliteTransport({ path: file });
+  await t.publish("q", { body: new TextEncoder().encode("[[], {}, {}]"), contentType: "application/json", contentEncoding: "utf-8", headers: { n: 42 }, properties: {} });
+  const spawned = Date.now();
+  const held = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [crasher, sqliteModule, file, "q", "500"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    child.on("exit", (code) => (code === 3 ? resolve(out) : reject(new Error(`exit ${code}: ${err}`))));
+  });
+  expect(held).toBe("42");
+  const died = Date.now();
+  const c = t.consume(["q"], { prefetch: 1 });
+  for await (const d of c) {
+    expect(d.message.headers["n"]).toBe(42);
+    expect(d.redelivered).toBe(true);
+    expect(d.deliveryCount).toBe(2);
+    await d.ack();
+    break;
+  }
+  // Not before the dead holder's deadline: 500 ms after its claim, which came after `spawned`.
+  expect(Date.now() - spawned).toBeGreaterThanOrEqual(500);
+  expect(Date.now() - died).toBeLessThan(3000);
+  await t.close();
+}, 30_000);
