@@ -1,6 +1,6 @@
 import { defineTask } from "@celeriac/core";
 import { afterEach, describe, expect, it } from "vitest";
-import type { WorkerState } from "../src/index.js";
+import { installSignalHandlers, type StopOptions, type WorkerState } from "../src/index.js";
 import { delay, harness, result, until, type Harness } from "./helpers.js";
 
 let h: Harness;
@@ -134,6 +134,18 @@ describe("graceful shutdown", () => {
     expect(w.state).toBe("stopped");
     await delay(0);
     expect(process.listenerCount("SIGTERM")).toBe(before);
+  });
+});
+
+describe("installSignalHandlers", () => {
+  it("stops gracefully on the first signal and forces on the second", () => {
+    const calls: StopOptions[] = [];
+    const uninstall = installSignalHandlers({ stop: async (o = {}) => void calls.push(o) }, ["SIGUSR2"]);
+    process.emit("SIGUSR2", "SIGUSR2");
+    process.emit("SIGUSR2", "SIGUSR2");
+    uninstall();
+    expect(calls).toEqual([{}, { graceMs: 0 }]);
+    expect(process.listenerCount("SIGUSR2")).toBe(0);
   });
 });
 
