@@ -450,14 +450,7 @@ export class SqliteTransport implements Transport {
             if (!isBusy(err) || transport.isClosed) throw CeleriacError.from(err, "connection");
             claimed = []; // another process held the lock past busy_timeout: poll again later
           }
-          if (stopped || transport.isClosed) {
-            // stop() ran while we were claiming; these go straight back.
-            buffer.push(...claimed);
-            outstanding += claimed.length;
-            for (const c of claimed) transport.unsettled.set(c.token, c.id);
-            returnBuffered();
-            break;
-          }
+          // claim() is synchronous, so stop() cannot have run in between.
           if (claimed.length > 0) {
             for (const c of claimed) transport.unsettled.set(c.token, c.id);
             buffer.push(...claimed);
