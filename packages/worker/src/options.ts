@@ -90,6 +90,19 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
   if (options === null || typeof options !== "object") throw new CeleriacError("invalid_argument", "createWorker: options are required");
   assertKnownOptions("createWorker", options, KNOWN);
   if (!options.transport) throw new CeleriacError("invalid_argument", "createWorker: transport is required");
+  if (typeof options.transport.consume !== "function" || typeof options.transport.publish !== "function") {
+    throw new CeleriacError("invalid_argument", "createWorker: transport must implement the Transport contract (consume, publish, capabilities)");
+  }
+  const logger = options.logger as unknown;
+  if (logger !== undefined && typeof logger !== "function" && typeof (logger as { log?: unknown } | null)?.log !== "function") {
+    throw new CeleriacError("invalid_argument", "createWorker: logger must be a function or an object with a log(record) method");
+  }
+  if (options.logLevel !== undefined && !["debug", "info", "warn", "error"].includes(options.logLevel)) {
+    throw new CeleriacError("invalid_argument", `createWorker: logLevel must be "debug", "info", "warn" or "error", got ${JSON.stringify(options.logLevel)}`);
+  }
+  if (options.onEvent !== undefined && typeof options.onEvent !== "function") {
+    throw new CeleriacError("invalid_argument", "createWorker: onEvent must be a function");
+  }
   const queues = options.queues ?? ["celery"];
   if (!Array.isArray(queues) || queues.length === 0 || queues.some((q) => typeof q !== "string" || q === "")) {
     throw new CeleriacError("invalid_argument", "createWorker: queues must be a non-empty list of queue names");

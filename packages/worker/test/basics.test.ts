@@ -86,6 +86,9 @@ describe("worker basics", () => {
     expect(() => createWorker({ transport, concurency: 3 } as never)).toThrow(/unknown option "concurency"/);
     expect(() => createWorker({ transport, concurrency: 0 })).toThrow(CeleriacError);
     expect(() => createWorker({ transport, queues: [] })).toThrow(/queues/);
+    expect(() => createWorker({ transport, logger: "stderr" as never })).toThrow(/logger/);
+    expect(() => createWorker({ transport, logLevel: "verbose" as never })).toThrow(/logLevel/);
+    expect(() => createWorker({ transport: {} as never })).toThrow(/Transport contract/);
   });
 
   it("refuses registering twice or after start", async () => {
