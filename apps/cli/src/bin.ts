@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+import { Command, Option } from "commander";
+import { CeleriacError } from "@celeriac/core";
+import { callCommand } from "./commands/call.js";
+import { demoCommand } from "./commands/demo.js";
+import { purgeCommand } from "./commands/purge.js";
+import { workerCommand } from "./commands/worker.js";
+
+const program = new Command()
+  .name("celeriac")
+  .description("Celery-compatible task queue for TypeScript: run workers, send tasks, manage queues")
+  .version("0.1.0");
+
+const broker = () => new Option("-b, --broker <url>", "broker URL (sqlite:///file.db, amqp://, redis://, sqs://)").env("CELERIAC_BROKER_URL");
+const backend = () => new Option("--result-backend <url>", "result backend URL (sqlite:///, file:///dir, redis://, rpc://, none)").env("CELERIAC_RESULT_BACKEND");
+
+program
+  .command("worker")
+  .description("start a worker that runs the tasks registered by --tasks modules")
+  .addOption(broker())
+  .addOption(backend())
+  .option("-t, --tasks <module...>", "module(s) whose default export registers task handlers", [])
+  .option("-Q, --queues <list>", "comma-separated queues to consume", "celery")
+  .option("-c, --concurrency <n>", "tasks run at once", "10")
+  .option("--prefetch-multiplier <n>", "messages reserved per concurrency slot")
+  .option("-n, --hostname <name>", "worker name, as in celery -n")
+  .option("--shutdown-grace <seconds>", "time to finish tasks in flight on SIGTERM", "30")
+  .option("-q, --quiet", "no log output")
+  .action((opts) => workerCommand(opts));
+
+program
+  .command("call")
+  .description("send a task by name, like `celery call`")
+  .argument("<name>", "registered task name, e.g. tasks.add")
+  .addOption(broker())
+  .addOption(backend())
+  .option("-a, --args <json>", "positional arguments as a JSON array", "[]")
+  .option("-k, --kwargs <json>", "keyword arguments as a JSON object", "{}")
+  .option("-Q, --queue <name>", "queue to send to (default: celery)")
+  .option("--countdown <seconds>", "run no sooner than this many seconds from now")
+  .option("--eta <iso>", "run no sooner than this time")
+  .option("--expires <seconds>", "revoke if not started within this many seconds")
+  .option("--priority <0-9>", "higher runs first")
+  .option("--task-id <id>", "use this task id")
+  .option("-w, --wait", "wait for the result and print it as JSON")
+  .option("--timeout <seconds>", "with --wait: give up after this long", "60")
+  .action((name: string, opts) => callCommand(name, opts));
+
+program
+  .command("purge")
+  .description("delete all waiting tasks from queues, like `celery purge`")
+  .addOption(broker())
+  .option("-Q, --queues <list>", "comma-separated queues", "celery")
+  .option("-f, --force", "do not ask for confirmation")
+  .action((opts) => purgeCommand(opts));
+
+program
+  .command("demo")
+  .description("run a producer and a worker on the embedded SQLite broker and print tasks and results")
+  .option("--db <path>", "SQLite file to use (default: a fresh file in the temp directory)")
+  .option("-n, --count <n>", "size of the batch of tasks sent at the end", "200")
+  .action((opts) => demoCommand(opts));
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const e = CeleriacError.from(err);
+  process.stderr.write(`celeriac: ${e.message}\n`);
+  process.exitCode = e.code === "invalid_argument" ? 2 : 1;
+});

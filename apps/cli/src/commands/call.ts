@@ -1,0 +1,65 @@
+import { CeleriacError, createClient, type SendOptions } from "@celeriac/core";
+import { displayUrl, openConnections } from "../config.js";
+
+export interface CallOptions {
+  broker?: string;
+  resultBackend?: string;
+  args: string;
+  kwargs: string;
+  queue?: string;
+  countdown?: string;
+  eta?: string;
+  expires?: string;
+  priority?: string;
+  taskId?: string;
+  wait?: boolean;
+  timeout: string;
+}
+
+function parseJson(what: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new CeleriacError("invalid_argument", `--${what} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function seconds(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new CeleriacError("invalid_argument", `--${flag} must be a number of seconds, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** `celeriac call NAME`: Celery's `celery call`, plus --wait to print the result. */
+export async function callCommand(name: string, opts: CallOptions): Promise<void> {
+  const args = parseJson("args", opts.args);
+  const kwargs = parseJson("kwargs", opts.kwargs);
+  if (!Array.isArray(args)) throw new CeleriacError("invalid_argument", "--args must be a JSON array");
+  if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) throw new CeleriacError("invalid_argument", "--kwargs must be a JSON object");
+  const send: SendOptions = {};
+  if (opts.queue) send.queue = opts.queue;
+  if (opts.countdown !== undefined) send.countdownMs = seconds("countdown", opts.countdown) * 1000;
+  if (opts.eta !== undefined) {
+    const eta = new Date(opts.eta);
+    if (Number.isNaN(eta.getTime())) throw new CeleriacError("invalid_argument", `--eta is not an ISO time: ${opts.eta}`);
+    send.eta = eta;
+  }
+  if (opts.expires !== undefined) send.expires = seconds("expires", opts.expires) * 1000;
+  if (opts.priority !== undefined) send.priority = Number(opts.priority);
+  if (opts.taskId) send.taskId = opts.taskId;
+
+  const conn = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend });
+  try {
+    const client = createClient({ transport: conn.transport, ...(conn.resultBackend ? { resultBackend: conn.resultBackend } : {}) });
+    const result = await client.sendTask(name, { ...send, args, kwargs: kwargs as Record<string, unknown> });
+    console.log(result.id);
+    if (opts.wait) {
+      if (!conn.resultBackend) throw new CeleriacError("invalid_argument", "--wait needs a result backend (--result-backend URL)");
+      process.stderr.write(`waiting for ${name}[${result.id}] on ${displayUrl(conn.brokerUrl)} ...\n`);
+      const value = await result.get({ timeoutMs: seconds("timeout", opts.timeout) * 1000 });
+      console.log(JSON.stringify(value));
+    }
+  } finally {
+    await conn.close();
+  }
+}

@@ -1,0 +1,66 @@
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { CeleriacError } from "@celeriac/core";
+import { createWorker, type Worker } from "@celeriac/worker";
+import { displayUrl, openConnections } from "../config.js";
+
+export interface WorkerCommandOptions {
+  broker?: string;
+  resultBackend?: string;
+  tasks: string[];
+  queues: string;
+  concurrency: string;
+  prefetchMultiplier?: string;
+  hostname?: string;
+  shutdownGrace: string;
+  quiet?: boolean;
+}
+
+/** Loads a tasks module: its default export (or `register`) receives the worker. */
+export async function loadTasks(worker: Worker, path: string): Promise<void> {
+  const mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown; register?: unknown };
+  const register = typeof mod.default === "function" ? mod.default : mod.register;
+  if (typeof register !== "function") {
+    throw new CeleriacError("invalid_argument", `${path} must export a default function (or \`register\`) that takes the worker and registers tasks`);
+  }
+  await (register as (w: Worker) => unknown)(worker);
+}
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CeleriacError("invalid_argument", `--${flag} must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** `celeriac worker`: consumes the queues until SIGTERM/SIGINT, then shuts down gracefully. */
+export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
+  if (opts.tasks.length === 0) throw new CeleriacError("invalid_argument", "--tasks <module> is required: the module that registers your task handlers");
+  const conn = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend });
+  const queues = opts.queues.split(",").map((q) => q.trim()).filter(Boolean);
+  const worker = createWorker({
+    transport: conn.transport,
+    ...(conn.resultBackend ? { resultBackend: conn.resultBackend } : {}),
+    queues,
+    concurrency: positiveInt("concurrency", opts.concurrency),
+    ...(opts.prefetchMultiplier ? { prefetchMultiplier: positiveInt("prefetch-multiplier", opts.prefetchMultiplier) } : {}),
+    ...(opts.hostname ? { hostname: opts.hostname } : {}),
+    shutdownGraceMs: Number(opts.shutdownGrace) * 1000,
+    ...(opts.quiet ? { silent: true } : {}),
+    // SIGTERM/SIGINT: warm shutdown (finish tasks in flight); a second signal forces.
+    installSignalHandlers: true,
+  });
+  for (const t of opts.tasks) await loadTasks(worker, t);
+
+  await conn.transport.connect();
+  await worker.start();
+  if (!opts.quiet) {
+    process.stderr.write(
+      `celeriac worker ready: broker ${displayUrl(conn.brokerUrl)}, results ${conn.backendUrl ? displayUrl(conn.backendUrl) : "disabled"}, queues ${queues.join(",")}, concurrency ${opts.concurrency}\n`,
+    );
+  }
+  try {
+    await worker.closed;
+  } finally {
+    await conn.close();
+  }
+}
