@@ -1,4 +1,4 @@
-import { createMemoryTransport } from "@celeriac/core";
+import { MemoryTransport, createMemoryTransport, type TransportCapabilities } from "@celeriac/core";
 import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
 
 // Short visibility timeout so the redelivery and extend tests run in about a second.
@@ -6,6 +6,19 @@ const visibilityTimeoutMs = 600;
 
 describeTransportConformance("memory", async () => ({ transport: createMemoryTransport({ visibilityTimeoutMs }) }), {
   visibilityTimeoutMs,
-  deadLetters: async (transport, queue) =>
-    (transport as ReturnType<typeof createMemoryTransport>).deadLetters.filter((d) => d.queue === queue),
+  deadLetters: async (transport, queue) => (transport as MemoryTransport).deadLetters.filter((d) => d.queue === queue),
 });
+
+/** The same transport declaring no optional capability: checks the suite leaves those tests out. */
+class PlainMemoryTransport extends MemoryTransport {
+  override readonly capabilities: TransportCapabilities = {
+    priority: "none",
+    delayedDelivery: false,
+    visibilityExtension: false,
+    deadLetter: false,
+    maxMessageBytes: null,
+    sharedConsumers: true,
+  };
+}
+
+describeTransportConformance("memory declaring no optional capability", async () => ({ transport: new PlainMemoryTransport() }));
