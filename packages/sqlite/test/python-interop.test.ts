@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { celeryJsonCodec, createEnvelope, decodeTask, type Delivery } from "@celeriac/core";
 import { createSqliteTransport, type SqliteTransport } from "@celeriac/sqlite";
@@ -93,6 +94,16 @@ describe("Python Celery interop over sqla+sqlite", () => {
     const text = await waitForFile(join(resultsDir, `celery-task-meta-${id}`), 25_000, log);
     const meta = JSON.parse(text) as Record<string, unknown>;
     expect(meta).toMatchObject({ status: "SUCCESS", result: 5, task_id: id });
+    // kombu's consumer has no real ack: the row stays, hidden, and Celeriac leaves it alone.
+    const db = new Database(brokerFile, { readonly: true });
+    const rows = db.prepare("SELECT visible FROM kombu_message").all() as { visible: number }[];
+    db.close();
+    expect(rows).toEqual([{ visible: 0 }]);
+    expect(await transport.purge("celery")).toBe(0);
+    const c = transport.consume(["celery"], { prefetch: 1 });
+    const next = c[Symbol.asyncIterator]().next();
+    setTimeout(() => void c.stop(), 300);
+    expect((await next).done).toBe(true);
   }, 30_000);
 
   it("a Python worker and a Celeriac consumer on one queue never both take a message", async () => {
