@@ -17,8 +17,9 @@ export interface Connections {
  * (SQLite stores results in the same file, so the default setup needs nothing else).
  */
 export async function openConnections(opts: { broker?: string | undefined; resultBackend?: string | undefined }): Promise<Connections> {
-  const brokerUrl = opts.broker ?? process.env["CELERIAC_BROKER_URL"] ?? DEFAULT_BROKER_URL;
-  let backendUrl = opts.resultBackend ?? process.env["CELERIAC_RESULT_BACKEND"] ?? null;
+  // An empty variable counts as unset, as in a shell's `${VAR:-default}`.
+  const brokerUrl = opts.broker || process.env["CELERIAC_BROKER_URL"] || DEFAULT_BROKER_URL;
+  let backendUrl = opts.resultBackend || process.env["CELERIAC_RESULT_BACKEND"] || null;
   if (backendUrl === null && /^(sqla\+)?sqlite:/.test(brokerUrl)) backendUrl = brokerUrl;
   if (backendUrl === "none" || backendUrl === "") backendUrl = null;
   const transport = await transportFromUrl(brokerUrl);

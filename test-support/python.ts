@@ -1,0 +1,82 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+/** Debian's Python with python3-celery; the `python3` on PATH is another interpreter. */
+export const PYTHON = "/usr/bin/python3";
+/** Directory of `interop_app.py` and the helper scripts, used as the Python processes' cwd. */
+export const PYTHON_DIR = fileURLToPath(new URL("./python/", import.meta.url));
+
+export interface PythonEnv {
+  brokerUrl: string;
+  resultUrl?: string;
+}
+
+function pyEnv(e: PythonEnv): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    CELERIAC_BROKER_URL: e.brokerUrl,
+    CELERIAC_RESULT_URL: e.resultUrl ?? "",
+    PYTHONPATH: PYTHON_DIR,
+    PYTHONUNBUFFERED: "1",
+    PYTHONDONTWRITEBYTECODE: "1",
+  };
+}
+
+export interface PythonWorker {
+  child: ChildProcess;
+  /** Everything the worker printed so far, for failure messages. */
+  output(): string;
+  /** SIGTERM, then SIGKILL after 5 s; resolves when it exited. */
+  stop(): Promise<void>;
+}
+
+/** Starts a real Celery worker (`celery -A interop_app worker`) and resolves once it is ready. */
+export async function startPythonWorker(e: PythonEnv & { queues?: string[]; pool?: string; concurrency?: number }): Promise<PythonWorker> {
+  const args = ["-m", "celery", "-A", "interop_app", "worker", "--loglevel", "INFO", "-Q", (e.queues ?? ["celery"]).join(",")];
+  args.push("--pool", e.pool ?? "solo");
+  if (e.concurrency) args.push("--concurrency", String(e.concurrency));
+  args.push("--without-gossip", "--without-mingle", "--without-heartbeat", "-n", `py-${process.pid}-${Date.now()}@localhost`);
+  const child = spawn(PYTHON, args, { cwd: PYTHON_DIR, env: pyEnv(e), stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const worker: PythonWorker = {
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  const deadline = Date.now() + 30_000;
+  while (!/ ready\.?/.test(out)) {
+    if (child.exitCode !== null) throw new Error(`Python worker exited early (${child.exitCode}):\n${out}`);
+    if (Date.now() > deadline) {
+      await worker.stop();
+      throw new Error(`Python worker not ready after 30 s:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return worker;
+}
+
+/** Runs a Python script from test-support/python and returns its stdout, failing on a non-zero exit. */
+export function runPython(e: PythonEnv, script: string, args: string[], timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, [script, ...args], { cwd: PYTHON_DIR, env: pyEnv(e), stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`${script} exited with ${code}:\n${stderr}\n${stdout}`));
+    });
+  });
+}
