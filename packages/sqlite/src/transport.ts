@@ -198,6 +198,10 @@ export class SqliteTransport implements Transport {
         `DELETE FROM kombu_message WHERE queue_id = ? AND (visible = 1 OR id IN
            (SELECT message_id FROM celeriac_message_state WHERE hidden_until IS NOT NULL AND claim_token IS NULL))`,
       ),
+      pruneKombuConsumed: db.prepare(
+        `DELETE FROM kombu_message WHERE visible = 0 AND id NOT IN
+           (SELECT message_id FROM celeriac_message_state WHERE hidden_until IS NOT NULL)`,
+      ),
       orphanState: db.prepare("DELETE FROM celeriac_message_state WHERE message_id NOT IN (SELECT id FROM kombu_message)"),
     };
   }
@@ -257,6 +261,24 @@ export class SqliteTransport implements Transport {
       this.db
         .transaction(() => {
           const n = this.stmt.purgeMessages.run(this.queueId(queue)).changes;
+          this.stmt.orphanState.run();
+          return n;
+        })
+        .immediate(),
+    );
+  }
+
+  /**
+   * Deletes the rows Python's kombu consumer has received: kombu hides a row on receipt and never
+   * deletes it, acked or not, so a file shared with Python workers grows without bound. Safe at
+   * any time, since kombu never reads a row again after receiving it (a requeue inserts a new
+   * row). Celeriac's own hidden rows (claimed or delayed) are not touched. Returns how many.
+   */
+  async pruneKombuConsumed(): Promise<number> {
+    return this.guard("prune", () =>
+      this.db
+        .transaction(() => {
+          const n = this.stmt.pruneKombuConsumed.run().changes;
           this.stmt.orphanState.run();
           return n;
         })

@@ -104,6 +104,10 @@ describe("Python Celery interop over sqla+sqlite", () => {
     const next = c[Symbol.asyncIterator]().next();
     setTimeout(() => void c.stop(), 300);
     expect((await next).done).toBe(true);
+    // ...until asked to prune what kombu consumed; a delayed message of ours stays.
+    await transport.publish("celery", message, { delayMs: 60_000 });
+    expect(await transport.pruneKombuConsumed()).toBe(1);
+    expect(await transport.purge("celery")).toBe(1);
   }, 30_000);
 
   it("a Python worker and a Celeriac consumer on one queue never both take a message", async () => {
