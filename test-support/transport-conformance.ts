@@ -329,7 +329,7 @@ export function describeTransportConformance(name: string, factory: TransportFac
       });
     }
 
-    it.runIf(vt !== undefined)("still accepts a settle after the visibility timeout gave the message back", async () => {
+    if (vt !== undefined) it("still accepts a settle after the visibility timeout gave the message back", async () => {
       const { t, queue, receiver } = await setup();
       await t.publish(queue, message(1));
       const [d] = await receiver().take(1, receiveMs);
@@ -341,7 +341,7 @@ export function describeTransportConformance(name: string, factory: TransportFac
       expect(await t.purge(queue)).toBe(0);
     });
 
-    it.runIf(vt !== undefined && caps.visibilityExtension)("extend keeps a message hidden past the visibility timeout", async () => {
+    if (vt !== undefined && caps.visibilityExtension) it("extend keeps a message hidden past the visibility timeout", async () => {
       const { t, queue, receiver } = await setup();
       if (vt === undefined) return;
       await t.publish(queue, message(1));
@@ -367,7 +367,7 @@ export function describeTransportConformance(name: string, factory: TransportFac
       }
     });
 
-    it.runIf(caps.priority !== "none")("orders by priority, higher first", async () => {
+    if (caps.priority !== "none") it("orders by priority, higher first", async () => {
       const { t, queue, receiver } = await setup();
       const priorities = [0, 5, 9, 1, 5, 0, 9];
       for (const [n, p] of priorities.entries()) await t.publish(queue, message(n, { priority: p }));
@@ -382,7 +382,7 @@ export function describeTransportConformance(name: string, factory: TransportFac
       expect(got).toEqual([2, 6, 1, 4, 3, 0, 5]);
     });
 
-    it.runIf(caps.delayedDelivery)("publish with delayMs hides the message until then", async () => {
+    if (caps.delayedDelivery) it("publish with delayMs hides the message until then", async () => {
       const { t, queue, receiver } = await setup();
       const start = Date.now();
       await t.publish(queue, message(1), { delayMs: 600 });
@@ -398,7 +398,7 @@ export function describeTransportConformance(name: string, factory: TransportFac
       await later!.ack();
     });
 
-    it.runIf(caps.delayedDelivery)("purge counts delayed messages too", async () => {
+    if (caps.delayedDelivery) it("purge counts delayed messages too", async () => {
       const { t, queue, receiver } = await setup();
       await t.publish(queue, message(1), { delayMs: 300 });
       await t.publish(queue, message(2));

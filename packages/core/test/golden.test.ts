@@ -4,7 +4,7 @@
  * must decode in Python, through kombu's transport and Celery's worker Request, to what we sent.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -148,33 +148,6 @@ describe("golden fixtures captured from Celery 5.2.6", () => {
   });
 });
 
-const SHARED_AMQP = "/work/shared/celery-captures/captured-amqp-message.json";
-
-describe.runIf(existsSync(SHARED_AMQP))("AMQP messages captured from Celery 5.2.6 on RabbitMQ", () => {
-  const capture = JSON.parse(readFileSync(SHARED_AMQP, "utf8")) as {
-    messages: { call: string; headers: Record<string, unknown>; body_text: string; properties: Record<string, unknown> }[];
-  };
-  it.each(capture.messages.map((m) => [m.call, m] as const))("%s re-encodes to the same headers and body bytes", (_call, m) => {
-    const p = m.properties;
-    const envelope = decodeTask({
-      body: new TextEncoder().encode(m.body_text),
-      contentType: String(p["content_type"]),
-      contentEncoding: String(p["content_encoding"]),
-      headers: m.headers,
-      properties: {
-        correlationId: String(p["correlation_id"]),
-        replyTo: String(p["reply_to"]),
-        deliveryMode: Number(p["delivery_mode"]),
-        ...(p["priority"] !== undefined ? { priority: Number(p["priority"]) } : {}),
-        ...(p["expiration"] !== undefined ? { expiration: String(p["expiration"]) } : {}),
-      },
-    });
-    const wire = celeryJsonCodec.encode(envelope);
-    expect(text.decode(wire.body)).toBe(m.body_text);
-    expect(Object.entries(wire.headers)).toEqual(Object.entries(m.headers));
-    expect(wire.properties).toMatchObject({ correlationId: p["correlation_id"], replyTo: p["reply_to"] });
-  });
-});
 
 // ---------------------------------------------------------------------------------------------
 // TS -> Python: what Celery's own decoding sees.
@@ -248,7 +221,7 @@ const tsMessages: TaskEnvelope[] = [
   }),
 ];
 
-describe.runIf(existsSync(PYTHON))("Celeriac-encoded messages decoded by Celery/kombu", () => {
+describe("Celeriac-encoded messages decoded by Celery/kombu", () => {
   it("Python sees exactly the args, kwargs and options we sent", () => {
     const texts = tsMessages.map((e, i) =>
       stringifyKombuEnvelope(toKombuEnvelope(celeryJsonCodec.encode(e), { routingKey: "golden", deliveryTag: `tag-${i}` })),
