@@ -18,6 +18,7 @@ import {
 } from "../src/codec/protobuf.js";
 import { createEnvelope, type ResultMeta, type Signature, type TaskEnvelope } from "../src/envelope.js";
 import { CeleriacError } from "../src/errors.js";
+import { stringifyKombuEnvelope, toKombuEnvelope } from "../src/kombu-envelope.js";
 import { messages } from "../src/gen/celeriac/v1/envelope.js";
 import type { WireMessage } from "../src/wire.js";
 
@@ -355,26 +356,13 @@ describe("protobuf codec: round trips", () => {
     expect(back.args).toEqual([9007199254740993n, -42, 9223372036854775807n]);
   });
 
-  it("writes Celery's headers into the wire message and the protobuf content type", () => {
+  it("writes only the routing headers into the wire message, and the protobuf content type", () => {
     const e = fullEnvelope();
     const wire = protobufCodec.encode(e);
     expect(wire.contentType).toBe("application/x-protobuf");
     expect(wire.contentEncoding).toBe("binary");
-    expect(wire.headers).toMatchObject({
-      lang: "ts",
-      task: "proj.tasks.everything",
-      id: "id-1",
-      eta: "2026-12-01T04:00:10.123456+00:00",
-      group: "g-1",
-      group_index: 0,
-      retries: 3,
-      timelimit: [30, 25.5],
-      root_id: "root-1",
-      parent_id: "parent-1",
-      ignore_result: true,
-      replaced_task_nesting: 2,
-      stamped_headers: ["stamp"],
-    });
+    // Everything else is in the body only, so nothing travels twice.
+    expect(wire.headers).toStrictEqual({ lang: "ts", task: "proj.tasks.everything", id: "id-1" });
     expect(wire.properties).toEqual({ correlationId: "corr-1", replyTo: "reply-q", deliveryMode: 1, priority: 0, expiration: "60000" });
     // The body is authoritative: headers a broker rewrote do not change the decoded task.
     const back = protobufCodec.decode({ ...wire, headers: { task: "other", id: "other" } });
@@ -445,6 +433,13 @@ describe("protobuf codec: round trips", () => {
       embed: { chain: [sig("proj.tasks.mul", { args: [4], options: { queue: "math" } }), sig("proj.tasks.add", { args: [1] })] },
     });
     expect(protobufCodec.encode(chained).body.byteLength).toBeLessThan(jsonMessageBytes(chained));
+  });
+
+  it("is smaller than celery-json once framed for a broker (kombu's envelope)", () => {
+    const framed = (wire: ReturnType<typeof protobufCodec.encode>) =>
+      stringifyKombuEnvelope(toKombuEnvelope(wire, { routingKey: "celery", deliveryTag: "9b5cbb2c-6c6b-4d7a-9f22-3f1d0b6c1a10" })).length;
+    const e = typicalEnvelope();
+    expect(framed(protobufCodec.encode(e))).toBeLessThan(framed(celeryJsonCodec.encode(e)));
   });
 });
 

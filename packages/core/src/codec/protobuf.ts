@@ -5,10 +5,9 @@
  * (bigint, Uint8Array, Date, NaN/Infinity/-0, None vs missing), and the body is a third smaller
  * than the same information as Celery JSON headers + body.
  *
- * The body is authoritative. The headers are also copied into `WireMessage.headers` under
- * Celery's wire names only so that brokers, routing and tooling that inspect headers still see
- * `task`, `id`, `eta` and so on; decode ignores them. That copy is why a framed protobuf message
- * (e.g. kombu's JSON envelope) is larger than a JSON one: the headers travel twice.
+ * The body is authoritative. Only `lang`, `task` and `id` are copied into `WireMessage.headers`,
+ * under Celery's wire names, for brokers, routing and tools that inspect headers; decode ignores
+ * them.
  */
 import protobuf from "protobufjs/light.js";
 import type { ResultMeta, Signature, TaskEmbed, TaskEnvelope, TaskState } from "../envelope.js";
@@ -994,32 +993,13 @@ function writeEnvelopeWith(w: ByteWriter, e: TaskEnvelope): Uint8Array {
   return w.take();
 }
 
-/** Celery's protocol v2 headers under their wire names, for brokers and tools that read them. */
+/**
+ * The few headers a broker, a router or a monitoring tool looks at without decoding the body:
+ * which task, which id, which language wrote it. Everything else lives only in the body, so a
+ * protobuf message is smaller than the same task in Celery JSON on every transport.
+ */
 function wireHeaders(e: TaskEnvelope): Record<string, unknown> {
-  const h = e.headers;
-  const headers: Record<string, unknown> = {
-    lang: h.lang,
-    task: h.task,
-    id: h.id,
-    shadow: h.shadow,
-    eta: h.eta,
-    expires: h.expires,
-    group: h.group,
-    group_index: h.groupIndex,
-    retries: h.retries,
-    timelimit: [h.timelimit[0], h.timelimit[1]],
-    root_id: h.rootId,
-    parent_id: h.parentId,
-    argsrepr: h.argsrepr,
-    kwargsrepr: h.kwargsrepr,
-    origin: h.origin,
-    ignore_result: h.ignoreResult,
-  };
-  // Celery 5.3+ headers, written only when they say something (5.2 never sends them).
-  if (h.replacedTaskNesting !== 0) headers["replaced_task_nesting"] = h.replacedTaskNesting;
-  if (Object.keys(h.stamps).length > 0) headers["stamps"] = h.stamps;
-  for (const key of Object.keys(h.extra)) if (!(key in headers)) headers[key] = h.extra[key];
-  return headers;
+  return { lang: e.headers.lang, task: e.headers.task, id: e.headers.id };
 }
 
 /** Decodes protobuf bytes with one message type, turning every failure into decode_failed. */
