@@ -193,6 +193,7 @@ function optBool(src: Source, key: string, where: string): boolean | null {
 }
 
 function describe(v: unknown): string {
+  if (v === undefined) return "nothing (it is missing)";
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   if (typeof v === "string") return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
