@@ -10,6 +10,10 @@ export default defineConfig({
       "@celeriac/core": src("./packages/core/src/index.ts"),
       "@celeriac/worker": src("./packages/worker/src/index.ts"),
       "@celeriac/sqlite": src("./packages/sqlite/src/index.ts"),
+      "@celeriac/amqp": src("./packages/amqp/src/index.ts"),
+      "@celeriac/redis": src("./packages/redis/src/index.ts"),
+      "@celeriac/sqs": src("./packages/sqs/src/index.ts"),
+      "@celeriac/schema": src("./packages/schema/src/index.ts"),
     },
   },
   test: {

@@ -57,3 +57,25 @@ def sleep(seconds):
 @app.task(name="bench.noop", ignore_result=True)
 def noop(*args, **kwargs):
     return None
+
+
+@app.task(name="pytasks.retry_once", bind=True, max_retries=3)
+def retry_once(self, value):
+    """Retries once (countdown 0.2 s), then returns value and the retry count."""
+    if self.request.retries < 1:
+        raise self.retry(countdown=0.2)
+    return {"value": value, "retries": self.request.retries}
+
+
+@app.task(name="pytasks.record")
+def record(path, label):
+    """Appends label to the file at path, so tests can read the order tasks ran in."""
+    with open(path, "a") as f:
+        f.write(f"{label}\n")
+    return label
+
+
+@app.task(name="pytasks.now")
+def now():
+    """The time the task ran, in ms since the epoch (for countdown/eta tests)."""
+    return int(time.time() * 1000)
