@@ -1,0 +1,146 @@
+import { connect, type ChannelModel } from "amqplib";
+import { CeleriacError } from "@celeriac/core";
+
+export interface ConnectionSettings {
+  url: string;
+  /** TLS options for amqps:// (ca, cert, key, servername, rejectUnauthorized ...). */
+  tls: Record<string, unknown> | undefined;
+  reconnectInitialDelayMs: number;
+  reconnectMaxDelayMs: number;
+  onEvent: ((event: string, detail?: unknown) => void) | undefined;
+}
+
+/**
+ * One AMQP connection that comes back by itself. After an unexpected close it reconnects with
+ * exponential backoff (with jitter) until `close()`; users of the connection subscribe to `up`
+ * and re-open their channels, and `ready()` waits for the next live connection.
+ */
+export class ReconnectingConnection {
+  private conn: ChannelModel | null = null;
+  private connecting: Promise<ChannelModel> | null = null;
+  private waiters: { resolve: (c: ChannelModel) => void; reject: (e: unknown) => void }[] = [];
+  private readonly upListeners = new Set<(c: ChannelModel) => void>();
+  private closing = false;
+  private attempt = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** The error that made the last connection attempt fail, for error messages. */
+  lastError: unknown = null;
+
+  constructor(private readonly settings: ConnectionSettings) {}
+
+  get current(): ChannelModel | null {
+    return this.conn;
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  onUp(listener: (c: ChannelModel) => void): () => void {
+    this.upListeners.add(listener);
+    return () => this.upListeners.delete(listener);
+  }
+
+  /** The first connection: fails fast (no retry) so a wrong URL is reported at once. */
+  async open(): Promise<ChannelModel> {
+    if (this.closing) throw new CeleriacError("closed", "amqp transport is closed");
+    if (this.conn) return this.conn;
+    this.connecting ??= this.dial().finally(() => (this.connecting = null));
+    return this.connecting;
+  }
+
+  /** Waits up to `timeoutMs` for a live connection (reconnecting meanwhile). */
+  ready(timeoutMs: number): Promise<ChannelModel> {
+    if (this.closing) return Promise.reject(new CeleriacError("closed", "amqp transport is closed"));
+    if (this.conn) return Promise.resolve(this.conn);
+    return new Promise((resolve, reject) => {
+      const w = {
+        resolve: (c: ChannelModel) => {
+          clearTimeout(t);
+          resolve(c);
+        },
+        reject: (e: unknown) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      };
+      const t = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(
+          new CeleriacError("connection", `no connection to the AMQP broker within ${timeoutMs} ms${this.lastError ? `: ${describe(this.lastError)}` : ""}`, {
+            cause: this.lastError,
+          }),
+        );
+      }, timeoutMs);
+      this.waiters.push(w);
+    });
+  }
+
+  private async dial(): Promise<ChannelModel> {
+    const s = this.settings;
+    let conn: ChannelModel;
+    try {
+      conn = await connect(s.url, { noDelay: true, ...(s.tls ?? {}) } as Parameters<typeof connect>[1]);
+    } catch (err) {
+      this.lastError = err;
+      throw new CeleriacError("connection", `cannot connect to the AMQP broker at ${redact(s.url)}: ${describe(err)}`, { cause: err });
+    }
+    if (this.closing) {
+      await conn.close().catch(() => undefined);
+      throw new CeleriacError("closed", "amqp transport is closed");
+    }
+    conn.on("error", (err: unknown) => {
+      this.lastError = err;
+    });
+    conn.on("close", () => {
+      if (this.conn !== conn) return;
+      this.conn = null;
+      if (!this.closing) {
+        s.onEvent?.("disconnected", this.lastError);
+        this.scheduleReconnect();
+      }
+    });
+    this.conn = conn;
+    this.attempt = 0;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.resolve(conn);
+    for (const l of this.upListeners) l(conn);
+    return conn;
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closing || this.timer) return;
+    const s = this.settings;
+    const base = Math.min(s.reconnectMaxDelayMs, s.reconnectInitialDelayMs * 2 ** this.attempt);
+    const delay = base * (0.8 + Math.random() * 0.4);
+    this.attempt++;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.dial().then(
+        () => s.onEvent?.("reconnected"),
+        () => this.scheduleReconnect(),
+      );
+    }, delay);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(new CeleriacError("closed", "amqp transport is closed"));
+    const c = this.conn ?? (await this.connecting?.catch(() => null)) ?? null;
+    this.conn = null;
+    if (c) await c.close().catch(() => undefined);
+  }
+}
+
+export function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+}

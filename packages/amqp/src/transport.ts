@@ -1,0 +1,676 @@
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from "amqplib";
+import {
+  assertKnownOptions,
+  CeleriacError,
+  type ConsumeOptions,
+  type Consumer,
+  type Delivery,
+  type NackOptions,
+  type PublishOptions,
+  type Transport,
+  type TransportCapabilities,
+  type WireMessage,
+} from "@celeriac/core";
+import { describe, ReconnectingConnection } from "./connection.js";
+import { typeFieldTable } from "./field-table.js";
+
+export interface AmqpTransportOptions {
+  /** Broker URL, `amqp://user:pass@host:5672/vhost` or `amqps://...`. Default: `amqp://guest:guest@localhost:5672//`. */
+  url?: string;
+  /** TLS socket options for amqps:// (`ca`, `cert`, `key`, `servername`, `rejectUnauthorized`). */
+  tls?: Record<string, unknown>;
+  /**
+   * How queues are declared before use. `"declare"` (default) declares them exactly as Celery
+   * does; `"passive"` only checks they exist, so a queue someone else declared is never touched.
+   */
+  declare?: "declare" | "passive";
+  /** Arguments of every declared queue, e.g. `{"x-queue-type": "quorum"}`. Must match Python's `queue_arguments`. */
+  queueArguments?: Record<string, unknown>;
+  /** Per-queue arguments, overriding `queueArguments` for that queue. */
+  queues?: Record<string, { arguments?: Record<string, unknown> }>;
+  /** Adds `x-max-priority` to declared queues and makes priority native. Celery's `x-max-priority` must match. */
+  maxPriority?: number;
+  /** Publisher confirms (default true): `publish` resolves only once the broker has the message. */
+  confirm?: boolean;
+  /**
+   * How long a publish may wait for a connection and its confirm (default 30 000 ms). During a
+   * broker outage publishes wait for the reconnect up to this long, then fail with
+   * `CeleriacError("connection")`; none is dropped silently.
+   */
+  publishTimeoutMs?: number;
+  /** First reconnect delay after a lost connection (default 100 ms), doubled up to `reconnectMaxDelayMs`. */
+  reconnectInitialDelayMs?: number;
+  /** Longest reconnect delay (default 5 000 ms). */
+  reconnectMaxDelayMs?: number;
+  /**
+   * Exchange that `reject(reason)` copies messages to (routing key = the queue name, header
+   * `x-celeriac-reject-reason`) before acking them. It is declared direct and durable, and a
+   * queue `<queue>.dead` bound to it per rejecting queue. Without it, `reject` nacks without
+   * requeue: the broker drops the message or uses the queue's own `x-dead-letter-exchange`.
+   */
+  deadLetterExchange?: string;
+  /** Connection events (`disconnected`, `reconnected`, `consumer-recovered`), for logs. */
+  onEvent?: (event: string, detail?: unknown) => void;
+}
+
+const OPTION_KEYS = [
+  "url",
+  "tls",
+  "declare",
+  "queueArguments",
+  "queues",
+  "maxPriority",
+  "confirm",
+  "publishTimeoutMs",
+  "reconnectInitialDelayMs",
+  "reconnectMaxDelayMs",
+  "deadLetterExchange",
+  "onEvent",
+] as const;
+
+export const DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672//";
+export const REJECT_REASON_HEADER = "x-celeriac-reject-reason";
+
+/** kombu reads `amqp://host//` and `amqp://host/` as vhost "/"; amqplib would read "/" and "". */
+export function normaliseAmqpUrl(url: string): string {
+  const m = /^(amqps?:\/\/[^/?]*)(\/[^?]*)?(\?.*)?$/i.exec(url);
+  if (!m) throw new CeleriacError("invalid_argument", `not an AMQP URL: ${JSON.stringify(url)} (expected amqp://user:pass@host:5672/vhost)`);
+  const path = m[2] ?? "";
+  const vhost = path === "" || path === "/" || path === "//" ? "/" : decodeURIComponent(path.slice(1));
+  return `${m[1]}/${encodeURIComponent(vhost)}${m[3] ?? ""}`;
+}
+
+function isChannelError(err: unknown): err is Error & { code?: number } {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === "number";
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** RabbitMQ transport, wire-compatible with Celery's py-amqp transport. */
+export class AmqpTransport implements Transport {
+  readonly name = "amqp";
+  readonly capabilities: TransportCapabilities;
+  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+  readonly connection: ReconnectingConnection;
+  private readonly opts: Required<Pick<AmqpTransportOptions, "declare" | "confirm" | "publishTimeoutMs">> & AmqpTransportOptions;
+  private isClosed = false;
+  private readonly publishChannels = new WeakMap<ChannelModel, Promise<Channel>>();
+  private readonly declared = new WeakMap<ChannelModel, Map<string, Promise<void>>>();
+  private readonly consumers = new Set<AmqpConsumer>();
+  private inFlight = 0;
+  private idle: (() => void) | null = null;
+
+  constructor(options: AmqpTransportOptions = {}) {
+    assertKnownOptions("createAmqpTransport", options, OPTION_KEYS);
+    if (options.declare !== undefined && options.declare !== "declare" && options.declare !== "passive") {
+      throw new CeleriacError("invalid_argument", `createAmqpTransport: declare must be "declare" or "passive", got ${JSON.stringify(options.declare)}`);
+    }
+    if (options.maxPriority !== undefined && !(Number.isInteger(options.maxPriority) && options.maxPriority >= 1 && options.maxPriority <= 255)) {
+      throw new CeleriacError("invalid_argument", `createAmqpTransport: maxPriority must be an integer 1..255, got ${String(options.maxPriority)}`);
+    }
+    this.opts = { declare: "declare", confirm: true, publishTimeoutMs: 30_000, ...options };
+    const url = normaliseAmqpUrl(options.url ?? DEFAULT_AMQP_URL);
+    this.connection = new ReconnectingConnection({
+      url,
+      tls: options.tls,
+      reconnectInitialDelayMs: options.reconnectInitialDelayMs ?? 100,
+      reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? 5_000,
+      onEvent: options.onEvent,
+    });
+    const priorityArg = options.maxPriority ?? options.queueArguments?.["x-max-priority"];
+    this.capabilities = Object.freeze({
+      priority: priorityArg !== undefined ? "native" : "none",
+      // A delay would need a TTL + dead-letter queue per delay; not emulated. nack({delayMs})
+      // holds the message on its channel until then instead (see README).
+      delayedDelivery: false,
+      // An unacked message is never redelivered while its channel lives, so there is nothing
+      // to extend; RabbitMQ's consumer_timeout is the only clock (see README).
+      visibilityExtension: false,
+      deadLetter: options.deadLetterExchange !== undefined,
+      // RabbitMQ 3.10's default max_message_size.
+      maxMessageBytes: 134_217_728,
+      sharedConsumers: true,
+    });
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+  }
+
+  async connect(): Promise<void> {
+    this.assertOpen();
+    await this.connection.open();
+  }
+
+  private assertOpen(): void {
+    if (this.isClosed) throw new CeleriacError("closed", "amqp transport is closed");
+  }
+
+  /** The arguments this transport declares `queue` with. */
+  queueArguments(queue: string): Record<string, unknown> {
+    const args: Record<string, unknown> = { ...this.opts.queueArguments, ...this.opts.queues?.[queue]?.arguments };
+    if (this.opts.maxPriority !== undefined) args["x-max-priority"] = this.opts.maxPriority;
+    return args;
+  }
+
+  /** Declares (or checks, in passive mode) a queue as Celery does, once per connection. */
+  ensureQueue(conn: ChannelModel, queue: string): Promise<void> {
+    let map = this.declared.get(conn);
+    if (!map) this.declared.set(conn, (map = new Map()));
+    let p = map.get(queue);
+    if (!p) {
+      p = this.declareQueue(conn, queue);
+      const m = map;
+      p.catch(() => m.delete(queue));
+      map.set(queue, p);
+    }
+    return p;
+  }
+
+  private async declareQueue(conn: ChannelModel, queue: string): Promise<void> {
+    // A channel of its own: a failed declaration closes the channel it ran on.
+    const ch = await conn.createChannel();
+    ch.on("error", () => undefined);
+    try {
+      if (this.opts.declare === "passive") {
+        await ch.checkQueue(queue);
+      } else {
+        const args = typeFieldTable(this.queueArguments(queue));
+        await ch.assertExchange(queue, "direct", { durable: true, autoDelete: false });
+        await ch.assertQueue(queue, { durable: true, exclusive: false, autoDelete: false, arguments: args });
+        await ch.bindQueue(queue, queue, queue);
+      }
+    } catch (err) {
+      throw declareError(queue, this.opts.declare, this.queueArguments(queue), err);
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  private publishChannel(conn: ChannelModel): Promise<Channel> {
+    let p = this.publishChannels.get(conn);
+    if (!p) {
+      p = (this.opts.confirm ? conn.createConfirmChannel() : conn.createChannel()).then((ch) => {
+        ch.on("error", () => undefined);
+        ch.on("close", () => {
+          if (this.publishChannels.get(conn) === p) this.publishChannels.delete(conn);
+        });
+        return ch;
+      });
+      const pp = p;
+      p.catch(() => {
+        if (this.publishChannels.get(conn) === pp) this.publishChannels.delete(conn);
+      });
+      this.publishChannels.set(conn, p);
+    }
+    return p;
+  }
+
+  async publish(queue: string, message: WireMessage, options?: PublishOptions): Promise<void> {
+    this.assertOpen();
+    if (options?.delayMs !== undefined && options.delayMs > 0) {
+      throw new CeleriacError("unsupported", "amqp transport: publish with delayMs is not supported (capabilities.delayedDelivery is false)");
+    }
+    await this.publishTo("", queue, message, queue, {});
+  }
+
+  /** Publishes with a confirm, waiting through reconnects up to `publishTimeoutMs`. */
+  async publishTo(exchange: string, routingKey: string, message: WireMessage, declareQueue: string | null, extraHeaders: Record<string, unknown>): Promise<void> {
+    const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
+    const props = toPublishOptions(message, extraHeaders);
+    const deadline = Date.now() + this.opts.publishTimeoutMs;
+    this.inFlight++;
+    try {
+      for (;;) {
+        const conn = await this.connection.ready(Math.max(1, deadline - Date.now()));
+        try {
+          if (declareQueue !== null) await this.ensureQueue(conn, declareQueue);
+          const ch = await this.publishChannel(conn);
+          if (this.opts.confirm) {
+            await new Promise<void>((resolve, reject) => {
+              (ch as ConfirmChannel).publish(exchange, routingKey, content, props, (err: unknown) => (err ? reject(toError(err)) : resolve()));
+            });
+          } else if (!ch.publish(exchange, routingKey, content, props)) {
+            await new Promise<void>((r) => ch.once("drain", () => r()));
+          }
+          return;
+        } catch (err) {
+          if (err instanceof CeleriacError) throw err;
+          // A connection that is going away fails its channels first: give it a moment to be
+          // seen as closed. If it still stands, the broker refused this publish on its own.
+          await sleep(100);
+          if (this.isClosed) throw new CeleriacError("closed", "amqp transport closed during publish", { cause: err });
+          if (this.connection.current === conn && conn === this.connection.current && !isConnectionGone(err)) {
+            throw new CeleriacError("connection", `publish to ${JSON.stringify(routingKey)} failed: ${describe(err)}`, { cause: err });
+          }
+          if (Date.now() >= deadline) {
+            throw new CeleriacError("connection", `publish to ${JSON.stringify(routingKey)} not confirmed within ${this.opts.publishTimeoutMs} ms: ${describe(err)}`, { cause: err });
+          }
+        }
+      }
+    } finally {
+      this.inFlight--;
+      if (this.inFlight === 0) this.idle?.();
+    }
+  }
+
+  consume(queues: readonly string[], options: ConsumeOptions): Consumer {
+    this.assertOpen();
+    if (!(Number.isInteger(options.prefetch) && options.prefetch >= 1)) {
+      throw new CeleriacError("invalid_argument", `consume: prefetch must be a positive integer, got ${String(options.prefetch)}`);
+    }
+    const c = new AmqpConsumer(this, [...queues], options.prefetch, this.opts.onEvent);
+    this.consumers.add(c);
+    void c.finished.then(() => this.consumers.delete(c));
+    if (options.signal) {
+      if (options.signal.aborted) void c.stop();
+      else options.signal.addEventListener("abort", () => void c.stop(), { once: true });
+    }
+    c.begin();
+    return c;
+  }
+
+  async purge(queue: string): Promise<number> {
+    this.assertOpen();
+    const conn = await this.connection.ready(this.opts.publishTimeoutMs);
+    await this.ensureQueue(conn, queue);
+    const ch = await conn.createChannel();
+    ch.on("error", () => undefined);
+    try {
+      const r = await ch.purgeQueue(queue);
+      return r.messageCount;
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  /** Removes and returns what `reject` dead-lettered from `queue` (needs `deadLetterExchange`). */
+  async takeDeadLetters(queue: string, limit = 1000): Promise<{ message: WireMessage; reason: string }[]> {
+    const exchange = this.opts.deadLetterExchange;
+    if (exchange === undefined) throw new CeleriacError("unsupported", "takeDeadLetters needs the deadLetterExchange option");
+    const conn = await this.connection.ready(this.opts.publishTimeoutMs);
+    await this.ensureDeadLetterQueue(conn, queue);
+    const ch = await conn.createChannel();
+    ch.on("error", () => undefined);
+    const out: { message: WireMessage; reason: string }[] = [];
+    try {
+      while (out.length < limit) {
+        const m = await ch.get(`${queue}.dead`, { noAck: true });
+        if (!m) break;
+        const message = fromAmqpMessage(m);
+        const reason = message.headers[REJECT_REASON_HEADER];
+        delete message.headers[REJECT_REASON_HEADER];
+        out.push({ message, reason: typeof reason === "string" ? reason : "" });
+      }
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+    return out;
+  }
+
+  ensureDeadLetterQueue(conn: ChannelModel, queue: string): Promise<void> {
+    const exchange = this.opts.deadLetterExchange!;
+    let map = this.declared.get(conn);
+    if (!map) this.declared.set(conn, (map = new Map()));
+    const key = `\0dead:${queue}`;
+    let p = map.get(key);
+    if (!p) {
+      p = (async () => {
+        const ch = await conn.createChannel();
+        ch.on("error", () => undefined);
+        try {
+          if (exchange !== "") await ch.assertExchange(exchange, "direct", { durable: true });
+          await ch.assertQueue(`${queue}.dead`, { durable: true });
+          if (exchange !== "") await ch.bindQueue(`${queue}.dead`, exchange, queue);
+        } finally {
+          await ch.close().catch(() => undefined);
+        }
+      })();
+      const m = map;
+      p.catch(() => m.delete(key));
+      map.set(key, p);
+    }
+    return p;
+  }
+
+  /** Copies a rejected message to the dead-letter exchange with its reason. */
+  async deadLetter(queue: string, message: WireMessage, reason: string): Promise<void> {
+    const exchange = this.opts.deadLetterExchange!;
+    const conn = await this.connection.ready(this.opts.publishTimeoutMs);
+    await this.ensureDeadLetterQueue(conn, queue);
+    await this.publishTo(exchange, exchange === "" ? `${queue}.dead` : queue, message, null, { [REJECT_REASON_HEADER]: reason });
+  }
+
+  async close(options: { drainMs?: number } = {}): Promise<void> {
+    if (this.isClosed) return this.closed;
+    this.isClosed = true;
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    if (this.inFlight > 0) {
+      await Promise.race([new Promise<void>((r) => (this.idle = r)), sleep(options.drainMs ?? 5_000)]);
+    }
+    await this.connection.close();
+    this.resolveClosed();
+  }
+}
+
+function isConnectionGone(err: unknown): boolean {
+  const msg = describe(err);
+  return /connection closed|channel ended|socket|ECONNRESET|CONNECTION_FORCED|closed by server: 320/i.test(msg);
+}
+
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function declareError(queue: string, mode: "declare" | "passive", args: Record<string, unknown>, err: unknown): CeleriacError {
+  const text = describe(err);
+  const code = isChannelError(err) ? err.code : undefined;
+  if (code === 406 || /PRECONDITION_FAILED|PRECONDITION-FAILED/.test(text)) {
+    const arg = /inequivalent arg '([^']+)'/.exec(text)?.[1];
+    const what = arg ? `argument "${arg}" differs` : "its arguments differ";
+    return new CeleriacError(
+      "invalid_argument",
+      `queue ${JSON.stringify(queue)} already exists and ${what} from what this transport declares (${JSON.stringify(args)}). ` +
+        `Give the queue's existing arguments in queueArguments/queues/maxPriority, or use declare: "passive". Broker said: ${text}`,
+      { cause: err },
+    );
+  }
+  if (mode === "passive" && (code === 404 || /NOT_FOUND/.test(text))) {
+    return new CeleriacError("invalid_argument", `queue ${JSON.stringify(queue)} does not exist (declare: "passive" never creates queues). Broker said: ${text}`, { cause: err });
+  }
+  return new CeleriacError("connection", `declaring queue ${JSON.stringify(queue)} failed: ${text}`, { cause: err });
+}
+
+export function toPublishOptions(message: WireMessage, extraHeaders: Record<string, unknown>): Options.Publish {
+  const p = message.properties;
+  const o: Options.Publish = {
+    contentType: message.contentType,
+    contentEncoding: message.contentEncoding,
+    headers: typeFieldTable({ ...message.headers, ...extraHeaders }),
+    deliveryMode: p.deliveryMode ?? 2,
+  };
+  if (p.correlationId !== undefined) o.correlationId = p.correlationId;
+  if (p.replyTo !== undefined && p.replyTo !== "") o.replyTo = p.replyTo;
+  if (p.priority !== undefined) o.priority = p.priority;
+  if (p.expiration !== undefined) o.expiration = p.expiration;
+  return o;
+}
+
+export function fromAmqpMessage(m: { content: Buffer; properties: ConsumeMessage["properties"] }): WireMessage {
+  const p = m.properties;
+  const message: WireMessage = {
+    body: new Uint8Array(m.content.buffer, m.content.byteOffset, m.content.byteLength),
+    contentType: typeof p.contentType === "string" ? p.contentType : "application/json",
+    contentEncoding: typeof p.contentEncoding === "string" ? p.contentEncoding : "utf-8",
+    headers: (p.headers as Record<string, unknown> | undefined) ?? {},
+    properties: {},
+  };
+  if (typeof p.correlationId === "string") message.properties.correlationId = p.correlationId;
+  if (typeof p.replyTo === "string") message.properties.replyTo = p.replyTo;
+  if (typeof p.deliveryMode === "number") message.properties.deliveryMode = p.deliveryMode;
+  if (typeof p.priority === "number") message.properties.priority = p.priority;
+  if (p.expiration !== undefined && p.expiration !== null) message.properties.expiration = String(p.expiration);
+  return message;
+}
+
+/** A channel's life: deliveries of a dead channel settle as no-ops (the broker already requeued them). */
+interface ChannelState {
+  ch: Channel;
+  conn: ChannelModel;
+  alive: boolean;
+  unsettled: number;
+}
+
+class AmqpDelivery implements Delivery {
+  settled = false;
+  readonly deliveryCount: number | null;
+
+  constructor(
+    readonly message: WireMessage,
+    readonly queue: string,
+    readonly redelivered: boolean,
+    private readonly raw: ConsumeMessage,
+    readonly state: ChannelState,
+    private readonly owner: AmqpConsumer,
+  ) {
+    // Quorum queues count deliveries in x-delivery-count (absent on the first one).
+    const count = message.headers["x-delivery-count"];
+    this.deliveryCount = typeof count === "number" ? count + 1 : null;
+  }
+
+  private settle(): void {
+    if (this.settled) throw new CeleriacError("already_settled", `message ${String(this.message.headers["id"] ?? "")} is already settled`);
+    this.settled = true;
+  }
+
+  private run(fn: (ch: Channel) => void): void {
+    if (this.state.alive) {
+      try {
+        fn(this.state.ch);
+      } catch {
+        // The channel closed under us: the broker has requeued the message already.
+      }
+    }
+    this.owner.settledOne(this.state);
+  }
+
+  async ack(): Promise<void> {
+    this.settle();
+    this.run((ch) => ch.ack(this.raw));
+  }
+
+  async nack(options: NackOptions = {}): Promise<void> {
+    this.settle();
+    const requeue = options.requeue ?? true;
+    const delay = options.delayMs ?? 0;
+    if (requeue && delay > 0) {
+      // Held on this channel until the delay is over, then requeued. If the process dies
+      // first, the broker requeues it at once (earlier than asked, never lost).
+      this.owner.hold(delay, () => this.run((ch) => ch.nack(this.raw, false, true)));
+      return;
+    }
+    this.run((ch) => ch.nack(this.raw, false, requeue));
+  }
+
+  /** Nothing to extend on AMQP: an unacked message stays with its channel. */
+  async extend(ms: number): Promise<void> {
+    if (this.settled) throw new CeleriacError("already_settled", "cannot extend a settled message");
+    void ms;
+  }
+
+  async reject(reason: string): Promise<void> {
+    this.settle();
+    if (this.owner.transportHasDeadLetter()) {
+      try {
+        await this.owner.transport.deadLetter(this.queue, this.message, reason);
+      } catch (err) {
+        // Not dead-lettered: give the message back rather than lose it.
+        this.run((ch) => ch.nack(this.raw, false, true));
+        throw err;
+      }
+      this.run((ch) => ch.ack(this.raw));
+      return;
+    }
+    this.run((ch) => ch.nack(this.raw, false, false));
+  }
+}
+
+class AmqpConsumer implements Consumer {
+  private buffer: AmqpDelivery[] = [];
+  private waiter: ((d: AmqpDelivery | null) => void) | null = null;
+  private stopped = false;
+  private state: ChannelState | null = null;
+  private readonly states = new Set<ChannelState>();
+  private tags: string[] = [];
+  private offUp: (() => void) | null = null;
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private held = new Map<ReturnType<typeof setTimeout>, () => void>();
+  private resolveFinished!: () => void;
+  readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
+  private starting: Promise<void> | null = null;
+
+  constructor(
+    readonly transport: AmqpTransport,
+    private readonly queues: string[],
+    private readonly prefetch: number,
+    private readonly onEvent: ((event: string, detail?: unknown) => void) | undefined,
+  ) {}
+
+  transportHasDeadLetter(): boolean {
+    return this.transport.capabilities.deadLetter;
+  }
+
+  begin(): void {
+    if (this.stopped) return;
+    this.offUp = this.transport.connection.onUp((conn) => this.restart(conn, true));
+    void this.transport.connection
+      .open()
+      .then((conn) => this.restart(conn, false))
+      .catch((err: unknown) => this.onEvent?.("consumer-error", err));
+  }
+
+  private restart(conn: ChannelModel, recovered: boolean): void {
+    if (this.stopped) return;
+    if (this.state?.alive && this.state.conn === conn) return;
+    const p = this.open(conn).then(
+      () => {
+        if (recovered) this.onEvent?.("consumer-recovered", this.queues);
+      },
+      (err: unknown) => {
+        this.onEvent?.("consumer-error", err);
+        // The connection still stands but the channel failed (e.g. consumer_timeout closed
+        // it): try again shortly on the same connection.
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          const c = this.transport.connection.current;
+          if (c && !this.stopped && !this.state?.alive) this.restart(c, true);
+        }, 500);
+        this.timers.add(t);
+      },
+    );
+    this.starting = p;
+  }
+
+  private async open(conn: ChannelModel): Promise<void> {
+    for (const q of this.queues) await this.transport.ensureQueue(conn, q);
+    const ch = await conn.createChannel();
+    const state: ChannelState = { ch, conn, alive: true, unsettled: 0 };
+    this.state = state;
+    this.states.add(state);
+    ch.on("error", (err: unknown) => this.onEvent?.("channel-error", err));
+    ch.on("close", () => {
+      state.alive = false;
+      this.states.delete(state);
+      // Prefetched messages of a dead channel are back in the queue already.
+      this.buffer = this.buffer.filter((d) => d.state !== state);
+      if (this.state === state) {
+        this.state = null;
+        const c = this.transport.connection.current;
+        if (c && !this.stopped) {
+          const t = setTimeout(() => {
+            this.timers.delete(t);
+            const cur = this.transport.connection.current;
+            if (cur && !this.stopped && !this.state) this.restart(cur, true);
+          }, 200);
+          this.timers.add(t);
+        }
+      }
+    });
+    await ch.prefetch(this.prefetch, false);
+    const tags: string[] = [];
+    for (const queue of this.queues) {
+      const r = await ch.consume(queue, (m) => {
+        if (m === null) return; // cancelled by the broker (queue deleted); the close handler recovers
+        this.push(new AmqpDelivery(fromAmqpMessage(m), queue, m.fields.redelivered, m, state, this));
+      });
+      tags.push(r.consumerTag);
+    }
+    this.tags = tags;
+    if (this.stopped) await this.cancel(state);
+  }
+
+  private push(d: AmqpDelivery): void {
+    if (this.stopped) {
+      void d.nack({ requeue: true });
+      return;
+    }
+    d.state.unsettled++;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w(d);
+    } else this.buffer.push(d);
+  }
+
+  settledOne(state: ChannelState): void {
+    state.unsettled--;
+    if (this.stopped && state.unsettled <= 0) void this.closeChannel(state);
+  }
+
+  hold(ms: number, then: () => void): void {
+    const t = setTimeout(() => {
+      this.held.delete(t);
+      then();
+    }, ms);
+    this.held.set(t, then);
+  }
+
+  private async cancel(state: ChannelState): Promise<void> {
+    if (!state.alive) return;
+    for (const tag of this.tags) await state.ch.cancel(tag).catch(() => undefined);
+  }
+
+  private async closeChannel(state: ChannelState): Promise<void> {
+    if (!state.alive) return;
+    state.alive = false;
+    await state.ch.close().catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.offUp?.();
+    await this.starting?.catch(() => undefined);
+    const state = this.state;
+    if (state) await this.cancel(state);
+    // Prefetched but never handed out: back to the queue now.
+    const pending = this.buffer;
+    this.buffer = [];
+    for (const d of pending) await d.nack({ requeue: true });
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w(null);
+    }
+    // Held nacks (delayMs) happen now rather than after the consumer is gone.
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const [t, then] of this.held) {
+      clearTimeout(t);
+      then();
+    }
+    this.held.clear();
+    for (const s of [...this.states]) if (s.unsettled <= 0) await this.closeChannel(s);
+    this.resolveFinished();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Delivery> {
+    return {
+      next: async (): Promise<IteratorResult<Delivery>> => {
+        const d = this.buffer.shift();
+        if (d) return { value: d, done: false };
+        if (this.stopped) return { value: undefined, done: true };
+        const got = await new Promise<AmqpDelivery | null>((r) => (this.waiter = r));
+        return got ? { value: got, done: false } : { value: undefined, done: true };
+      },
+      return: async (): Promise<IteratorResult<Delivery>> => {
+        await this.stop();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+}
+
+export function createAmqpTransport(options: AmqpTransportOptions = {}): AmqpTransport {
+  return new AmqpTransport(options);
+}

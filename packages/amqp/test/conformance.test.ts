@@ -1,0 +1,28 @@
+import { afterAll, beforeAll } from "vitest";
+import { createAmqpTransport, type AmqpTransport } from "@celeriac/amqp";
+import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
+import { sharedRabbit, shutdownSharedRabbit, type RabbitNode } from "../../../test-support/rabbitmq.js";
+
+let rabbit: RabbitNode;
+beforeAll(async () => {
+  rabbit = await sharedRabbit();
+}, 120_000);
+afterAll(() => shutdownSharedRabbit(), 60_000);
+
+const deadLetters = (t: unknown, queue: string) => (t as AmqpTransport).takeDeadLetters(queue);
+
+describeTransportConformance(
+  "amqp (RabbitMQ, priority queues, dead-letter exchange)",
+  async () => {
+    // The probe transport is built at collection time, before the broker is up: it is never used.
+    const url = rabbit ? rabbit.url : "amqp://127.0.0.1:1//";
+    const transport = createAmqpTransport({ url, maxPriority: 10, deadLetterExchange: "celeriac.dead" });
+    return { transport };
+  },
+  { deadLetters },
+);
+
+describeTransportConformance(
+  "amqp (RabbitMQ, plain Celery queues)",
+  async () => ({ transport: createAmqpTransport({ url: rabbit ? rabbit.url : "amqp://127.0.0.1:1//" }) }),
+);

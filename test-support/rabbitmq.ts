@@ -1,0 +1,153 @@
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/**
+ * A private RabbitMQ node for tests: its own node name, ports, data and logs in a temp dir,
+ * listening on 127.0.0.1 only. Started with Debian's scripts in /usr/lib/rabbitmq/bin (the
+ * /usr/sbin wrappers switch to the rabbitmq user). Startup takes several seconds, so test files
+ * share one node per file through `sharedRabbit()`.
+ */
+const BIN = "/usr/lib/rabbitmq/bin";
+
+export interface RabbitNode {
+  readonly url: string;
+  readonly port: number;
+  readonly nodename: string;
+  /** Stops the broker process (data kept), for restart tests. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port with the same data. */
+  start(): Promise<void>;
+  /** Runs `rabbitmqctl <args>` against this node. */
+  ctl(...args: string[]): Promise<string>;
+  /** Stops the node and deletes its directory. */
+  shutdown(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const addr = s.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+let counter = 0;
+
+export async function startRabbit(options: { consumerTimeoutMs?: number } = {}): Promise<RabbitNode> {
+  const dir = mkdtempSync(join(tmpdir(), "celeriac-rabbit-"));
+  const port = await freePort();
+  const distPort = await freePort();
+  const nodename = `celeriac-test-${process.pid}-${counter++}@localhost`;
+  const conf = join(dir, "rabbitmq.conf");
+  writeFileSync(
+    conf,
+    [
+      `listeners.tcp.default = 127.0.0.1:${port}`,
+      `consumer_timeout = ${options.consumerTimeoutMs ?? 1_800_000}`,
+      // Disk alarms would stop publishers on a crowded CI disk.
+      "disk_free_limit.absolute = 50MB",
+      "",
+    ].join("\n"),
+  );
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOME: dir,
+    RABBITMQ_NODENAME: nodename,
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_NODE_IP_ADDRESS: "127.0.0.1",
+    RABBITMQ_DIST_PORT: String(distPort),
+    RABBITMQ_MNESIA_BASE: join(dir, "mnesia"),
+    RABBITMQ_LOG_BASE: join(dir, "log"),
+    RABBITMQ_CONFIG_FILE: conf,
+    RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, "enabled_plugins"),
+    RABBITMQ_ENABLED_PLUGINS: "",
+    ERL_EPMD_ADDRESS: "127.0.0.1",
+  };
+  writeFileSync(join(dir, "enabled_plugins"), "[].\n");
+
+  const ctl = (...args: string[]): Promise<string> =>
+    new Promise((resolve, reject) => {
+      execFile(`${BIN}/rabbitmqctl`, ["-n", nodename, ...args], { env, timeout: 60_000 }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`rabbitmqctl ${args.join(" ")} failed: ${stderr || err.message}`));
+        else resolve(stdout);
+      });
+    });
+
+  let child: ChildProcess | null = null;
+  let output = "";
+  const start = async (): Promise<void> => {
+    output = "";
+    const c = spawn(`${BIN}/rabbitmq-server`, [], { env, cwd: dir, stdio: ["ignore", "pipe", "pipe"], detached: false });
+    child = c;
+    c.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    c.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<never>((_, reject) =>
+      c.once("exit", (code) => reject(new Error(`rabbitmq-server exited (${code}) during startup:\n${output.slice(-3000)}`))),
+    );
+    exited.catch(() => undefined);
+    // await_startup fails at once while the node has not registered with epmd yet: retry.
+    const deadline = Date.now() + 90_000;
+    const ready = (async () => {
+      for (;;) {
+        try {
+          await ctl("await_startup", "--timeout", "60");
+          return;
+        } catch (err) {
+          if (Date.now() > deadline || c.exitCode !== null) throw err;
+          await new Promise((r) => setTimeout(r, 300));
+        }
+      }
+    })();
+    await Promise.race([ready, exited]);
+  };
+
+  const stop = async (): Promise<void> => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const gone = new Promise<void>((r) => c.once("exit", () => r()));
+    try {
+      await ctl("stop");
+    } catch {
+      c.kill("SIGTERM");
+    }
+    const timer = setTimeout(() => c.kill("SIGKILL"), 20_000);
+    await gone;
+    clearTimeout(timer);
+    child = null;
+  };
+
+  await start();
+  return {
+    url: `amqp://guest:guest@127.0.0.1:${port}//`,
+    port,
+    nodename,
+    stop,
+    start,
+    ctl,
+    async shutdown() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+let shared: Promise<RabbitNode> | null = null;
+
+/** One node per test file (vitest runs files in separate workers); shut it down in afterAll. */
+export function sharedRabbit(): Promise<RabbitNode> {
+  shared ??= startRabbit();
+  return shared;
+}
+
+export async function shutdownSharedRabbit(): Promise<void> {
+  const s = shared;
+  shared = null;
+  if (s) await (await s).shutdown();
+}
