@@ -140,8 +140,9 @@ export class Client {
     }
     const envelope = this.buildEnvelope(name, args, kwargs, options);
     const queue = options.queue ?? this.route(name);
-    const message = this.codec.encode(envelope);
     await this.ensureConnected();
+    if (this.resultBackend?.replyTo && !envelope.headers.ignoreResult) envelope.properties.replyTo = await this.resultBackend.replyTo();
+    const message = this.codec.encode(envelope);
     await this.transport.publish(options.routingKey ?? queue, message);
     return new AsyncResult(envelope.headers.id, this.resultBackend);
   }

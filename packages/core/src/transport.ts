@@ -90,12 +90,20 @@ export interface Transport {
 /** A result backend: where task states and results are stored (Celery's `result_backend`). */
 export interface ResultBackend {
   readonly name: string;
-  /** Stores a meta. A SUCCESS already stored is never overwritten. */
-  store(meta: ResultMeta, options?: { ttlMs?: number }): Promise<void>;
+  /**
+   * Stores a meta. A SUCCESS already stored is never overwritten. `replyTo` is the task
+   * message's `reply_to` property, for backends that answer there (rpc://).
+   */
+  store(meta: ResultMeta, options?: { ttlMs?: number; replyTo?: string }): Promise<void>;
   /** The stored meta, or null when none (Celery reports that as PENDING). */
   get(taskId: string): Promise<ResultMeta | null>;
   /** Resolves with the meta once its state is ready (SUCCESS, FAILURE, REVOKED). */
   waitFor(taskId: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<ResultMeta>;
   forget(taskId: string): Promise<void>;
+  /**
+   * For backends that receive results on a queue of the client's own (rpc://): the queue name,
+   * ready to receive. The client puts it in each task's `reply_to` property.
+   */
+  replyTo?(): Promise<string>;
   close(): Promise<void>;
 }

@@ -387,7 +387,7 @@ class CeleriacWorker implements Worker {
 
     const ctx = this.contextFor(env, delivery, controller.signal);
     if (this.opts.trackStarted && this.shouldStore(env, reg)) {
-      await this.store(this.meta(env, "STARTED", { pid: process.pid, hostname: this.hostname }, null));
+      await this.store(this.meta(env, "STARTED", { pid: process.pid, hostname: this.hostname }, null), env);
     }
     this.counters.inFlight++;
     this.emit({ type: "task-started", taskId: h.id, task: h.task });
@@ -482,7 +482,7 @@ class CeleriacWorker implements Worker {
       return this.onFailure(delivery, env, reg, err, exceptionInfo(err), tracebackOf(err), runtimeMs, acksLate);
     }
     this.counters.succeeded++;
-    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "SUCCESS", result, null));
+    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "SUCCESS", result, null), env);
     if (acksLate) await this.settle(delivery, "ack");
     this.emit({ type: "task-succeeded", taskId: h.id, task: h.task, runtimeMs });
     this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });
@@ -501,7 +501,7 @@ class CeleriacWorker implements Worker {
     const h = env.headers;
     this.counters.failed++;
     if (this.shouldStore(env, reg)) {
-      await this.store(this.meta(env, "FAILURE", info, traceback));
+      await this.store(this.meta(env, "FAILURE", info, traceback), env);
       // Like Celery, fail the chain steps that already have ids, so a client waiting on the
       // chain's last result does not wait forever.
       for (const step of env.embed.chain ?? []) {
@@ -549,7 +549,7 @@ class CeleriacWorker implements Worker {
     this.counters.retried++;
     if (this.shouldStore(env, reg)) {
       const info = retry.cause !== undefined ? exceptionInfo(retry.cause) : celeryException("Retry", [`Retry in ${delayMs / 1000}s`]);
-      await this.store(this.meta(env, "RETRY", info, tracebackOf(retry.cause ?? retry)));
+      await this.store(this.meta(env, "RETRY", info, tracebackOf(retry.cause ?? retry)), env);
     }
     if (acksLate) await this.settle(delivery, "ack");
     this.emit({ type: "task-retried", taskId: h.id, task: h.task, retries, delayMs });
@@ -581,7 +581,7 @@ class CeleriacWorker implements Worker {
     // Acked before it ran: nobody will run it again, so say so instead of leaving it PENDING.
     this.counters.failed++;
     const info = celeryException("WorkerLostError", ["Worker exited prematurely: shutdown grace time expired"], "billiard.exceptions");
-    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "FAILURE", info, null));
+    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "FAILURE", info, null), env);
     this.emit({ type: "task-failed", taskId: h.id, task: h.task, excType: info.exc_type, runtimeMs: null });
     this.log("error", `Task ${h.task}[${h.id}] abandoned at shutdown (acked early, will not run again)`, { taskId: h.id, task: h.task });
   }
@@ -620,7 +620,7 @@ class CeleriacWorker implements Worker {
     );
     await this.settle(delivery, "reject", `NotRegistered: ${name}`);
     // Stored unconditionally, as Celery does: the sender must learn that nobody runs it here.
-    await this.store(this.meta(env, "FAILURE", celeryException("NotRegistered", [name]), null));
+    await this.store(this.meta(env, "FAILURE", celeryException("NotRegistered", [name]), null), env);
     this.emit({ type: "task-rejected", taskId: id, task: name, reason: `NotRegistered: ${name}`, requeue: false });
   }
 
@@ -632,7 +632,7 @@ class CeleriacWorker implements Worker {
   private async revoke(delivery: Delivery, env: TaskEnvelope, reg: Registered): Promise<void> {
     const { task: name, id } = env.headers;
     this.counters.revoked++;
-    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "REVOKED", celeryException("TaskRevokedError", ["expired"]), null));
+    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "REVOKED", celeryException("TaskRevokedError", ["expired"]), null), env);
     await this.settle(delivery, "ack");
     this.emit({ type: "task-revoked", taskId: id, task: name, expired: true });
     this.log("info", `Discarding revoked task: ${name}[${id}] (expired)`, { taskId: id, task: name, expires: env.headers.expires });
@@ -698,11 +698,12 @@ class CeleriacWorker implements Worker {
     };
   }
 
-  private async store(meta: ResultMeta): Promise<void> {
+  private async store(meta: ResultMeta, env?: TaskEnvelope): Promise<void> {
     const backend = this.opts.resultBackend;
     if (!backend) return;
     try {
-      await backend.store(meta);
+      const replyTo = env?.properties.replyTo;
+      await backend.store(meta, replyTo ? { replyTo } : undefined);
     } catch (err) {
       this.log("error", `could not store ${meta.status} for task ${meta.task_id}`, { taskId: meta.task_id, error: describe(err) });
     }
