@@ -1,1 +1,9 @@
-export {};
+// For users: the factories and their options.
+export { createRedisTransport, RedisTransport, type RedisTransportOptions } from "./transport.js";
+export { createRedisResultBackend, RedisResultBackend, type RedisResultBackendOptions } from "./result-backend.js";
+export { redisTransportFromUrl, redisResultBackendFromUrl } from "./from-url.js";
+export { parseRedisUrl, type RedisConnection } from "./url.js";
+export { toRedisPriority, fromRedisPriority } from "./kombu-redis.js";
+
+// For core's URL resolution (`transportFromUrl("redis://…")` imports this package by scheme).
+export { redisTransportFromUrl as transportFromUrl, redisResultBackendFromUrl as resultBackendFromUrl } from "./from-url.js";

@@ -1,0 +1,631 @@
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import {
+  CeleriacError,
+  assertKnownOptions,
+  kombuValueEncoder,
+  parseKombuEnvelope,
+  pyParse,
+  pyStringify,
+  stringifyKombuEnvelope,
+  toKombuEnvelope,
+  type ConsumeOptions,
+  type Consumer,
+  type Delivery,
+  type NackOptions,
+  type PublishOptions,
+  type Transport,
+  type TransportCapabilities,
+  type WireMessage,
+} from "@celeriac/core";
+import {
+  ACK,
+  CLAIM,
+  PRIORITY_STEPS,
+  RESCORE,
+  RESTORE,
+  SEP,
+  UNACKED_INDEX_KEY,
+  UNACKED_KEY,
+  UNACKED_MUTEX_KEY,
+  UNLOCK,
+  bindingKey,
+  bindingMember,
+  fromRedisPriority,
+  listKey,
+  sha1,
+  stepOf,
+  toRedisPriority,
+} from "./kombu-redis.js";
+import { ioredisOptions, parseRedisUrl } from "./url.js";
+
+export interface RedisTransportOptions {
+  /** `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS). Default `redis://localhost:6379/0`. Not with `client`. */
+  url?: string;
+  /**
+   * Your own ioredis client for commands (never closed by the transport). Consumers still open
+   * one extra connection each (`client.duplicate()`), since BRPOP blocks its connection; the
+   * transport closes those.
+   */
+  client?: Redis;
+  /**
+   * kombu's `visibility_timeout`: an unacked message older than this is put back on its queue
+   * by any consumer's restore sweep, Python's or ours. Default 1 hour, kombu's default. Every
+   * process on the same Redis database should use the same value. Celeriac extends the messages
+   * it holds (ETA, long tasks) so they are not restored while held, unlike kombu (kombu#337).
+   */
+  visibilityTimeoutMs?: number;
+  /**
+   * How often a consuming transport looks for expired unacked entries. Default 1000 ms (or a
+   * quarter of the visibility timeout if smaller). It also bounds how late a `nack({delayMs})`
+   * comes back.
+   */
+  restoreIntervalMs?: number;
+  /** Most messages taken from Redis in one round trip (bounded by free prefetch). Default 100. */
+  batchSize?: number;
+  /** kombu's `unacked_mutex_expire`: how long a crashed sweeper can hold the restore lock. Default 300 000 ms. */
+  unackedMutexExpireMs?: number;
+  /** BRPOP timeout of an idle consumer, in ms. Only bounds reconnect checks; stop() unblocks at once. Default 1000. */
+  blockTimeoutMs?: number;
+}
+
+const KNOWN = ["url", "client", "visibilityTimeoutMs", "restoreIntervalMs", "batchSize", "unackedMutexExpireMs", "blockTimeoutMs"] as const;
+
+const encodeSpecial = kombuValueEncoder("kombu52");
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw new CeleriacError("invalid_argument", `createRedisTransport: ${name} must be a positive number, got ${String(value)}`);
+  }
+  return value;
+}
+
+function nonNegativeMs(what: string, ms: number | undefined): number {
+  const v = ms ?? 0;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+    throw new CeleriacError("invalid_argument", `${what}: delayMs must be a non-negative number, got ${String(v)}`);
+  }
+  return v;
+}
+
+/** A message taken from Redis and recorded in `unacked`, not yet settled by us. */
+interface Claimed {
+  queue: string;
+  tag: string;
+  /** sha1 of the `unacked` value we stored: settles only touch the entry if it is still ours. */
+  sha: string;
+  item: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The envelope of a restored message, marked as kombu marks it
+ * (`headers.redelivered` and `properties.delivery_info.redelivered`), in Python's JSON form.
+ * Returns null when the item is not a JSON object.
+ */
+function markRedelivered(item: string): { payload: string; redisPriority: number } | null {
+  let value: unknown;
+  try {
+    value = pyParse(item);
+  } catch {
+    return null;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const env = value as Record<string, unknown>;
+  const headers = env["headers"];
+  const props = env["properties"];
+  if (typeof headers === "object" && headers !== null && !Array.isArray(headers)) (headers as Record<string, unknown>)["redelivered"] = true;
+  let redisPriority = 0;
+  if (typeof props === "object" && props !== null && !Array.isArray(props)) {
+    const p = props as Record<string, unknown>;
+    const info = p["delivery_info"];
+    if (typeof info === "object" && info !== null && !Array.isArray(info)) (info as Record<string, unknown>)["redelivered"] = true;
+    if (typeof p["priority"] === "number") redisPriority = p["priority"];
+  }
+  return { payload: pyStringify(env, { encodeSpecial }), redisPriority };
+}
+
+/**
+ * kombu's Redis transport, message for message: lists per priority step, the JSON envelope with a
+ * base64 body, `_kombu.binding.*`, and ack emulation in `unacked` / `unacked_index`. See README.md.
+ */
+export class RedisTransport implements Transport {
+  readonly name = "redis";
+  readonly capabilities: TransportCapabilities = {
+    // kombu's four priority lists, consumed in order: emulated on plain lists.
+    priority: "emulated",
+    delayedDelivery: false,
+    visibilityExtension: true,
+    deadLetter: false,
+    // Redis's largest string.
+    maxMessageBytes: 512 * 1024 * 1024,
+    sharedConsumers: true,
+  };
+  readonly closed: Promise<void>;
+  /** The command connection (publish, claim, settle, sweep). */
+  readonly client: Redis;
+  private readonly ownsClient: boolean;
+  private readonly visibilityTimeoutMs: number;
+  private readonly restoreIntervalMs: number;
+  private readonly batchSize: number;
+  private readonly mutexExpireMs: number;
+  private readonly blockTimeoutMs: number;
+  private readonly bound = new Set<string>();
+  private readonly unsettled = new Map<string, Claimed>();
+  private readonly consumers = new Set<{ stop(): Promise<void> }>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly instance = randomUUID();
+  private ackQueue: { c: Claimed; done: (err?: unknown) => void }[] = [];
+  private sweeper: ReturnType<typeof setInterval> | undefined;
+  private sweeping: Promise<unknown> | null = null;
+  private isClosed = false;
+  private resolveClosed!: () => void;
+  /** The last connection error ioredis reported (it reconnects by itself). */
+  lastError: Error | null = null;
+
+  constructor(options: RedisTransportOptions = {}) {
+    assertKnownOptions("createRedisTransport", options, KNOWN);
+    if (options.url !== undefined && options.client !== undefined) {
+      throw new CeleriacError("invalid_argument", "createRedisTransport: pass url or client, not both");
+    }
+    this.visibilityTimeoutMs = positive("visibilityTimeoutMs", options.visibilityTimeoutMs, 3_600_000);
+    this.restoreIntervalMs = positive("restoreIntervalMs", options.restoreIntervalMs, Math.min(1000, this.visibilityTimeoutMs / 4));
+    this.batchSize = Math.floor(positive("batchSize", options.batchSize, 100));
+    this.mutexExpireMs = positive("unackedMutexExpireMs", options.unackedMutexExpireMs, 300_000);
+    this.blockTimeoutMs = positive("blockTimeoutMs", options.blockTimeoutMs, 1000);
+    if (options.client) {
+      this.client = options.client;
+      this.ownsClient = false;
+    } else {
+      const { connection } = parseRedisUrl(options.url ?? "redis://localhost:6379/0");
+      this.client = new Redis(ioredisOptions(connection, { lazyConnect: true, enableAutoPipelining: true }));
+      this.ownsClient = true;
+    }
+    this.client.on("error", (err: Error) => (this.lastError = err));
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+  }
+
+  private open(what: string): void {
+    if (this.isClosed) throw new CeleriacError("closed", `redis transport is closed; cannot ${what}`);
+  }
+
+  async connect(): Promise<void> {
+    this.open("connect");
+    if (this.client.status === "wait") await this.client.connect();
+    await this.client.ping();
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inFlight.add(p);
+    const done = () => this.inFlight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private static fail(what: string, err: unknown): CeleriacError {
+    if (err instanceof CeleriacError) return err;
+    return new CeleriacError("connection", `redis ${what} failed: ${(err as Error).message}`, { cause: err });
+  }
+
+  async publish(queue: string, message: WireMessage, options: PublishOptions = {}): Promise<void> {
+    this.open("publish");
+    if (nonNegativeMs("publish", options.delayMs) > 0) {
+      throw new CeleriacError("unsupported", "redis transport has no delayed delivery (capabilities.delayedDelivery is false); the worker holds ETA tasks instead");
+    }
+    const redisPriority = toRedisPriority(message.properties.priority);
+    const payload = stringifyKombuEnvelope(toKombuEnvelope(message, { exchange: "", routingKey: queue, deliveryTag: randomUUID(), priority: redisPriority }));
+    const key = listKey(queue, stepOf(redisPriority));
+    const work = (async () => {
+      if (!this.bound.has(queue)) {
+        // Celery declares the binding once per queue; so do we, before the first message.
+        await this.client.sadd(bindingKey(queue), bindingMember(queue));
+        this.bound.add(queue);
+      }
+      await this.client.lpush(key, payload);
+    })();
+    try {
+      await this.track(work);
+    } catch (err) {
+      throw RedisTransport.fail("publish", err);
+    }
+  }
+
+  async purge(queue: string): Promise<number> {
+    this.open("purge");
+    const pipe = this.client.multi();
+    for (const step of PRIORITY_STEPS) pipe.llen(listKey(queue, step)).del(listKey(queue, step));
+    const res = await pipe.exec().catch((err: unknown) => {
+      throw RedisTransport.fail("purge", err);
+    });
+    let n = 0;
+    for (let i = 0; i < (res?.length ?? 0); i += 2) n += Number(res?.[i]?.[1] ?? 0);
+    return n;
+  }
+
+  /** Seconds since the epoch, as kombu scores `unacked_index`. */
+  private static now(): number {
+    return Date.now() / 1000;
+  }
+
+  private unackedValue(item: string, queue: string): string {
+    return `[${item}, "", ${pyStringify(queue)}]`;
+  }
+
+  /** Puts one of our claims back on its queue (kombu's `restore_by_tag`). */
+  private async restoreClaim(c: Claimed, leftmost: boolean): Promise<void> {
+    const marked = markRedelivered(c.item);
+    if (!marked) {
+      // Not JSON: nobody can ever consume it, so drop it rather than loop on it.
+      await ACK.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY], [c.tag, c.sha]);
+      return;
+    }
+    const target = listKey(c.queue, stepOf(marked.redisPriority));
+    await RESTORE.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY, target], [c.tag, c.sha, marked.payload, leftmost ? "l" : "r"]);
+  }
+
+  /**
+   * A late ack, after the visibility timeout put the message back: the work is done, so the
+   * restored copy (kombu's restore writes it byte for byte as `markRedelivered` does) is removed
+   * from its list if nobody took it yet.
+   */
+  private async removeRestored(c: Claimed): Promise<void> {
+    const marked = markRedelivered(c.item);
+    if (!marked) return;
+    await this.client.lrem(listKey(c.queue, stepOf(marked.redisPriority)), 1, marked.payload);
+    if (stepOf(marked.redisPriority) !== 0) await this.client.lrem(c.queue, 1, marked.payload); // kombu restores to the bare list
+  }
+
+  /** The queue a kombu `(exchange, routing_key)` pair delivers to, as kombu's `_lookup`. */
+  private async lookup(exchange: string, routingKey: string): Promise<string> {
+    if (exchange === "") return routingKey;
+    const members = await this.client.smembers(bindingKey(exchange));
+    for (const m of members) {
+      const [rk, , queue] = m.split(SEP);
+      if (rk === routingKey && queue) return queue;
+    }
+    return routingKey;
+  }
+
+  /**
+   * kombu's `restore_visible`: under kombu's `unacked_mutex`, puts every unacked message older
+   * than the visibility timeout back on its queue, whoever received it (a Python worker or us).
+   * Returns how many were restored. Consumers run it every `restoreIntervalMs`.
+   */
+  async restoreVisible(): Promise<number> {
+    this.open("restore");
+    const token = randomUUID();
+    const locked = await this.client.set(UNACKED_MUTEX_KEY, token, "PX", Math.ceil(this.mutexExpireMs), "NX");
+    if (locked !== "OK") return 0;
+    let restored = 0;
+    try {
+      for (let round = 0; round < 20; round++) {
+        const ceil = RedisTransport.now() - this.visibilityTimeoutMs / 1000;
+        const tags = await this.client.zrangebyscore(UNACKED_INDEX_KEY, "-inf", ceil, "LIMIT", 0, 100);
+        if (tags.length === 0) break;
+        const values = await this.client.hmget(UNACKED_KEY, ...tags);
+        for (const [i, tag] of tags.entries()) {
+          const raw = values[i];
+          if (raw === null || raw === undefined) {
+            await this.client.zrem(UNACKED_INDEX_KEY, tag);
+            continue;
+          }
+          let entry: unknown;
+          try {
+            entry = pyParse(raw);
+          } catch {
+            continue; // not kombu's; leave it to whoever wrote it
+          }
+          if (!Array.isArray(entry) || entry.length < 3) continue;
+          const [envelope, exchange, routingKey] = entry as [unknown, unknown, unknown];
+          if (typeof exchange !== "string" || typeof routingKey !== "string") continue;
+          const marked = markRedelivered(pyStringify(envelope, { encodeSpecial }));
+          if (!marked) continue;
+          const queue = await this.lookup(exchange, routingKey);
+          const n = await RESTORE.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY, listKey(queue, stepOf(marked.redisPriority))], [tag, sha1(raw), marked.payload, "r"]);
+          if (n === 1) restored++;
+        }
+        if (tags.length < 100) break;
+      }
+    } finally {
+      await UNLOCK.run(this.client, [UNACKED_MUTEX_KEY], [token]).catch(() => undefined);
+    }
+    return restored;
+  }
+
+  private startSweeper(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => {
+      if (this.sweeping || this.isClosed) return;
+      this.sweeping = this.restoreVisible()
+        .catch(() => undefined) // Redis away: the next tick tries again
+        .finally(() => (this.sweeping = null));
+    }, this.restoreIntervalMs);
+    this.sweeper.unref?.();
+  }
+
+  private stopSweeperIfIdle(): void {
+    if (this.consumers.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  /** Acks are batched per tick: one script call settles all acks of a burst. */
+  private ack(c: Claimed): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.ackQueue.push({ c, done: (err) => (err === undefined ? resolve() : reject(RedisTransport.fail("ack", err))) });
+      if (this.ackQueue.length === 1) setImmediate(() => this.flushAcks());
+    });
+  }
+
+  private flushAcks(): void {
+    const batch = this.ackQueue;
+    this.ackQueue = [];
+    if (batch.length === 0) return;
+    const args: string[] = [];
+    for (const { c } of batch) args.push(c.tag, c.sha);
+    this.track(
+      ACK.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY], args).then(async (lost) => {
+        for (const i of lost as number[]) {
+          const c = batch[i]?.c;
+          if (c) await this.removeRestored(c);
+        }
+      }),
+    ).then(
+      () => batch.forEach((b) => b.done()),
+      (err: unknown) => batch.forEach((b) => b.done(err ?? new Error("ack failed"))),
+    );
+  }
+
+  consume(queues: readonly string[], options: ConsumeOptions): Consumer {
+    this.open("consume");
+    if (queues.length === 0) throw new CeleriacError("invalid_argument", "consume: at least one queue is required");
+    const prefetch = options.prefetch;
+    if (!Number.isInteger(prefetch) || prefetch < 1) {
+      throw new CeleriacError("invalid_argument", `consume: prefetch must be a positive integer, got ${String(prefetch)}`);
+    }
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const transport = this;
+    // kombu's BRPOP order: every queue's step 0, then every queue's step 3, ...
+    const lists: { key: string; queue: string; rk: string }[] = [];
+    for (const step of PRIORITY_STEPS) for (const q of queues) lists.push({ key: listKey(q, step), queue: q, rk: pyStringify(q) });
+    const keys = lists.map((l) => l.key);
+    const blocking = this.client.duplicate({ lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: false });
+    blocking.on("error", (err: Error) => (transport.lastError = err));
+    let blockingId: number | null = null;
+    let blocked = false;
+    blocking.on("ready", () => (blockingId = null));
+
+    const buffer: Claimed[] = [];
+    let outstanding = 0; // buffered + handed out and unsettled
+    let stopped = false;
+    let wake: (() => void) | null = null;
+    const notify = () => {
+      const w = wake;
+      wake = null;
+      w?.();
+    };
+    const settledOne = () => {
+      outstanding--;
+      notify();
+    };
+
+    const handle = {
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        transport.consumers.delete(handle);
+        transport.stopSweeperIfIdle();
+        options.signal?.removeEventListener("abort", onAbort);
+        notify();
+        if (blocked && blockingId !== null) await transport.client.client("UNBLOCK", blockingId).catch(() => undefined);
+        // A fill in progress may still pop a message: wait for it so it goes back below.
+        await filling?.catch(() => undefined);
+        const rest = buffer.splice(0);
+        outstanding -= rest.length;
+        for (const c of rest) {
+          transport.unsettled.delete(c.tag);
+          await transport.restoreClaim(c, false).catch(() => undefined); // else the visibility timeout does it
+        }
+        blocking.disconnect();
+      },
+    };
+    const onAbort = () => void handle.stop();
+    this.consumers.add(handle);
+    this.startSweeper();
+
+    const take = (list: { queue: string }, tag: string, sha: string, item: string) => {
+      const c: Claimed = { queue: list.queue, tag, sha, item };
+      transport.unsettled.set(tag, c);
+      buffer.push(c);
+      outstanding++;
+    };
+
+    /** Fills the buffer from Redis until there is something or we are stopped. */
+    const fill = async (): Promise<void> => {
+      let backoff = 50;
+      while (!stopped && !transport.isClosed && buffer.length === 0) {
+        if (outstanding >= prefetch) {
+          await new Promise<void>((r) => (wake = r));
+          continue;
+        }
+        try {
+          const room = Math.min(prefetch - outstanding, transport.batchSize);
+          const rkArgs = lists.map((l) => l.rk);
+          const res = (await CLAIM.run(transport.client, [UNACKED_KEY, UNACKED_INDEX_KEY, ...keys], [room, RedisTransport.now(), `${transport.instance}-${Date.now()}-`, ...rkArgs])) as (string | number)[];
+          if (res.length > 0) {
+            for (let i = 0; i < res.length; i += 4) take(lists[Number(res[i])]!, String(res[i + 1]), String(res[i + 2]), String(res[i + 3]));
+            return;
+          }
+          if (stopped) return;
+          // Idle: block until a message arrives. BRPOP then registers it in `unacked` right away
+          // (kombu does the same after every BRPOP); the batch script above is used while busy.
+          if (blocking.status === "wait") await blocking.connect();
+          if (blockingId === null) blockingId = Number(await blocking.client("ID"));
+          if (stopped) return;
+          blocked = true;
+          let popped: [string, string] | null;
+          try {
+            popped = await blocking.brpop(...keys, transport.blockTimeoutMs / 1000);
+          } finally {
+            blocked = false;
+          }
+          if (popped) {
+            const [key, item] = popped;
+            const list = lists.find((l) => l.key === key) ?? lists[0]!;
+            let tag: string | null = null;
+            try {
+              tag = parseKombuEnvelope(item).deliveryTag;
+            } catch {
+              tag = null;
+            }
+            tag ??= `${transport.instance}-${randomUUID()}`;
+            const value = transport.unackedValue(item, list.queue);
+            await transport.client.multi().zadd(UNACKED_INDEX_KEY, RedisTransport.now(), tag).hset(UNACKED_KEY, tag, value).exec();
+            take(list, tag, sha1(value), item);
+            return;
+          }
+          backoff = 50;
+        } catch (err) {
+          if (stopped || transport.isClosed) return;
+          transport.lastError = err as Error;
+          // Redis away (restart, network): ioredis reconnects; keep trying with a backoff.
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 1000);
+        }
+      }
+    };
+
+    let filling: Promise<void> | null = null;
+
+    async function* iterate(): AsyncGenerator<Delivery> {
+      try {
+        while (!stopped && !transport.isClosed) {
+          const c = buffer.shift();
+          if (c) {
+            const d = transport.makeDelivery(c, settledOne);
+            if (d) yield d;
+            else settledOne();
+            continue;
+          }
+          filling = fill();
+          try {
+            await filling;
+          } finally {
+            filling = null;
+          }
+        }
+      } finally {
+        if (!stopped) await handle.stop();
+      }
+    }
+    const gen = iterate();
+    if (options.signal?.aborted) void handle.stop();
+    else options.signal?.addEventListener("abort", onAbort, { once: true });
+    return { [Symbol.asyncIterator]: () => gen, stop: () => handle.stop() };
+  }
+
+  private makeDelivery(c: Claimed, onSettled: () => void): Delivery | null {
+    let message: WireMessage;
+    try {
+      message = parseKombuEnvelope(c.item).message;
+    } catch {
+      // Nothing could ever consume it: drop it instead of restoring it forever.
+      this.unsettled.delete(c.tag);
+      void ACK.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY], [c.tag, c.sha]).catch(() => undefined);
+      return null;
+    }
+    if (message.properties.priority !== undefined) message.properties.priority = fromRedisPriority(message.properties.priority);
+    let settled = false;
+    const settle = (what: string) => {
+      if (settled) throw new CeleriacError("already_settled", `delivery already settled; cannot ${what}`);
+      this.open(what);
+      settled = true;
+      this.unsettled.delete(c.tag);
+      onSettled();
+    };
+    const redelivered = /"redelivered": ?true/.test(c.item);
+    return {
+      message,
+      queue: c.queue,
+      redelivered,
+      deliveryCount: null,
+      get settled() {
+        return settled;
+      },
+      ack: async () => {
+        settle("ack");
+        await this.ack(c);
+      },
+      nack: async (options: NackOptions = {}) => {
+        const delayMs = nonNegativeMs("nack", options.delayMs);
+        settle("nack");
+        try {
+          if (!(options.requeue ?? true)) await this.ack(c);
+          else if (delayMs > 0) {
+            // Stays in `unacked`, dated so that any sweeper (Python's too) restores it in delayMs.
+            const score = RedisTransport.now() + (delayMs - this.visibilityTimeoutMs) / 1000;
+            await this.track(RESCORE.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY], [c.tag, c.sha, score]));
+          } else await this.track(this.restoreClaim(c, true));
+        } catch (err) {
+          throw RedisTransport.fail("nack", err);
+        }
+      },
+      extend: async (ms: number) => {
+        if (settled) throw new CeleriacError("already_settled", "delivery already settled; cannot extend");
+        if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+          throw new CeleriacError("invalid_argument", `extend: ms must be a non-negative number, got ${String(ms)}`);
+        }
+        this.open("extend");
+        // Re-date the unacked entry so that it expires `ms` from now. Only while it is still ours:
+        // once restored and taken by someone else, their entry is theirs.
+        const score = RedisTransport.now() + (ms - this.visibilityTimeoutMs) / 1000;
+        await RESCORE.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY], [c.tag, c.sha, score]).catch((err: unknown) => {
+          throw RedisTransport.fail("extend", err);
+        });
+      },
+      reject: async () => {
+        // No dead-letter list in kombu's layout: dropped, as kombu's reject(requeue=False).
+        settle("reject");
+        await this.ack(c);
+      },
+    };
+  }
+
+  /**
+   * Stops consumers (their prefetched messages go back at once), puts back every message received
+   * here and not settled (kombu's restore at shutdown), waits up to `drainMs` (default 5000) for
+   * publishes and settles in flight, and closes the connections it opened.
+   */
+  async close(options: { drainMs?: number } = {}): Promise<void> {
+    if (this.isClosed) return this.closed;
+    for (const c of [...this.consumers]) await c.stop();
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    // A sweep holds kombu's unacked_mutex: let it finish and release it.
+    await this.sweeping;
+    this.flushAcks();
+    for (const c of [...this.unsettled.values()]) {
+      await this.restoreClaim(c, false).catch(() => undefined);
+    }
+    this.unsettled.clear();
+    this.isClosed = true;
+    const drainMs = options.drainMs ?? 5000;
+    if (this.inFlight.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => (timer = setTimeout(r, drainMs)))]);
+      clearTimeout(timer);
+    }
+    if (this.ownsClient) {
+      await this.client.quit().catch(() => this.client.disconnect());
+    }
+    this.resolveClosed();
+  }
+}
+
+/** Creates the Redis transport; see {@link RedisTransportOptions} for the defaults. */
+export function createRedisTransport(options: RedisTransportOptions = {}): RedisTransport {
+  return new RedisTransport(options);
+}
