@@ -10,3 +10,17 @@ from interop_app import app  # noqa: F401  (the tasks register on import)
 _vt = os.environ.get("CELERIAC_VISIBILITY_TIMEOUT")
 if _vt:
     app.conf.broker_transport_options = {"visibility_timeout": float(_vt)}
+
+
+@app.task(name="redis.slow_record", acks_late=True)
+def slow_record(path, label, seconds):
+    """Appends "start <label> py", sleeps, appends "done <label> py": a kill between the two
+    lines is a kill mid-task. Late ack, so a killed worker's task is restored, not lost."""
+    import time
+
+    with open(path, "a") as f:
+        f.write(f"start {label} py\n")
+    time.sleep(seconds)
+    with open(path, "a") as f:
+        f.write(f"done {label} py\n")
+    return label
