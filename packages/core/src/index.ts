@@ -9,6 +9,8 @@ export type { Transport, TransportCapabilities, Delivery, Consumer, ConsumeOptio
 export { type Codec, celeryJsonCodec, decodeTask, defaultCodecs } from "./codec/index.js";
 export { toKombuEnvelope, fromKombuEnvelope, type KombuEnvelope, type KombuFraming } from "./kombu-envelope.js";
 export { assertKnownOptions } from "./options.js";
+export { ChangeSignal } from "./change-signal.js";
+export { toWireProperties } from "./wire.js";
 export { MemoryTransport, createMemoryTransport, type MemoryTransportOptions } from "./memory-transport.js";
 export { MemoryResultBackend, createMemoryResultBackend, pollForResult } from "./memory-backend.js";
 export { defineTask, parseRateLimit, type TaskDefinition, type TaskOptions, type ArgsOf, type ResultOf, type KwargsOf } from "./task.js";

@@ -1,3 +1,4 @@
+import { ChangeSignal } from "./change-signal.js";
 import { CeleriacError } from "./errors.js";
 import { assertKnownOptions } from "./options.js";
 import type { ConsumeOptions, Consumer, Delivery, NackOptions, PublishOptions, Transport, TransportCapabilities } from "./transport.js";
@@ -34,7 +35,7 @@ export class MemoryTransport implements Transport {
   readonly closed: Promise<void>;
   private readonly queues = new Map<string, Stored[]>();
   private readonly inflight = new Map<string, Set<Stored>>();
-  private readonly waiters = new Set<() => void>();
+  private readonly changes = new ChangeSignal();
   private readonly visibilityTimeoutMs: number;
   private seq = 0;
   private isClosed = false;
@@ -123,19 +124,11 @@ export class MemoryTransport implements Transport {
   }
 
   private wake(): void {
-    for (const w of [...this.waiters]) w();
+    this.changes.notify();
   }
 
   private waitForChange(maxMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(1, Math.min(maxMs, 1000)));
-      this.waiters.add(done);
-    });
+    return this.changes.wait(Math.min(maxMs, 1000));
   }
 
   private nextVisibleIn(queues: readonly string[]): number {

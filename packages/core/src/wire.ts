@@ -1,3 +1,5 @@
+import type { TaskProperties } from "./envelope.js";
+
 /**
  * A message as a broker carries it, before any codec has looked at the body: opaque body bytes
  * plus AMQP-style headers and properties. Every transport maps its own framing to this shape
@@ -27,4 +29,15 @@ export interface WireProperties {
   priority?: number;
   /** Per-message TTL in milliseconds, as a string (AMQP's `expiration`). */
   expiration?: string;
+}
+
+/** The envelope's properties as a broker carries them; unset priority and expiration stay out. */
+export function toWireProperties(p: TaskProperties): WireProperties {
+  return {
+    correlationId: p.correlationId,
+    replyTo: p.replyTo,
+    deliveryMode: p.deliveryMode,
+    ...(p.priority !== null ? { priority: p.priority } : {}),
+    ...(p.expiration !== null ? { expiration: p.expiration } : {}),
+  };
 }

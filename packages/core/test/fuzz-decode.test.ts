@@ -13,6 +13,7 @@ import { createCeleryJsonCodec } from "../src/codec/celery-json.js";
 import { decodeTask } from "../src/codec/index.js";
 import { pyStringify } from "../src/codec/py-json.js";
 import { fromKombuEnvelope, parseKombuEnvelope } from "../src/kombu-envelope.js";
+import { seededRandom } from "../../../test-support/prng.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const GOLDEN = join(ROOT, "fixtures/golden");
@@ -23,18 +24,8 @@ const texts = readdirSync(GOLDEN)
 
 const kombu53 = createCeleryJsonCodec({ dialect: "kombu53" });
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const rnd = mulberry32(0xce1e12ac);
+const rnd = seededRandom(0xce1e12ac);
 const int = (n: number): number => Math.floor(rnd() * n);
 function pick<T>(xs: readonly T[]): T {
   return xs[int(xs.length)] as T;

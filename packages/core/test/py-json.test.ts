@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { CeleriacError } from "../src/errors.js";
 import { MAX_JSON_DEPTH, formatPyFloat, pyParse, pyStringify, quotePyString } from "../src/codec/py-json.js";
+import { seededRandom } from "../../../test-support/prng.js";
 
 const PYTHON = "/usr/bin/python3";
 
@@ -11,17 +12,6 @@ function python(script: string, input: string): string {
   return r.stdout;
 }
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function expectDecodeFailed(fn: () => unknown, pattern?: RegExp): void {
   try {
@@ -168,7 +158,7 @@ describe("pyParse", () => {
 
 describe("against Python's json module", () => {
   it("formats 5,000 random doubles exactly like json.dumps", () => {
-    const rnd = prng(42);
+    const rnd = seededRandom(42);
     const view = new DataView(new ArrayBuffer(8));
     const values: number[] = [];
     while (values.length < 5000) {
@@ -197,7 +187,7 @@ describe("against Python's json module", () => {
   });
 
   it("escapes 2,000 random strings exactly like json.dumps (astral and lone surrogates too)", () => {
-    const rnd = prng(7);
+    const rnd = seededRandom(7);
     const pick = (): number => {
       const r = rnd();
       if (r < 0.3) return 0x20 + Math.floor(rnd() * 0x5f);

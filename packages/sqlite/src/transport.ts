@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import {
   CeleriacError,
+  ChangeSignal,
   assertKnownOptions,
   parseKombuEnvelope,
   stringifyKombuEnvelope,
@@ -106,7 +107,7 @@ export class SqliteTransport implements Transport {
   private readonly minPollMs: number;
   private readonly maxPollMs: number;
   private readonly queueIds = new Map<string, number>();
-  private readonly waiters = new Set<() => void>();
+  private readonly changes = new ChangeSignal();
   /** Claims received by this transport and not settled: put back on close. */
   private readonly unsettled = new Map<string, number>();
   private readonly consumers = new Set<{ stop(): Promise<void> }>();
@@ -580,19 +581,11 @@ export class SqliteTransport implements Transport {
   }
 
   private wake(): void {
-    for (const w of [...this.waiters]) w();
+    this.changes.notify();
   }
 
   private waitForChange(maxMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(1, Math.min(maxMs, this.maxPollMs)));
-      this.waiters.add(done);
-    });
+    return this.changes.wait(Math.min(maxMs, this.maxPollMs));
   }
 
   /**

@@ -10,24 +10,15 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseKombuEnvelope, type WireMessage } from "@celeriac/core";
 import { harness, message } from "./helpers.js";
+import { seededRandom } from "../../../test-support/prng.js";
 
 const GOLDEN = fileURLToPath(new URL("../../../fixtures/golden/", import.meta.url));
 const bases: WireMessage[] = readdirSync(GOLDEN)
   .filter((f) => f.endsWith(".json"))
   .map((f) => parseKombuEnvelope((JSON.parse(readFileSync(join(GOLDEN, f), "utf8")) as { envelope_text: string }).envelope_text).message);
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const rand = prng(20261201);
+const rand = seededRandom(20261201);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 const WEIRD: unknown[] = [null, true, -1, 0, 1.5, 2 ** 63, "", "x", "not-a-date", "2026-13-45T99:99:99", [], [1, "a"], {}, { a: 1 }, [null, null, null], -1e308, "1970-01-01T00:00:00"];
 const enc = new TextEncoder();

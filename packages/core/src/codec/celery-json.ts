@@ -8,7 +8,7 @@
  */
 import { createEnvelope, type Signature, type TaskEmbed, type TaskEnvelope, type TaskHeaders } from "../envelope.js";
 import { CeleriacError } from "../errors.js";
-import type { WireMessage } from "../wire.js";
+import { toWireProperties, type WireMessage } from "../wire.js";
 import type { Codec } from "./codec.js";
 import { pyParse, pyStringify } from "./py-json.js";
 
@@ -461,13 +461,7 @@ export function createCeleryJsonCodec(options: CeleryJsonCodecOptions = {}): Cod
         contentType: CONTENT_TYPE,
         contentEncoding: "utf-8",
         headers: headersToWire(e.headers),
-        properties: {
-          correlationId: p.correlationId,
-          replyTo: p.replyTo,
-          deliveryMode: p.deliveryMode,
-          ...(p.priority !== null ? { priority: p.priority } : {}),
-          ...(p.expiration !== null ? { expiration: p.expiration } : {}),
-        },
+        properties: toWireProperties(p),
       };
     },
     decode(message: WireMessage): TaskEnvelope {

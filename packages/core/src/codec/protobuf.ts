@@ -25,7 +25,7 @@ import {
   type TaskEnvelope_Properties as PbProperties,
   type Value as PbValue,
 } from "../gen/celeriac/v1/envelope.js";
-import type { WireMessage } from "../wire.js";
+import { toWireProperties, type WireMessage } from "../wire.js";
 import type { Codec } from "./codec.js";
 
 export const PROTOBUF_CONTENT_TYPE = "application/x-protobuf";
@@ -1032,13 +1032,7 @@ export const protobufCodec: Codec = {
       contentType: PROTOBUF_CONTENT_TYPE,
       contentEncoding: PROTOBUF_CONTENT_ENCODING,
       headers: wireHeaders(envelope),
-      properties: {
-        correlationId: p.correlationId,
-        replyTo: p.replyTo,
-        deliveryMode: p.deliveryMode,
-        ...(p.priority !== null ? { priority: p.priority } : {}),
-        ...(p.expiration !== null ? { expiration: p.expiration } : {}),
-      },
+      properties: toWireProperties(p),
     };
   },
   decode(message: WireMessage): TaskEnvelope {
