@@ -1,1 +1,8 @@
-export {};
+// For users: the factory, its options and the URL form.
+export { createSqsTransport, SqsTransport, type SqsTransportOptions, type SqsPriorityTier } from "./transport.js";
+export { DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_RECEIVES } from "./transport.js";
+export { parseSqsUrl, sqsTransportFromUrl } from "./url.js";
+export { sqsQueueName, sqsEntityName } from "./names.js";
+
+// For core's URL resolution (`transportFromUrl("sqs://…")` imports this package by scheme).
+export { sqsTransportFromUrl as transportFromUrl } from "./url.js";
