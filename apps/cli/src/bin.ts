@@ -2,8 +2,10 @@
 import { Command, Option } from "commander";
 import { CeleriacError } from "@celeriac/core";
 import { callCommand } from "./commands/call.js";
+import { codegenCommand } from "./commands/codegen.js";
 import { demoCommand } from "./commands/demo.js";
 import { purgeCommand } from "./commands/purge.js";
+import { schemaCheckCommand } from "./commands/schema.js";
 import { workerCommand } from "./commands/worker.js";
 
 const program = new Command()
@@ -60,6 +62,27 @@ program
   .option("--db <path>", "SQLite file to use (default: a fresh file in the temp directory)")
   .option("-n, --count <n>", "size of the batch of tasks sent at the end", "200")
   .action((opts) => demoCommand(opts));
+
+program
+  .command("codegen")
+  .description("generate typed task handles (TypeScript), a Python stub and JSON Schemas from .proto task schemas")
+  .argument("<files...>", ".proto files declaring tasks with celeriac.v1 options")
+  .requiredOption("-o, --out <dir>", "output directory")
+  .option("--name <name>", "base name of the outputs (default: the first file's name)")
+  .option("-I, --proto-path <dir...>", "directories to search for imports")
+  .option("-q, --quiet", "do not list the files written")
+  .action((files: string[], opts) => codegenCommand(files, opts));
+
+program
+  .command("schema")
+  .description("task schema tools")
+  .command("check")
+  .description("report breaking changes between two versions of a task schema; exit code 1 if any")
+  .argument("<old>", "old .proto file(s), comma-separated")
+  .argument("<new>", "new .proto file(s), comma-separated")
+  .option("-I, --proto-path <dir...>", "directories to search for imports")
+  .option("--json", "print the report as JSON")
+  .action((oldFiles: string, newFiles: string, opts) => schemaCheckCommand(oldFiles, newFiles, opts));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = CeleriacError.from(err);

@@ -1,0 +1,18 @@
+import { generateToDir } from "@celeriac/schema";
+import { relative } from "node:path";
+
+export interface CodegenOptions {
+  out: string;
+  name?: string;
+  protoPath?: string[];
+  quiet?: boolean;
+}
+
+/** `celeriac codegen <files...> --out <dir>`: TypeScript handles, Python stub and JSON Schemas. */
+export function codegenCommand(files: string[], opts: CodegenOptions): void {
+  const written = generateToDir(files, opts.out, {
+    ...(opts.name ? { name: opts.name } : {}),
+    ...(opts.protoPath && opts.protoPath.length > 0 ? { includePaths: opts.protoPath } : {}),
+  });
+  if (!opts.quiet) for (const f of written) process.stdout.write(`wrote ${relative(process.cwd(), f)}\n`);
+}
