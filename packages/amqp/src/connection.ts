@@ -53,6 +53,8 @@ export class ReconnectingConnection {
   ready(timeoutMs: number): Promise<ChannelModel> {
     if (this.closing) return Promise.reject(new CeleriacError("closed", "amqp transport is closed"));
     if (this.conn) return Promise.resolve(this.conn);
+    // Not connected yet and not reconnecting: dial now (a failed first dial retries with backoff).
+    if (!this.connecting && !this.timer) this.open().catch(() => this.scheduleReconnect());
     return new Promise((resolve, reject) => {
       const w = {
         resolve: (c: ChannelModel) => {
