@@ -300,6 +300,14 @@ export class SqsTransport implements Transport {
       if (!r.QueueUrl) throw new CeleriacError("connection", `sqs: CreateQueue ${name} returned no URL`);
       return r.QueueUrl;
     } catch (err) {
+      // Someone else created it meanwhile, perhaps with another visibility timeout (kombu uses
+      // 1800 s): use theirs. Our receives pass their own VisibilityTimeout anyway.
+      if ((err as { name?: string }).name === "QueueNameExists" || (err as { Code?: string }).Code === "QueueAlreadyExists") {
+        const r = await this.client.send(new GetQueueUrlCommand({ QueueName: name })).catch((e: unknown) => {
+          throw CeleriacError.from(e, "connection");
+        });
+        if (r.QueueUrl) return r.QueueUrl;
+      }
       throw CeleriacError.from(err, "connection");
     }
   }
