@@ -30,7 +30,7 @@ function runPython(env: NodeJS.ProcessEnv, args: string[]): Promise<string> {
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 100_000);
     child.on("exit", (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(stdout);
@@ -52,7 +52,8 @@ function tempSetup(prefix: string): { db: string; results: string } {
   return { db: join(dir, "broker.db"), results };
 }
 
-describe("typed TypeScript producer -> Python Celery worker implementing the stub", () => {
+// Generous limits: the machine is shared, and a loaded Python worker polling SQLite can be slow.
+describe("typed TypeScript producer -> Python Celery worker implementing the stub", { timeout: 120_000 }, () => {
   const { db, results } = tempSetup("celeriac-schema-py-");
   let conn: { transport: Transport; resultBackend: ResultBackend };
   let client: Client;
@@ -91,7 +92,7 @@ describe("typed TypeScript producer -> Python Celery worker implementing the stu
   });
 
   it("gets the declared result types back: bigint, Date, enum name, bytes", async () => {
-    const result = await chargeAndWait(client, "inv-py-1");
+    const result = await chargeAndWait(client, "inv-py-1", 90_000);
     expect(result, out).toEqual({
       invoice_id: "inv-py-1",
       status: "CAPTURED",
@@ -104,7 +105,7 @@ describe("typed TypeScript producer -> Python Celery worker implementing the stu
   });
 
   it("runs the second task on its own declared queue, with maps and lists", async () => {
-    expect(await refundAndWait(client, "inv-py-2", 1234n)).toEqual({ refund_id: "rf-inv-py-2-0", amount_cents: 1234n, notes: { "1": "duplicate" }, tags: ["refund", "duplicate"] });
+    expect(await refundAndWait(client, "inv-py-2", 1234n, 90_000)).toEqual({ refund_id: "rf-inv-py-2-0", amount_cents: 1234n, notes: { "1": "duplicate" }, tags: ["refund", "duplicate"] });
   });
 
   it("sends a 64-bit kwarg beyond 2^53 that Python reads as an exact int", async () => {
@@ -112,11 +113,11 @@ describe("typed TypeScript producer -> Python Celery worker implementing the stu
       invoice_id: "inv-py-3", customer_id: 1, currency: "CURRENCY_UNSPECIFIED", items: [], due_at: "2026-01-02T03:04:05Z", metadata: {}, signature: "",
     });
     const r = await chargeInvoice.applyAsync(client, { ...request, customer_id: 2n ** 62n + 1n, memo: "big" });
-    expect(await r.get({ timeoutMs: 30_000 })).toMatchObject({ status: "DECLINED", decline_reason: "no currency", total_cents: 0n });
+    expect(await r.get({ timeoutMs: 90_000 })).toMatchObject({ status: "DECLINED", decline_reason: "no currency", total_cents: 0n });
   });
 });
 
-describe("Python Celery client -> typed TypeScript worker", () => {
+describe("Python Celery client -> typed TypeScript worker", { timeout: 120_000 }, () => {
   const { db, results } = tempSetup("celeriac-schema-ts-");
   let conn: { transport: Transport; resultBackend: ResultBackend };
   let worker: Worker;

@@ -12,7 +12,7 @@ from billing_worker import app
 
 name, queue, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 res = app.send_task(name, kwargs=kwargs, queue=queue)
-value = res.get(timeout=30, propagate=False)
+value = res.get(timeout=90, propagate=False)
 if res.state == "SUCCESS":
     print(json.dumps({"state": res.state, "result": value, "types": {k: type(v).__name__ for k, v in value.items()}}))
 else:
