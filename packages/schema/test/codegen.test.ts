@@ -80,14 +80,17 @@ describe("code generation", () => {
     expect(() => loadSchema([write("message A {}")])).toThrow(/no tasks/);
   });
 
-  it("makes a package npm can pack: generated code, Python stub, JSON Schemas and the .proto", () => {
-    const out = execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: example, encoding: "utf8" });
+  it("makes a package npm can pack: compiled handles, generated code, Python stub, JSON Schemas and the .proto", () => {
+    // prepack compiles generated/billing.ts to dist/ (against the built @celeriac/schema, as `npm test` builds first).
+    const out = execFileSync("npm", ["pack", "--dry-run", "--json"], { cwd: example, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     const [pack] = JSON.parse(out) as { name: string; files: { path: string }[] }[];
     expect(pack!.name).toBe("@acme/billing-tasks");
     const paths = pack!.files.map((f) => f.path);
     expect(paths).toEqual(
       expect.arrayContaining([
         "package.json",
+        "dist/billing.js",
+        "dist/billing.d.ts",
         "generated/billing.ts",
         "generated/billing_tasks.py",
         "generated/jsonschema/billing.charge_invoice.kwargs.json",
