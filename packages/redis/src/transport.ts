@@ -220,8 +220,13 @@ export class RedisTransport implements Transport {
     const work = (async () => {
       if (!this.bound.has(queue)) {
         // Celery declares the binding once per queue; so do we, before the first message.
-        await this.client.sadd(bindingKey(queue), bindingMember(queue));
         this.bound.add(queue);
+        try {
+          await this.client.sadd(bindingKey(queue), bindingMember(queue));
+        } catch (err) {
+          this.bound.delete(queue);
+          throw err;
+        }
       }
       await this.client.lpush(key, payload);
     })();
@@ -392,6 +397,8 @@ export class RedisTransport implements Transport {
     const lists: { key: string; queue: string; rk: string }[] = [];
     for (const step of PRIORITY_STEPS) for (const q of queues) lists.push({ key: listKey(q, step), queue: q, rk: pyStringify(q) });
     const keys = lists.map((l) => l.key);
+    const claimKeys = [UNACKED_KEY, UNACKED_INDEX_KEY, ...keys];
+    const rkArgs = lists.map((l) => l.rk);
     const blocking = this.client.duplicate({ lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: false });
     blocking.on("error", (err: Error) => (transport.lastError = err));
     let blockingId: number | null = null;
@@ -401,41 +408,23 @@ export class RedisTransport implements Transport {
     const buffer: Claimed[] = [];
     let outstanding = 0; // buffered + handed out and unsettled
     let stopped = false;
-    let wake: (() => void) | null = null;
-    const notify = () => {
-      const w = wake;
-      wake = null;
+    // One waiter each: the iterator waits for messages, the pump for room.
+    let wakeIterator: (() => void) | null = null;
+    let wakePump: (() => void) | null = null;
+    const notifyIterator = () => {
+      const w = wakeIterator;
+      wakeIterator = null;
+      w?.();
+    };
+    const notifyPump = () => {
+      const w = wakePump;
+      wakePump = null;
       w?.();
     };
     const settledOne = () => {
       outstanding--;
-      notify();
+      notifyPump();
     };
-
-    const handle = {
-      stop: async () => {
-        if (stopped) return;
-        stopped = true;
-        transport.consumers.delete(handle);
-        transport.stopSweeperIfIdle();
-        options.signal?.removeEventListener("abort", onAbort);
-        notify();
-        if (blocked && blockingId !== null) await transport.client.client("UNBLOCK", blockingId).catch(() => undefined);
-        // A fill in progress may still pop a message: wait for it so it goes back below.
-        await filling?.catch(() => undefined);
-        const rest = buffer.splice(0);
-        outstanding -= rest.length;
-        for (const c of rest) {
-          transport.unsettled.delete(c.tag);
-          await transport.restoreClaim(c, false).catch(() => undefined); // else the visibility timeout does it
-        }
-        blocking.disconnect();
-      },
-    };
-    const onAbort = () => void handle.stop();
-    this.consumers.add(handle);
-    this.startSweeper();
-
     const take = (list: { queue: string }, tag: string, sha: string, item: string) => {
       const c: Claimed = { queue: list.queue, tag, sha, item };
       transport.unsettled.set(tag, c);
@@ -443,21 +432,26 @@ export class RedisTransport implements Transport {
       outstanding++;
     };
 
-    /** Fills the buffer from Redis until there is something or we are stopped. */
-    const fill = async (): Promise<void> => {
+    /**
+     * Keeps the buffer filled while there is prefetch room: batches from the claim script while
+     * the queue has messages (the next batch is fetched while the last one is handed out), BRPOP
+     * while it is empty.
+     */
+    const pump = async (): Promise<void> => {
       let backoff = 50;
-      while (!stopped && !transport.isClosed && buffer.length === 0) {
-        if (outstanding >= prefetch) {
-          await new Promise<void>((r) => (wake = r));
+      while (!stopped && !transport.isClosed) {
+        const room = Math.min(prefetch - outstanding, transport.batchSize);
+        if (room <= 0 || buffer.length >= transport.batchSize) {
+          await new Promise<void>((r) => (wakePump = r));
           continue;
         }
         try {
-          const room = Math.min(prefetch - outstanding, transport.batchSize);
-          const rkArgs = lists.map((l) => l.rk);
-          const res = (await CLAIM.run(transport.client, [UNACKED_KEY, UNACKED_INDEX_KEY, ...keys], [room, RedisTransport.now(), `${transport.instance}-${Date.now()}-`, ...rkArgs])) as (string | number)[];
+          const res = (await CLAIM.run(transport.client, claimKeys, [room, RedisTransport.now(), `${transport.instance}-${Date.now()}-`, ...rkArgs])) as (string | number)[];
           if (res.length > 0) {
             for (let i = 0; i < res.length; i += 4) take(lists[Number(res[i])]!, String(res[i + 1]), String(res[i + 2]), String(res[i + 3]));
-            return;
+            notifyIterator();
+            backoff = 50;
+            continue;
           }
           if (stopped) return;
           // Idle: block until a message arrives. BRPOP then registers it in `unacked` right away
@@ -485,7 +479,7 @@ export class RedisTransport implements Transport {
             const value = transport.unackedValue(item, list.queue);
             await transport.client.multi().zadd(UNACKED_INDEX_KEY, RedisTransport.now(), tag).hset(UNACKED_KEY, tag, value).exec();
             take(list, tag, sha1(value), item);
-            return;
+            notifyIterator();
           }
           backoff = 50;
         } catch (err) {
@@ -497,25 +491,46 @@ export class RedisTransport implements Transport {
         }
       }
     };
+    let pumping: Promise<void> | null = null;
 
-    let filling: Promise<void> | null = null;
+    const handle = {
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        transport.consumers.delete(handle);
+        transport.stopSweeperIfIdle();
+        options.signal?.removeEventListener("abort", onAbort);
+        notifyIterator();
+        notifyPump();
+        if (blocked && blockingId !== null) await transport.client.client("UNBLOCK", blockingId).catch(() => undefined);
+        // The pump may still be taking a batch: wait for it, so what it took goes back below.
+        await pumping?.catch(() => undefined);
+        const rest = buffer.splice(0);
+        outstanding -= rest.length;
+        for (const c of rest) {
+          transport.unsettled.delete(c.tag);
+          await transport.restoreClaim(c, false).catch(() => undefined); // else the visibility timeout does it
+        }
+        blocking.disconnect();
+      },
+    };
+    const onAbort = () => void handle.stop();
+    this.consumers.add(handle);
+    this.startSweeper();
 
     async function* iterate(): AsyncGenerator<Delivery> {
       try {
+        pumping ??= pump();
         while (!stopped && !transport.isClosed) {
           const c = buffer.shift();
           if (c) {
+            if (buffer.length < transport.batchSize) notifyPump();
             const d = transport.makeDelivery(c, settledOne);
             if (d) yield d;
             else settledOne();
             continue;
           }
-          filling = fill();
-          try {
-            await filling;
-          } finally {
-            filling = null;
-          }
+          await new Promise<void>((r) => (wakeIterator = r));
         }
       } finally {
         if (!stopped) await handle.stop();

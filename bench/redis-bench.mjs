@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+// Redis drain rate, in one run on one private redis-server: N no-op tasks drained by
+//   - the Celeriac worker (`celeriac worker`, a separate process, kombu's format),
+//   - a Python Celery worker on kombu's Redis transport (prefork, concurrency 2),
+//   - BullMQ (a Worker of concurrency 50 in this process, its own queue of N no-op jobs),
+//   - a raw ioredis BRPOP loop over the same kombu envelopes (the floor for "pop a message").
+//   npx turbo run build && node bench/redis-bench.mjs [--tasks 20000] [--concurrency 50]
+//
+// Celeriac and Python are measured from outside by polling Redis: the clock starts when the
+// queue first shrinks and stops when the lists are empty and `unacked` is empty (every message
+// acked). BullMQ stops when its worker has completed N jobs (removeOnComplete, so no bookkeeping
+// is kept), the raw loop when it has popped N.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Queue, Worker } from "bullmq";
+import { Redis } from "ioredis";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const { createEnvelope, celeryJsonCodec } = await import(join(root, "packages/core/dist/index.js"));
+const { createRedisTransport } = await import(join(root, "packages/redis/dist/index.js"));
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const N = arg("tasks", 20_000);
+const CONCURRENCY = arg("concurrency", 50);
+const STEPS = ["", "\x06\x163", "\x06\x166", "\x06\x169"];
+
+const port = await new Promise((resolve) => {
+  const srv = createServer();
+  srv.listen(0, "127.0.0.1", () => {
+    const p = srv.address().port;
+    srv.close(() => resolve(p));
+  });
+});
+const dir = mkdtempSync(join(tmpdir(), "bench-redis-"));
+const server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: ["ignore", "pipe", "inherit"] });
+await new Promise((resolve, reject) => {
+  let out = "";
+  server.stdout.on("data", (d) => {
+    out += d;
+    if (out.includes("Ready to accept connections")) resolve();
+  });
+  server.once("exit", () => reject(new Error(`redis-server exited: ${out}`)));
+});
+const url = (db) => `redis://127.0.0.1:${port}/${db}`;
+
+async function fill(db, queue = "celery") {
+  const transport = createRedisTransport({ url: url(db) });
+  await transport.connect();
+  const started = performance.now();
+  for (let i = 0; i < N; i += 1000) {
+    const batch = [];
+    for (let j = i; j < Math.min(N, i + 1000); j++) {
+      const env = createEnvelope({ task: "bench.noop", id: crypto.randomUUID(), args: [j], headers: { ignoreResult: true } });
+      batch.push(transport.publish(queue, celeryJsonCodec.encode(env)));
+    }
+    await Promise.all(batch);
+  }
+  const secs = (performance.now() - started) / 1000;
+  await transport.close();
+  return N / secs;
+}
+
+/** Polls Redis until the queue lists and `unacked` are empty; seconds from the first take. */
+async function measure(db, child, queue = "celery") {
+  const r = new Redis(url(db));
+  let start = null;
+  let exited = false;
+  child.once("exit", () => (exited = true));
+  const deadline = Date.now() + 30 * 60_000;
+  try {
+    for (;;) {
+      const now = performance.now();
+      const p = r.multi();
+      for (const s of STEPS) p.llen(queue + s);
+      p.hlen("unacked");
+      const res = await p.exec();
+      const waiting = res.slice(0, 4).reduce((a, [, n]) => a + n, 0);
+      const unacked = res[4][1];
+      if (start === null && waiting < N) start = now;
+      if (start !== null && waiting === 0 && unacked === 0) return (now - start) / 1000;
+      if (exited) throw new Error("worker exited before draining the queue");
+      if (Date.now() > deadline) throw new Error("drain took over 30 minutes");
+      await new Promise((res) => setTimeout(res, 5));
+    }
+  } finally {
+    r.disconnect();
+  }
+}
+
+function stop(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+  });
+}
+
+async function celeriacWorker() {
+  const publishRate = await fill(1);
+  const child = spawn(
+    process.execPath,
+    [join(root, "apps/cli/dist/bin.js"), "worker", "--broker", url(1), "--result-backend", "none", "--tasks", join(root, "bench/noop-tasks.mjs"), "-c", String(CONCURRENCY), "-q"],
+    { stdio: "inherit" },
+  );
+  const secs = await measure(1, child);
+  await stop(child);
+  return { name: `Celeriac worker (concurrency ${CONCURRENCY})`, secs, publishRate };
+}
+
+async function pythonWorker() {
+  await fill(2);
+  const child = spawn(
+    "/usr/bin/python3",
+    ["-m", "celery", "-A", "interop_app", "worker", "--pool", "prefork", "--concurrency", "2", "-Q", "celery", "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+    {
+      cwd: join(root, "test-support/python"),
+      env: { ...process.env, CELERIAC_BROKER_URL: url(2), CELERIAC_RESULT_URL: "", PYTHONDONTWRITEBYTECODE: "1" },
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
+  const secs = await measure(2, child);
+  await stop(child);
+  return { name: "Python Celery 5.2.6 worker (prefork, concurrency 2)", secs };
+}
+
+async function bullmq() {
+  const connection = { host: "127.0.0.1", port, db: 3, maxRetriesPerRequest: null };
+  const queue = new Queue("bench", { connection });
+  for (let i = 0; i < N; i += 1000) {
+    const jobs = [];
+    for (let j = i; j < Math.min(N, i + 1000); j++) jobs.push({ name: "noop", data: { j }, opts: { removeOnComplete: true, removeOnFail: true } });
+    await queue.addBulk(jobs);
+  }
+  let done = 0;
+  let resolveDone;
+  const finished = new Promise((r) => (resolveDone = r));
+  const started = performance.now();
+  const worker = new Worker("bench", async () => null, { connection, concurrency: 50 });
+  worker.on("completed", () => {
+    if (++done === N) resolveDone();
+  });
+  await finished;
+  const secs = (performance.now() - started) / 1000;
+  await worker.close();
+  await queue.close();
+  return { name: "BullMQ 5 worker (concurrency 50, same Redis)", secs };
+}
+
+async function rawBrpop() {
+  await fill(4);
+  const r = new Redis(url(4));
+  const started = performance.now();
+  for (let i = 0; i < N; i++) {
+    const got = await r.brpop("celery", ...STEPS.slice(1).map((s) => "celery" + s), 1);
+    if (!got) throw new Error(`raw loop: queue empty after ${i}`);
+  }
+  const secs = (performance.now() - started) / 1000;
+  r.disconnect();
+  return { name: "raw ioredis BRPOP loop (pop only: no decode, no ack)", secs };
+}
+
+try {
+  console.log(`Redis drain of ${N} no-op tasks, node ${process.version}, redis-server on loopback, ${new Date().toISOString()}`);
+  const ts = await celeriacWorker();
+  const py = await pythonWorker();
+  const bull = await bullmq();
+  const raw = await rawBrpop();
+  const rate = (r) => N / r.secs;
+  console.log("");
+  console.log("| consumer | drain time | tasks/s | Celeriac is |");
+  console.log("| --- | ---: | ---: | ---: |");
+  for (const r of [ts, py, bull, raw]) {
+    console.log(`| ${r.name} | ${r.secs.toFixed(2)} s | ${Math.round(rate(r))} | ${r === ts ? "" : `${(rate(ts) / rate(r)).toFixed(2)}x`} |`);
+  }
+  console.log(`\nCeleriac publish rate into Redis (publishes in bursts of 1,000, auto-pipelined): ${Math.round(ts.publishRate)} tasks/s`);
+} finally {
+  server.kill("SIGKILL");
+  rmSync(dir, { recursive: true, force: true });
+}
