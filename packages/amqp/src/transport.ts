@@ -508,6 +508,7 @@ class AmqpConsumer implements Consumer {
   private resolveFinished!: () => void;
   readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
   private starting: Promise<void> | null = null;
+  private openingFor: ChannelModel | null = null;
 
   constructor(
     readonly transport: AmqpTransport,
@@ -532,7 +533,12 @@ class AmqpConsumer implements Consumer {
   private restart(conn: ChannelModel, recovered: boolean): void {
     if (this.stopped) return;
     if (this.state?.alive && this.state.conn === conn) return;
-    const p = this.open(conn).then(
+    // The channel's close and the connection's comeback can both ask for a restart.
+    if (this.openingFor === conn) return;
+    this.openingFor = conn;
+    const p = this.open(conn).finally(() => {
+      if (this.openingFor === conn) this.openingFor = null;
+    }).then(
       () => {
         if (recovered) this.onEvent?.("consumer-recovered", this.queues);
       },
