@@ -80,6 +80,7 @@ describe("schema check", () => {
     expect(messages((b) => b.replace("int32 qty = 2;", "double qty = 2;"))[0]).toBe("shop.place_order: kwargs.items.qty: type changed from int32 to double");
     expect(kinds((b) => b.replace("repeated Item items = 4;", "Item items = 4;"))[0]).toBe("field_type_changed");
     expect(kinds((b) => b.replace("int64 total = 3;", "int32 total = 3;"))[0]).toBe("field_type_changed");
+    expect(messages((b) => b.replace("Kind kind = 3;", "string kind = 3;"))[0]).toBe("shop.place_order: kwargs.kind: type changed from shop.v1.Kind to string");
   });
 
   it("reports a changed field number", () => {

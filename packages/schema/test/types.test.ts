@@ -63,6 +63,10 @@ export function workerTypes(): void {
   worker.register(refund, chargeInvoice.implement(() => result));
   // @ts-expect-error a plain handler for the handle is checked against the result type as well
   worker.register(refund, () => ({ refund_id: "x" }));
+  // @ts-expect-error tasks take keyword arguments only: a handler cannot ask for positional ones
+  worker.register(refund, (_ctx, invoiceId: string) => ({ refund_id: invoiceId, amount_cents: 1n, notes: {}, tags: [] }));
+  // @ts-expect-error ctx.kwargs is typed by the request: amount_cents is a bigint, not a string
+  worker.register(refund, (ctx) => ({ refund_id: "x", amount_cents: ctx.kwargs.amount_cents.toUpperCase(), notes: {}, tags: [] }));
 }
 
 describe("generated types", () => {
