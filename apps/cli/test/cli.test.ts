@@ -13,12 +13,6 @@ describe("celeriac CLI", () => {
     for (const cmd of ["worker", "call", "purge", "demo"]) expect(r.stdout).toContain(cmd);
   });
 
-  it("names the package to install for a scheme whose package is missing", async () => {
-    const r = await celeriac(["call", "tasks.add", "--broker", "redis://127.0.0.1:6379/0"]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("npm install @celeriac/redis");
-  });
-
   it("rejects an unknown scheme and bad JSON with a clear message and exit code 2", async () => {
     const bad = await celeriac(["call", "tasks.add", "--broker", "kafka://x"]);
     expect(bad.code).toBe(2);

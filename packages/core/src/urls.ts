@@ -27,18 +27,19 @@ function schemeOf(url: string): string {
   return m[1].toLowerCase();
 }
 
-interface UrlModule {
+export interface UrlModule {
   transportFromUrl?: (url: string) => Transport;
   resultBackendFromUrl?: (url: string) => ResultBackend;
 }
 
-async function load(scheme: string, url: string): Promise<UrlModule> {
+/** Imports the package a scheme needs; `importModule` is replaceable for tests. */
+export async function loadSchemePackage(scheme: string, url: string, importModule: (pkg: string) => Promise<unknown> = (pkg) => import(pkg)): Promise<UrlModule> {
   const pkg = PACKAGES[scheme];
   if (!pkg) {
     throw new CeleriacError("invalid_argument", `unknown URL scheme "${scheme}" in ${JSON.stringify(url)}; known: ${["memory", "file", ...Object.keys(PACKAGES)].join(", ")}`);
   }
   try {
-    return (await import(pkg)) as UrlModule;
+    return (await importModule(pkg)) as UrlModule;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ERR_MODULE_NOT_FOUND" && String((err as Error).message).includes(pkg)) {
@@ -52,7 +53,7 @@ async function load(scheme: string, url: string): Promise<UrlModule> {
 export async function transportFromUrl(url: string): Promise<Transport> {
   const scheme = schemeOf(url);
   if (scheme === "memory") return createMemoryTransport();
-  const mod = await load(scheme, url);
+  const mod = await loadSchemePackage(scheme, url);
   if (!mod.transportFromUrl) throw new CeleriacError("unsupported", `${PACKAGES[scheme]} cannot be used as a broker`);
   return mod.transportFromUrl(url);
 }
@@ -62,7 +63,7 @@ export async function resultBackendFromUrl(url: string): Promise<ResultBackend> 
   const scheme = schemeOf(url);
   if (scheme === "memory") return createMemoryResultBackend();
   if (scheme === "file") return fileResultBackendFromUrl(url);
-  const mod = await load(scheme, url);
+  const mod = await loadSchemePackage(scheme, url);
   if (!mod.resultBackendFromUrl) throw new CeleriacError("unsupported", `${PACKAGES[scheme]} has no result backend`);
   return mod.resultBackendFromUrl(url);
 }

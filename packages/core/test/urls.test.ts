@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { resultBackendFromUrl, transportFromUrl } from "@celeriac/core";
+import { loadSchemePackage } from "../src/urls.js";
+
+describe("broker URLs", () => {
+  it("names the package to install when a scheme's package is missing", async () => {
+    const missing = async (pkg: string) => {
+      throw Object.assign(new Error(`Cannot find package '${pkg}' imported from x`), { code: "ERR_MODULE_NOT_FOUND" });
+    };
+    await expect(loadSchemePackage("redis", "redis://localhost", missing)).rejects.toMatchObject({
+      code: "unsupported",
+      message: expect.stringContaining("npm install @celeriac/redis"),
+    });
+    // Any other import failure is not disguised as a missing package.
+    const broken = async () => {
+      throw new SyntaxError("bad module");
+    };
+    await expect(loadSchemePackage("redis", "redis://localhost", broken)).rejects.toThrow("bad module");
+  });
+
+  it("rejects unknown schemes and non-URLs with invalid_argument", async () => {
+    await expect(transportFromUrl("kafka://x")).rejects.toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/unknown URL scheme "kafka"/) });
+    await expect(transportFromUrl("localhost:5672")).rejects.toMatchObject({ code: "invalid_argument" });
+  });
+
+  it("builds the in-process and file backends without any package", async () => {
+    const t = await transportFromUrl("memory://");
+    expect(t.name).toBe("memory");
+    expect((await resultBackendFromUrl("memory://")).name).toBe("memory");
+    expect((await resultBackendFromUrl("file:///tmp/celeriac-url-test")).name).toBe("file");
+  });
+});
