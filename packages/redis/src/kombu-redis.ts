@@ -94,8 +94,13 @@ for i = 3, #KEYS do
   while got < n do
     local item = redis.call('RPOP', KEYS[i])
     if not item then break end
+    -- kombu writes delivery_tag last: look near the end first (plain find), then anywhere.
     local tag = nil
-    for t in string.gmatch(item, '"delivery_tag": *"([^"\\]+)"') do tag = t end
+    local from = string.find(item, '"delivery_tag": "', math.max(1, #item - 160), true)
+    if from then tag = string.match(item, '^([^"\\]+)"', from + 17) end
+    if not tag then
+      for t in string.gmatch(item, '"delivery_tag": *"([^"\\]+)"') do tag = t end
+    end
     if not tag then tag = ARGV[3] .. got end
     local value = '[' .. item .. ', "", ' .. ARGV[i + 1] .. ']'
     redis.call('ZADD', KEYS[2], ARGV[2], tag)
