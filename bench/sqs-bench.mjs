@@ -6,7 +6,10 @@
 //   node bench/sqs-bench.mjs --backlog 100000                      # one big backlog, TS worker only
 //
 // Contenders, each a separate process on a fresh queue of no-op Celery messages (kombu's format):
-//   ts-worker     @celeriac/worker + @celeriac/sqs (concurrency 20, pollers as --pollers)
+//   ts-worker     @celeriac/worker + @celeriac/sqs (concurrency 10 x --pollers: the worker acks each
+//                 task before running it, as Celery does, so concurrency bounds acks in flight; the
+//                 raw loop likewise has pollers x 10 messages in hand)
+//   ts-transport  @celeriac/sqs alone: consume + ack, no worker
 //   python        Celery 5.2 worker, kombu's SQS transport (prefork -c 2, kombu's defaults)
 //   raw-sdk       a bare @aws-sdk/client-sqs loop: --pollers loops of Receive(10) + DeleteMessageBatch
 //   sqs-consumer  the sqs-consumer package: --pollers consumers, batchSize 10, handleMessageBatch
@@ -41,10 +44,19 @@ if (role !== null) {
     const { createWorker } = await dist("worker");
     const transport = createSqsTransport({ endpoint, region, credentials, pollers, waitTimeSeconds: 10 });
     await transport.connect();
-    const worker = createWorker({ transport, queues: [queue], concurrency: Number(arg("concurrency", 20)), silent: true });
+    const worker = createWorker({ transport, queues: [queue], concurrency: Number(arg("concurrency", 10 * pollers)), silent: true });
     worker.register("bench.noop", async () => null, { ignoreResult: true });
     await worker.start();
     process.on("SIGTERM", () => void worker.stop().then(() => transport.close()).then(() => process.exit(0)));
+  } else if (role === "ts-transport") {
+    // The transport alone, no worker: consume + ack, to tell transport cost from worker cost.
+    const { createSqsTransport } = await dist("sqs");
+    const transport = createSqsTransport({ endpoint, region, credentials, pollers, waitTimeSeconds: 10 });
+    const consumer = transport.consume([queue], { prefetch: Number(arg("prefetch", 160)) });
+    process.on("SIGTERM", () => void consumer.stop().then(() => transport.close()).then(() => process.exit(0)));
+    void (async () => {
+      for await (const d of consumer) void d.ack();
+    })();
   } else if (role === "raw-sdk") {
     const { SQSClient, ReceiveMessageCommand, DeleteMessageBatchCommand, GetQueueUrlCommand } = await import("@aws-sdk/client-sqs");
     const http = await import("node:http");
@@ -198,7 +210,7 @@ async function main() {
   }
 
   const results = {};
-  for (const [name, n] of [["ts-worker", N], ["raw-sdk", N], ["sqs-consumer", N], ["python", PY_N]]) {
+  for (const [name, n] of [["ts-worker", N], ["ts-transport", N], ["raw-sdk", N], ["sqs-consumer", N], ["python", PY_N]]) {
     if (only && !only.includes(name)) continue;
     const r = await drain(name, n);
     results[name] = r;
@@ -206,7 +218,7 @@ async function main() {
   }
   const ts = results["ts-worker"]?.rate;
   if (ts) {
-    for (const other of ["python", "raw-sdk", "sqs-consumer"]) {
+    for (const other of ["python", "raw-sdk", "sqs-consumer", "ts-transport"]) {
       if (results[other]) console.log(`ts-worker / ${other}: ${(ts / results[other].rate).toFixed(2)}x`);
     }
   }

@@ -13,11 +13,14 @@ import {
   SQSClient,
   type BatchResultErrorEntry,
   type Message,
+  type MessageSystemAttributeName,
+  type QueueAttributeName,
   type MessageAttributeValue,
 } from "@aws-sdk/client-sqs";
 import {
   CeleriacError,
   assertKnownOptions,
+  fromKombuEnvelope,
   parseKombuEnvelope,
   stringifyKombuEnvelope,
   toKombuEnvelope,
@@ -123,6 +126,7 @@ const MAX_BODY_BYTES = 262_144;
 const MAX_DELAY_S = 900;
 const MAX_VISIBILITY_S = 43_200;
 const MAX_PER_RECEIVE = 10;
+const RECEIVE_ATTRIBUTES: MessageSystemAttributeName[] = ["ApproximateReceiveCount", "SentTimestamp"];
 
 /** Message attribute names Celeriac writes on dead-lettered messages. */
 export const DEAD_LETTER_REASON = "celeriac-dead-letter-reason";
@@ -463,6 +467,18 @@ export class SqsTransport implements Transport {
   private decode(body: string): WireMessage | null {
     try {
       const text = body.trimStart().startsWith("{") ? body : Buffer.from(body, "base64").toString("utf8");
+      // JSON.parse is twice as fast as core's Python-compatible parser and gives the same
+      // result unless the text has NaN/Infinity (JSON.parse throws) or integers too big for a
+      // double (16+ digits): those take the careful path.
+      if (!/\d{16}/.test(text)) {
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch {
+          return parseKombuEnvelope(text).message;
+        }
+        return fromKombuEnvelope(value).message;
+      }
       return parseKombuEnvelope(text).message;
     } catch {
       return null;
@@ -645,9 +661,9 @@ export class SqsTransport implements Transport {
         MaxNumberOfMessages: max,
         WaitTimeSeconds: waitS,
         VisibilityTimeout: this.visibilityS,
-        // Both spellings: the emulator reads the older one.
-        AttributeNames: ["All"],
-        MessageSystemAttributeNames: ["ApproximateReceiveCount"],
+        // Both spellings (the emulator reads the older one); only what screen() uses.
+        AttributeNames: RECEIVE_ATTRIBUTES as unknown as QueueAttributeName[],
+        MessageSystemAttributeNames: RECEIVE_ATTRIBUTES,
       }),
       { abortSignal: signal },
     );

@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { celeryJsonCodec, createClient, createEnvelope, type Delivery } from "@celeriac/core";
 import { createWorker, type Worker } from "@celeriac/worker";
 import { createSqsTransport, type SqsTransport, type SqsTransportOptions } from "@celeriac/sqs";
@@ -166,6 +166,10 @@ describe("shutdown", () => {
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
     const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    // Whatever an assertion below does, the child does not outlive the test.
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    });
     const deadline = Date.now() + 20_000;
     while (!out.includes("started") && Date.now() < deadline) await sleep(50);
     expect(out).toContain("started");
