@@ -40,6 +40,21 @@ async function freePort(): Promise<number> {
 
 let counter = 0;
 
+/** Nodes of this process still running; killed if the process exits without stopping them. */
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const c of live) killGroup(c, "SIGKILL");
+});
+
+function killGroup(c: ChildProcess, signal: NodeJS.Signals): void {
+  if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) return;
+  try {
+    process.kill(-c.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
 export async function startRabbit(options: { consumerTimeoutMs?: number } = {}): Promise<RabbitNode> {
   const dir = mkdtempSync(join(tmpdir(), "celeriac-rabbit-"));
   const port = await freePort();
@@ -84,8 +99,12 @@ export async function startRabbit(options: { consumerTimeoutMs?: number } = {}):
   let output = "";
   const start = async (): Promise<void> => {
     output = "";
-    const c = spawn(`${BIN}/rabbitmq-server`, [], { env, cwd: dir, stdio: ["ignore", "pipe", "pipe"], detached: false });
+    // Its own process group: rabbitmq-server is a shell script whose child is the Erlang VM, and
+    // killing the group is the only way to be sure both go.
+    const c = spawn(`${BIN}/rabbitmq-server`, [], { env, cwd: dir, stdio: ["ignore", "pipe", "pipe"], detached: true });
     child = c;
+    live.add(c);
+    c.once("exit", () => live.delete(c));
     c.stdout!.on("data", (d: Buffer) => (output += d.toString()));
     c.stderr!.on("data", (d: Buffer) => (output += d.toString()));
     const exited = new Promise<never>((_, reject) =>
@@ -105,7 +124,13 @@ export async function startRabbit(options: { consumerTimeoutMs?: number } = {}):
         }
       }
     })();
-    await Promise.race([ready, exited]);
+    try {
+      await Promise.race([ready, exited]);
+    } catch (err) {
+      // A node that never answered may still be booting: do not leave it behind.
+      killGroup(c, "SIGKILL");
+      throw err;
+    }
   };
 
   const stop = async (): Promise<void> => {
@@ -115,15 +140,20 @@ export async function startRabbit(options: { consumerTimeoutMs?: number } = {}):
     try {
       await ctl("stop");
     } catch {
-      c.kill("SIGTERM");
+      killGroup(c, "SIGTERM");
     }
-    const timer = setTimeout(() => c.kill("SIGKILL"), 20_000);
+    const timer = setTimeout(() => killGroup(c, "SIGKILL"), 20_000);
     await gone;
     clearTimeout(timer);
     child = null;
   };
 
-  await start();
+  try {
+    await start();
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     url: `amqp://guest:guest@127.0.0.1:${port}//`,
     port,
