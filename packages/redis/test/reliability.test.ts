@@ -186,7 +186,9 @@ describe("reliability", () => {
     const url = server.url(6);
     const queue = `kill-${randomUUID().slice(0, 8)}`;
     const file = join(dir, `${queue}.log`);
-    const vt = 1000;
+    // Long enough that a busy machine's event-loop stalls do not expire the live worker's
+    // extended entries (the heartbeat runs every vt / 4).
+    const vt = 2000;
     const client = createClient({ transport: transport(url, vt), defaultQueue: queue });
     const labels = Array.from({ length: 1000 }, (_, i) => `m${i}`);
     await Promise.all(labels.map((label) => client.sendTask("redis.append", { args: [file, label, 3] })));
