@@ -81,11 +81,15 @@ export async function startRabbit(options: { consumerTimeoutMs?: number } = {}):
     RABBITMQ_MNESIA_BASE: join(dir, "mnesia"),
     RABBITMQ_LOG_BASE: join(dir, "log"),
     RABBITMQ_CONFIG_FILE: conf,
+    RABBITMQ_ADVANCED_CONFIG_FILE: join(dir, "advanced.config"),
     RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, "enabled_plugins"),
     RABBITMQ_ENABLED_PLUGINS: "",
     ERL_EPMD_ADDRESS: "127.0.0.1",
   };
   writeFileSync(join(dir, "enabled_plugins"), "[].\n");
+  // consumer_timeout is checked on the channel tick (60 s by default): tick faster when a test
+  // sets a short timeout.
+  writeFileSync(join(dir, "advanced.config"), options.consumerTimeoutMs !== undefined ? "[{rabbit, [{channel_tick_interval, 500}]}].\n" : "[].\n");
 
   const ctl = (...args: string[]): Promise<string> =>
     new Promise((resolve, reject) => {

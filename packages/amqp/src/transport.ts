@@ -70,6 +70,8 @@ const OPTION_KEYS = [
 
 export const DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672//";
 export const REJECT_REASON_HEADER = "x-celeriac-reject-reason";
+/** How long a settle that could not reach the broker waits for its message to come back. */
+const DEFERRED_SETTLE_MS = 30 * 60_000;
 
 /** kombu reads `amqp://host//` and `amqp://host/` as vhost "/"; amqplib would read "/" and "". */
 export function normaliseAmqpUrl(url: string): string {
@@ -413,26 +415,38 @@ export function fromAmqpMessage(m: { content: Buffer; properties: ConsumeMessage
   return message;
 }
 
-/** A channel's life: deliveries of a dead channel settle as no-ops (the broker already requeued them). */
+/** A consumer channel. When it dies, the broker requeues its unsettled messages; the deliveries handed out for them are re-attached when they come back. */
 interface ChannelState {
   ch: Channel;
   conn: ChannelModel;
   alive: boolean;
   unsettled: number;
+  /** Handed-out deliveries of this channel not settled yet. */
+  deliveries: Set<AmqpDelivery>;
+}
+
+type SettleOp = (ch: Channel, raw: ConsumeMessage) => void;
+
+/** Identifies a message across redeliveries: its queue and Celery task id (or correlation id). */
+function messageKey(queue: string, message: WireMessage): string | null {
+  const id = message.headers["id"] ?? message.properties.correlationId;
+  return typeof id === "string" && id !== "" ? `${queue}\0${id}` : null;
 }
 
 class AmqpDelivery implements Delivery {
   settled = false;
   readonly deliveryCount: number | null;
+  readonly key: string | null;
 
   constructor(
     readonly message: WireMessage,
     readonly queue: string,
     readonly redelivered: boolean,
-    private readonly raw: ConsumeMessage,
-    readonly state: ChannelState,
+    private raw: ConsumeMessage,
+    public state: ChannelState,
     private readonly owner: AmqpConsumer,
   ) {
+    this.key = messageKey(queue, message);
     // Quorum queues count deliveries in x-delivery-count (absent on the first one).
     const count = message.headers["x-delivery-count"];
     this.deliveryCount = typeof count === "number" ? count + 1 : null;
@@ -443,20 +457,31 @@ class AmqpDelivery implements Delivery {
     this.settled = true;
   }
 
-  private run(fn: (ch: Channel) => void): void {
-    if (this.state.alive) {
+  /** The same message came back on a new channel while this delivery was still unsettled. */
+  rebind(raw: ConsumeMessage, state: ChannelState): void {
+    this.raw = raw;
+    this.state = state;
+  }
+
+  private run(fn: SettleOp): void {
+    const state = this.state;
+    let done = false;
+    if (state.alive) {
       try {
-        fn(this.state.ch);
+        fn(state.ch, this.raw);
+        done = true;
       } catch {
-        // The channel closed under us: the broker has requeued the message already.
+        // The channel closed under us.
       }
     }
-    this.owner.settledOne(this.state);
+    // The broker requeued the message with its channel: settle it when it comes back.
+    if (!done) this.owner.defer(this.key, fn);
+    this.owner.settledOne(state, this);
   }
 
   async ack(): Promise<void> {
     this.settle();
-    this.run((ch) => ch.ack(this.raw));
+    this.run((ch, raw) => ch.ack(raw));
   }
 
   async nack(options: NackOptions = {}): Promise<void> {
@@ -466,10 +491,10 @@ class AmqpDelivery implements Delivery {
     if (requeue && delay > 0) {
       // Held on this channel until the delay is over, then requeued. If the process dies
       // first, the broker requeues it at once (earlier than asked, never lost).
-      this.owner.hold(delay, () => this.run((ch) => ch.nack(this.raw, false, true)));
+      this.owner.hold(delay, () => this.run((ch, raw) => ch.nack(raw, false, true)));
       return;
     }
-    this.run((ch) => ch.nack(this.raw, false, requeue));
+    this.run((ch, raw) => ch.nack(raw, false, requeue));
   }
 
   /** Nothing to extend on AMQP: an unacked message stays with its channel. */
@@ -485,13 +510,13 @@ class AmqpDelivery implements Delivery {
         await this.owner.transport.deadLetter(this.queue, this.message, reason);
       } catch (err) {
         // Not dead-lettered: give the message back rather than lose it.
-        this.run((ch) => ch.nack(this.raw, false, true));
+        this.run((ch, raw) => ch.nack(raw, false, true));
         throw err;
       }
-      this.run((ch) => ch.ack(this.raw));
+      this.run((ch, raw) => ch.ack(raw));
       return;
     }
-    this.run((ch) => ch.nack(this.raw, false, false));
+    this.run((ch, raw) => ch.nack(raw, false, false));
   }
 }
 
@@ -509,6 +534,8 @@ class AmqpConsumer implements Consumer {
   readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
   private starting: Promise<void> | null = null;
   private openingFor: ChannelModel | null = null;
+  private readonly orphans = new Map<string, AmqpDelivery>();
+  private readonly deferred = new Map<string, { fn: SettleOp; at: number }>();
 
   constructor(
     readonly transport: AmqpTransport,
@@ -560,15 +587,22 @@ class AmqpConsumer implements Consumer {
   private async open(conn: ChannelModel): Promise<void> {
     for (const q of this.queues) await this.transport.ensureQueue(conn, q);
     const ch = await conn.createChannel();
-    const state: ChannelState = { ch, conn, alive: true, unsettled: 0 };
+    const state: ChannelState = { ch, conn, alive: true, unsettled: 0, deliveries: new Set() };
     this.state = state;
     this.states.add(state);
     ch.on("error", (err: unknown) => this.onEvent?.("channel-error", err));
     ch.on("close", () => {
       state.alive = false;
       this.states.delete(state);
-      // Prefetched messages of a dead channel are back in the queue already.
-      this.buffer = this.buffer.filter((d) => d.state !== state);
+      // Handed out and unsettled: the broker requeued them. When one comes back, the delivery
+      // the caller holds is re-attached to it instead of handing out a second copy.
+      // Prefetched messages of a dead channel, never handed out, are simply back in the queue.
+      this.buffer = this.buffer.filter((d) => {
+        if (d.state !== state) return true;
+        state.deliveries.delete(d);
+        return false;
+      });
+      for (const d of state.deliveries) if (d.key !== null && !d.settled) this.orphans.set(d.key, d);
       if (this.state === state) {
         this.state = null;
         const c = this.transport.connection.current;
@@ -587,12 +621,48 @@ class AmqpConsumer implements Consumer {
     for (const queue of this.queues) {
       const r = await ch.consume(queue, (m) => {
         if (m === null) return; // cancelled by the broker (queue deleted); the close handler recovers
-        this.push(new AmqpDelivery(fromAmqpMessage(m), queue, m.fields.redelivered, m, state, this));
+        this.receive(fromAmqpMessage(m), queue, m, state);
       });
       tags.push(r.consumerTag);
     }
     this.tags = tags;
     if (this.stopped) await this.cancel(state);
+  }
+
+  private receive(message: WireMessage, queue: string, m: ConsumeMessage, state: ChannelState): void {
+    const key = m.fields.redelivered ? messageKey(queue, message) : null;
+    if (key !== null) {
+      const op = this.deferred.get(key);
+      if (op) {
+        // Settled by the caller while its channel was gone: apply that settle now.
+        this.deferred.delete(key);
+        try {
+          op.fn(state.ch, m);
+        } catch {
+          // channel gone again: it comes back once more
+        }
+        return;
+      }
+      const orphan = this.orphans.get(key);
+      if (orphan && !orphan.settled) {
+        this.orphans.delete(key);
+        orphan.rebind(m, state);
+        state.unsettled++;
+        state.deliveries.add(orphan);
+        return;
+      }
+    }
+    this.push(new AmqpDelivery(message, queue, m.fields.redelivered, m, state, this));
+  }
+
+  /** Remembers a settle that could not reach the broker, for when the message is redelivered. */
+  defer(key: string | null, fn: SettleOp): void {
+    if (key === null) return;
+    this.orphans.delete(key);
+    const now = Date.now();
+    // Bounded: a message another consumer took never comes back here.
+    for (const [k, v] of this.deferred) if (now - v.at > DEFERRED_SETTLE_MS) this.deferred.delete(k);
+    this.deferred.set(key, { fn, at: now });
   }
 
   private push(d: AmqpDelivery): void {
@@ -601,6 +671,7 @@ class AmqpConsumer implements Consumer {
       return;
     }
     d.state.unsettled++;
+    d.state.deliveries.add(d);
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = null;
@@ -608,8 +679,9 @@ class AmqpConsumer implements Consumer {
     } else this.buffer.push(d);
   }
 
-  settledOne(state: ChannelState): void {
+  settledOne(state: ChannelState, d: AmqpDelivery): void {
     state.unsettled--;
+    state.deliveries.delete(d);
     if (this.stopped && state.unsettled <= 0) void this.closeChannel(state);
   }
 
