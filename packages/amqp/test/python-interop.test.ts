@@ -40,9 +40,9 @@ function pyEnv(): NodeJS.ProcessEnv {
   };
 }
 
-async function startPyWorker(queue: string): Promise<{ child: ChildProcess; output: () => string }> {
-  const args = ["-m", "celery", "-A", "amqp_app", "worker", "--loglevel", "INFO", "-Q", queue, "--pool", "solo"];
-  args.push("--without-gossip", "--without-mingle", "--without-heartbeat", "-n", `py-amqp-${process.pid}@localhost`);
+async function startPyWorker(queue: string, pool: "solo" | "prefork" = "solo"): Promise<{ child: ChildProcess; output: () => string }> {
+  const args = ["-m", "celery", "-A", "amqp_app", "worker", "--loglevel", "INFO", "-Q", queue, "--pool", pool, "--concurrency", "1"];
+  args.push("--without-gossip", "--without-mingle", "--without-heartbeat", "-n", `py-amqp-${pool}-${process.pid}@localhost`);
   const child = spawn(PYTHON, args, { cwd: PYTHON_DIR, env: pyEnv(), stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -205,6 +205,20 @@ describe("TypeScript client -> Python worker over amqp://, results over rpc://",
     for (const r of [busy, first, ...rs]) await r.get({ timeoutMs: 20_000 });
     expect(readFileSync(file, "utf8").trim().split("\n")).toEqual(["first", "p9", "p7", "p5", "p3", "p1", "p0"]);
   });
+
+  it("a prefork Python worker enforces the time limits a TypeScript client sent", async () => {
+    // The solo pool ignores time limits; prefork enforces them.
+    const queue = `amqp-py-prefork-${randomUUID().slice(0, 8)}`;
+    const prefork = await startPyWorker(queue, "prefork");
+    try {
+      const r = await client.sendTask("pytasks.sleep", { args: [10], queue, timeLimitMs: 1000 });
+      const err = await r.get({ timeoutMs: 20_000 }).catch((e: unknown) => e);
+      expect(err, prefork.output().slice(-2000)).toBeInstanceOf(TaskFailedError);
+      expect((err as TaskFailedError).excType).toBe("TimeLimitExceeded");
+    } finally {
+      await stopChild(prefork.child);
+    }
+  }, 60_000);
 
   it("reports which argument differs when a queue exists with other arguments (406)", async () => {
     const plain = createAmqpTransport({ url: rabbit.url });
