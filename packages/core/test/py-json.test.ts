@@ -211,3 +211,13 @@ describe("against Python's json module", () => {
     expect(pyParse(out)).toEqual([strings, obj]);
   });
 });
+
+describe("pyParse fast and slow paths agree", () => {
+  it("reads -0, NaN and Infinity as values but leaves them alone inside strings", () => {
+    // Python's int -0 is 0; only the float -0.0 keeps its sign.
+    expect(Object.is((pyParse('{"n": -0}') as { n: number }).n, 0)).toBe(true);
+    expect(pyParse('["-0", "NaN", "9f0e-0a1b", -0.0, NaN, -Infinity]')).toEqual(["-0", "NaN", "9f0e-0a1b", -0, NaN, -Infinity]);
+    expect(pyParse('{"id": "5f1c2b0e-0d7a-4e3b-9c2a-0b1d2e3f4a5b"}')).toEqual({ id: "5f1c2b0e-0d7a-4e3b-9c2a-0b1d2e3f4a5b" });
+    expect(pyParse("-0")).toBe(0);
+  });
+});

@@ -161,8 +161,10 @@ class PyWriter {
 }
 
 // Text that JSON.parse would read differently from Python: NaN/Infinity (a syntax error for
-// JSON.parse), integers that may exceed 2^53, and an integer -0 (Python int 0, JS -0).
-const NEEDS_SLOW_PATH = /\d{16}|NaN|Infinity|-0(?![.\deE])/;
+// JSON.parse), integers that may exceed 2^53, and an integer -0 (Python int 0, JS -0). NaN,
+// Infinity and -0 only count where a value starts (after `[`, `,`, `:` or at the start), so the
+// `-0` inside almost every UUID string does not send ordinary envelopes down the slow path.
+const NEEDS_SLOW_PATH = /\d{16}|(?:^|[[,:])\s*(?:-?(?:NaN|Infinity)|-0(?![.\deE]))/;
 
 function fail(message: string): never {
   throw new CeleriacError("decode_failed", message);
