@@ -53,7 +53,7 @@ export class MemoryTransport implements Transport {
 
   async publish(queue: string, message: WireMessage, options: PublishOptions = {}): Promise<void> {
     if (this.isClosed) throw new CeleriacError("closed", "memory transport is closed");
-    this.list(queue).push({ seq: this.seq++, message, visibleAt: Date.now() + (options.delayMs ?? 0), deliveries: 0 });
+    this.insert(queue, { seq: this.seq++, message, visibleAt: Date.now() + (options.delayMs ?? 0), deliveries: 0 });
     this.wake();
   }
 
@@ -138,24 +138,45 @@ export class MemoryTransport implements Transport {
     return min;
   }
 
+  /**
+   * Keeps each queue ordered as it is consumed: higher priority first, then publish order (a
+   * requeued message goes back to its old place). `take` then usually finds its message at the
+   * head instead of scanning the whole queue.
+   */
+  private insert(queue: string, stored: Stored): void {
+    const l = this.list(queue);
+    const p = stored.message.properties.priority ?? 0;
+    let lo = 0;
+    let hi = l.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = l[mid]!;
+      const mp = m.message.properties.priority ?? 0;
+      if (mp > p || (mp === p && m.seq < stored.seq)) lo = mid + 1;
+      else hi = mid;
+    }
+    l.splice(lo, 0, stored);
+  }
+
   private take(queues: readonly string[]): { queue: string; stored: Stored } | null {
     const now = Date.now();
     let best: { queue: string; stored: Stored; index: number } | null = null;
     for (const queue of queues) {
       const l = this.list(queue);
-      for (let i = 0; i < l.length; i++) {
-        const s = l[i]!;
-        if (s.visibleAt > now) continue;
-        const p = s.message.properties.priority ?? 0;
-        const bp = best ? (best.stored.message.properties.priority ?? 0) : -1;
-        if (!best || p > bp || (p === bp && s.seq < best.stored.seq)) best = { queue, stored: s, index: i };
-      }
+      // The first visible message is this queue's best: the list is in consumption order.
+      const i = l.findIndex((s) => s.visibleAt <= now);
+      if (i < 0) continue;
+      const s = l[i]!;
+      const p = s.message.properties.priority ?? 0;
+      const bp = best ? (best.stored.message.properties.priority ?? 0) : -1;
+      if (!best || p > bp || (p === bp && s.seq < best.stored.seq)) best = { queue, stored: s, index: i };
     }
     if (!best) return null;
     this.list(best.queue).splice(best.index, 1);
     best.stored.deliveries++;
     return { queue: best.queue, stored: best.stored };
   }
+
 
   private makeDelivery(queue: string, stored: Stored, onSettled: () => void): Delivery {
     let set = this.inflight.get(queue);
@@ -175,7 +196,7 @@ export class MemoryTransport implements Transport {
       returned = true;
       inflight.delete(stored);
       stored.visibleAt = Date.now();
-      this.list(queue).push(stored);
+      this.insert(queue, stored);
       onSettled();
     };
     /** Settles; true when this delivery still holds the message (not given back and taken by another). */
@@ -207,7 +228,7 @@ export class MemoryTransport implements Transport {
       nack: async (options: NackOptions = {}) => {
         if (settle("nack") && (options.requeue ?? true)) {
           stored.visibleAt = Date.now() + (options.delayMs ?? 0);
-          this.list(queue).push(stored);
+          this.insert(queue, stored);
           this.wake();
         }
       },
