@@ -210,7 +210,7 @@ async function main() {
   }
 
   const results = {};
-  for (const [name, n] of [["ts-worker", N], ["ts-transport", N], ["raw-sdk", N], ["sqs-consumer", N], ["python", PY_N]]) {
+  for (const [name, n] of [["raw-sdk", N], ["sqs-consumer", N], ["ts-transport", N], ["ts-worker", N], ["python", PY_N]]) {
     if (only && !only.includes(name)) continue;
     const r = await drain(name, n);
     results[name] = r;

@@ -17,6 +17,9 @@
 //    every extend or release); real SQS counts receives only. The adapter counts the visibility
 //    changes it forwards per message and takes them off the count in JSON-protocol receive
 //    responses (kombu never reads the count, so query-protocol responses are left alone).
+// 4. The emulator cannot cancel a long poll: when a client aborts a receive (a consumer stopping),
+//    the poll goes on and hides whatever arrives until the visibility timeout. When the client is
+//    gone by the time the receive answers, the adapter makes those messages visible again.
 //
 // Everything else is forwarded byte for byte. Test infrastructure, not part of any package.
 import http from "node:http";
@@ -157,7 +160,35 @@ export function createSqsAdapter({ upstream, publicBaseUrl }) {
       r.end(body);
     });
 
+  /** Gap 4: visibility 0 for what a receive nobody waits for any more took. */
+  const giveBack = async (req, rewrittenBody, contentType, replyBody) => {
+    const text = replyBody.toString("utf8");
+    let handles;
+    let queueUrl;
+    if (contentType?.startsWith(JSON_CONTENT_TYPE)) {
+      try {
+        handles = (JSON.parse(text).Messages ?? []).map((m) => m.ReceiptHandle);
+        queueUrl = JSON.parse(rewrittenBody.toString("utf8")).QueueUrl;
+      } catch {
+        return;
+      }
+    } else {
+      handles = [...text.matchAll(/<ReceiptHandle>([^<]*)<\/ReceiptHandle>/g)].map((m) => m[1]);
+      queueUrl = new URLSearchParams(rewrittenBody.toString("utf8")).get("QueueUrl");
+    }
+    for (const handle of handles) {
+      const id = messageIdOfReceiptHandle(handle);
+      if (id !== null) visibilityChanges.set(id, (visibilityChanges.get(id) ?? 0) + 1);
+      const body = Buffer.from(JSON.stringify({ QueueUrl: queueUrl, ReceiptHandle: handle, VisibilityTimeout: 0 }));
+      await forward({ method: "POST", url: "/", headers: { "content-type": JSON_CONTENT_TYPE, "x-amz-target": "AmazonSQS.ChangeMessageVisibility" } }, body).catch(() => undefined);
+    }
+  };
+
   const handler = (req, res) => {
+    let clientGone = false;
+    res.on("close", () => {
+      if (!res.writableFinished) clientGone = true;
+    });
     void (async () => {
       try {
         const body = await readBody(req);
@@ -185,6 +216,11 @@ export function createSqsAdapter({ upstream, publicBaseUrl }) {
           if (reply.status === 200 && !hasMessages(contentType, reply.body)) reply = await forward(req, rewritten.receive.single);
         } else {
           reply = await forward(req, rewritten.body);
+        }
+        const isReceive = isJson ? typeof target === "string" && target.endsWith(".ReceiveMessage") : new URLSearchParams(rewritten.body.toString("utf8")).get("Action") === "ReceiveMessage";
+        if (clientGone && isReceive && reply.status === 200 && hasMessages(contentType, reply.body)) {
+          await giveBack(req, rewritten.body, contentType, reply.body);
+          return;
         }
         if (isJson && typeof target === "string" && target.endsWith(".ReceiveMessage") && reply.status === 200 && visibilityChanges.size > 0) {
           reply = { ...reply, body: correctReceiveCounts(reply.body, (id) => visibilityChanges.get(id) ?? 0) };

@@ -544,13 +544,15 @@ export class SqsTransport implements Transport {
         stopped = true;
         transport.consumers.delete(handle);
         options.signal?.removeEventListener("abort", onAbort);
+        // In-flight long polls are cancelled first, before anything is made visible again: a
+        // poll answered with a message we just released would lose that answer.
+        abort.abort();
+        transport.aborts.delete(abort);
         const rows = buffer.splice(0);
         for (const r of rows) r.done?.();
         wakeAll();
         // Prefetched, never handed out: visible to everyone again right away.
         await transport.release(rows.map((r) => ({ url: r.url, handle: r.sqs.ReceiptHandle! })));
-        // Long polls on empty queues end on their own; give in-flight ones a moment, then abort.
-        setTimeout(() => abort.abort(), 250).unref();
       },
     };
     const onAbort = () => void handle.stop();
@@ -567,15 +569,19 @@ export class SqsTransport implements Transport {
     const poll = async (target: QueueTarget, index: number) => {
       const state: { held: number; wake: (() => void) | null } = { held: 0, wake: null };
       pollerStates.push(state);
+      // Receive only once half a batch is free: waking on every single settle would mean
+      // receives of one or two messages, many more requests for the same work.
+      const threshold = Math.ceil(Math.min(MAX_PER_RECEIVE, share) / 2);
       const done = () => {
         state.held--;
-        state.wake?.();
+        if (share - state.held >= threshold || buffer.length === 0) state.wake?.();
       };
       let round = index;
       let failures = 0;
       while (!stopped && !transport.isClosed) {
         const room = share - state.held;
-        if (room <= 0) {
+        // ...or whenever the consumer has nothing buffered to hand out, so no one starves.
+        if (room <= 0 || (room < threshold && buffer.length > 0)) {
           await new Promise<void>((r) => (state.wake = r));
           state.wake = null;
           continue;
@@ -634,6 +640,7 @@ export class SqsTransport implements Transport {
           const r = handedOut < prefetch ? buffer.shift() : undefined;
           if (r) {
             handedOut++;
+            if (buffer.length === 0) for (const p of pollerStates) p.wake?.();
             yield transport.makeDelivery(r, () => {
               handedOut--;
               r.done?.();

@@ -119,6 +119,22 @@ describe("against the emulator", () => {
     expect((await post(emulator.upstream)).status).toBe(400);
   });
 
+  it("gives back what a long poll took after its client went away", async () => {
+    const t = transport();
+    const queue = `gone-${randomUUID().slice(0, 8)}`;
+    const url = await t.queueUrl(queue);
+    const ac = new AbortController();
+    const poll = t.client.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }), { abortSignal: ac.signal });
+    await new Promise((r) => setTimeout(r, 100));
+    ac.abort();
+    await expect(poll).rejects.toThrow();
+    // The emulator's poll goes on and takes this message; the adapter makes it visible again.
+    await t.publish(queue, task("after.abort"));
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await t.client.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 1, WaitTimeSeconds: 3 }));
+    expect(r.Messages).toHaveLength(1);
+  });
+
   it("writes kombu's MessageBody: base64 of the JSON envelope, or the JSON itself", async () => {
     for (const bodyEncoding of ["base64", "json"] as const) {
       const t = transport({ bodyEncoding });
