@@ -235,7 +235,7 @@ async function main() {
     let lastMark = started;
     let lastConsumed = 0;
     const perMinute = [];
-    while (Date.now() - started < minutes * 60_000) {
+    while (perMinute.length < minutes) {
       const a = await attrs(url);
       if (a.total < 2000) {
         const more = 2000;
