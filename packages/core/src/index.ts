@@ -1,28 +1,28 @@
-// For users: envelope, tasks, client, results, errors.
-export type { TaskEnvelope, TaskHeaders, TaskProperties, TaskEmbed, Signature, TaskState, ResultMeta, ExceptionInfo } from "./envelope.js";
-export { createEnvelope, emptyEmbed, READY_STATES } from "./envelope.js";
-export { CeleriacError, TaskFailedError, Retry, Reject, type CeleriacErrorCode } from "./errors.js";
-
-// For transport and backend authors: the contracts and the shared framing.
-export type { WireMessage, WireProperties } from "./wire.js";
-export type { Transport, TransportCapabilities, Delivery, Consumer, ConsumeOptions, PublishOptions, NackOptions, ResultBackend } from "./transport.js";
-export { type Codec, celeryJsonCodec, decodeTask, defaultCodecs } from "./codec/index.js";
-export { toKombuEnvelope, fromKombuEnvelope, type KombuEnvelope, type KombuFraming } from "./kombu-envelope.js";
-export { assertKnownOptions } from "./options.js";
-export { ChangeSignal } from "./change-signal.js";
-export { toWireProperties } from "./wire.js";
-export { MemoryTransport, createMemoryTransport, type MemoryTransportOptions } from "./memory-transport.js";
-export { MemoryResultBackend, createMemoryResultBackend, pollForResult } from "./memory-backend.js";
+// ---- For users: define tasks, send them, read results ----------------------------------------
 export { defineTask, parseRateLimit, type TaskDefinition, type TaskOptions, type ArgsOf, type ResultOf, type KwargsOf } from "./task.js";
 export { Client, createClient, type ClientOptions, type SendOptions } from "./client.js";
 export { AsyncResult, resultFromMeta, asExceptionInfo, type GetResultOptions } from "./result.js";
 export { signature } from "./signature.js";
+export { CeleriacError, TaskFailedError, Retry, Reject, type CeleriacErrorCode } from "./errors.js";
+export { transportFromUrl, resultBackendFromUrl } from "./urls.js";
 export { FileResultBackend, createFileResultBackend, fileResultBackendFromUrl, type FileResultBackendOptions } from "./file-backend.js";
+export { MemoryTransport, createMemoryTransport, type MemoryTransportOptions } from "./memory-transport.js";
+export { MemoryResultBackend, createMemoryResultBackend } from "./memory-backend.js";
+export type { TaskEnvelope, TaskHeaders, TaskProperties, TaskEmbed, Signature, TaskState, ResultMeta, ExceptionInfo } from "./envelope.js";
+export { createEnvelope, emptyEmbed, READY_STATES } from "./envelope.js";
+
+// ---- Codecs: Celery JSON (what Python reads) and protobuf ------------------------------------
+export { type Codec, celeryJsonCodec, decodeTask, decompressMessage, defaultCodecs } from "./codec/index.js";
+export { createCeleryJsonCodec, kombuValueEncoder, reviveKombuTypes, pyIsoformat, type CeleryJsonCodecOptions, type KombuJsonDialect } from "./codec/celery-json.js";
+export { protobufCodec, encodeResultMeta, decodeResultMeta, PROTOBUF_CONTENT_TYPE } from "./codec/protobuf.js";
+
+// ---- For transport and backend authors: contracts, framing, helpers --------------------------
+export type { Transport, TransportCapabilities, Delivery, Consumer, ConsumeOptions, PublishOptions, NackOptions, ResultBackend } from "./transport.js";
+export { toWireProperties, type WireMessage, type WireProperties } from "./wire.js";
+export { toKombuEnvelope, fromKombuEnvelope, stringifyKombuEnvelope, parseKombuEnvelope, type KombuEnvelope, type KombuFraming } from "./kombu-envelope.js";
+export { pyParse, pyStringify, formatPyFloat, MAX_JSON_DEPTH, type PyStringifyOptions } from "./codec/py-json.js";
+export { assertKnownOptions } from "./options.js";
+export { ChangeSignal } from "./change-signal.js";
+export { pollForResult } from "./memory-backend.js";
 export { toCeleryIso, toCeleryNaiveUtc, parseCeleryTime } from "./time.js";
 export { pyRepr, truncatedRepr } from "./py-repr.js";
-export { transportFromUrl, resultBackendFromUrl } from "./urls.js";
-export { createCeleryJsonCodec, kombuValueEncoder, reviveKombuTypes, pyIsoformat, type CeleryJsonCodecOptions, type KombuJsonDialect } from "./codec/celery-json.js";
-export { pyParse, pyStringify, formatPyFloat, MAX_JSON_DEPTH, type PyStringifyOptions } from "./codec/py-json.js";
-export { decompressMessage } from "./codec/index.js";
-export { stringifyKombuEnvelope, parseKombuEnvelope } from "./kombu-envelope.js";
-export { protobufCodec, encodeResultMeta, decodeResultMeta, PROTOBUF_CONTENT_TYPE } from "./codec/protobuf.js";
