@@ -9,6 +9,8 @@ export const PYTHON_DIR = fileURLToPath(new URL("./python/", import.meta.url));
 export interface PythonEnv {
   brokerUrl: string;
   resultUrl?: string;
+  /** Module in test-support/python whose `app` the helper scripts use. Default: interop_app. */
+  app?: string;
 }
 
 function pyEnv(e: PythonEnv): NodeJS.ProcessEnv {
@@ -16,6 +18,7 @@ function pyEnv(e: PythonEnv): NodeJS.ProcessEnv {
     ...process.env,
     CELERIAC_BROKER_URL: e.brokerUrl,
     CELERIAC_RESULT_URL: e.resultUrl ?? "",
+    CELERIAC_PY_APP: e.app ?? "",
     PYTHONPATH: PYTHON_DIR,
     PYTHONUNBUFFERED: "1",
     PYTHONDONTWRITEBYTECODE: "1",

@@ -77,8 +77,8 @@ interface PyOutcome {
 
 async function pySend(name: string, args: unknown[], kwargs: Record<string, unknown> = {}, options: Record<string, unknown> = {}): Promise<PyOutcome> {
   const out = await runPython(
-    { brokerUrl: rabbit.url, resultUrl: "rpc://" },
-    "amqp_send_and_wait.py",
+    { brokerUrl: rabbit.url, resultUrl: "rpc://", app: "amqp_app" },
+    "send_and_wait.py",
     [name, JSON.stringify(args), JSON.stringify(kwargs), JSON.stringify({ queue: tsQueue, timeout: 20, ...options })],
   );
   return JSON.parse(out.trim().split("\n").pop()!) as PyOutcome;

@@ -120,13 +120,16 @@ describe("Python Celery producer, Celeriac worker", () => {
   let transport: SqsTransport;
   let backend: ResultBackend;
   let worker: Worker;
+  // FIFO order holds only if a group's messages run one at a time, so the FIFO queue gets its own
+  // worker of concurrency 1 (a Celery worker would need -c 1 for the same reason).
+  let fifoWorker: Worker;
   const attempts = new Map<string, number>();
 
   beforeAll(async () => {
     transport = createSqsTransport({ endpoint: emulator.endpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" }, waitTimeSeconds: 1 });
     backend = fileResultBackendFromUrl(resultUrl);
     await transport.connect();
-    worker = createWorker({ transport, resultBackend: backend, queues: ["ts-in", "ts-in.fifo"], concurrency: 4, silent: true });
+    worker = createWorker({ transport, resultBackend: backend, queues: ["ts-in"], concurrency: 4, silent: true });
     worker.register("ts.echo", async (_ctx, ...args) => ({ args, kwargs: _ctx.kwargs }));
     worker.register("ts.fail", async () => {
       throw new RangeError("boom from node");
@@ -137,13 +140,16 @@ describe("Python Celery producer, Celeriac worker", () => {
       return { value, retries: ctx.retries };
     });
     worker.register("ts.now", async () => Date.now());
-    worker.register("ts.record", async (_ctx, file, label) => {
+    fifoWorker = createWorker({ transport, resultBackend: backend, queues: ["ts-in.fifo"], concurrency: 1, silent: true });
+    fifoWorker.register("ts.record", async (_ctx, file, label) => {
       appendFileSync(String(file), `${String(label)}\n`);
       return label;
     });
     await worker.start();
+    await fifoWorker.start();
   });
   afterAll(async () => {
+    await fifoWorker.stop();
     await worker.stop();
     await transport.close();
     await backend.close();
