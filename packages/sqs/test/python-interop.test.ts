@@ -3,16 +3,20 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient, fileResultBackendFromUrl, TaskFailedError, type ResultBackend } from "@celeriac/core";
+import { createClient, TaskFailedError, type ResultBackend } from "@celeriac/core";
+import { createRedisResultBackend } from "@celeriac/redis";
 import { createWorker, type Worker } from "@celeriac/worker";
 import { createSqsTransport, sqsTransportFromUrl, type SqsTransport } from "@celeriac/sqs";
 import { startSqsEmulator, type SqsEmulator } from "../../../test-support/sqs-emulator.mjs";
 import { PYTHON, PYTHON_DIR, runPython } from "../../../test-support/python.js";
+import { startRedisServer, type RedisServer } from "../../../test-support/redis.js";
 
 // Results go through Celery's file:// backend, which both sides implement.
 let emulator: SqsEmulator;
 let dir: string;
 let resultUrl: string;
+// Results go through Redis, the most common Celery result backend, shared by both languages.
+let redis: RedisServer;
 let brokerUrl: string;
 const sqsOptions = JSON.stringify({ region: "us-east-1", wait_time_seconds: 1, polling_interval: 0.1 });
 
@@ -31,11 +35,13 @@ function pyEnv(): NodeJS.ProcessEnv {
 beforeAll(async () => {
   emulator = await startSqsEmulator();
   dir = mkdtempSync(join(tmpdir(), "celeriac-sqs-py-"));
-  resultUrl = `file://${dir}`;
+  redis = await startRedisServer();
+  resultUrl = redis.url(0);
   brokerUrl = `sqs://test:test@127.0.0.1:${emulator.port}`;
 });
 afterAll(async () => {
   await emulator.close();
+  await redis.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -65,7 +71,7 @@ describe("Celeriac producer, Python Celery worker (kombu's SQS transport)", () =
       await new Promise((r) => setTimeout(r, 50));
     }
     transport = sqsTransportFromUrl(`${brokerUrl}?region=us-east-1&wait_time_seconds=1`);
-    backend = fileResultBackendFromUrl(resultUrl);
+    backend = createRedisResultBackend({ url: resultUrl });
   });
   afterAll(async () => {
     const exited = new Promise((r) => py.once("exit", r));
@@ -127,7 +133,7 @@ describe("Python Celery producer, Celeriac worker", () => {
 
   beforeAll(async () => {
     transport = createSqsTransport({ endpoint: emulator.endpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" }, waitTimeSeconds: 1 });
-    backend = fileResultBackendFromUrl(resultUrl);
+    backend = createRedisResultBackend({ url: resultUrl });
     await transport.connect();
     worker = createWorker({ transport, resultBackend: backend, queues: ["ts-in"], concurrency: 4, silent: true });
     worker.register("ts.echo", async (_ctx, ...args) => ({ args, kwargs: _ctx.kwargs }));
