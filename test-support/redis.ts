@@ -1,9 +1,8 @@
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { PYTHON, PYTHON_DIR } from "./python.js";
 
 /** A free loopback TCP port (the OS picks it; the socket is closed before returning). */
@@ -159,27 +158,4 @@ export async function startPythonRedisWorker(e: {
     await new Promise((r) => setTimeout(r, 50));
   }
   return worker;
-}
-
-/**
- * Compiles the given workspace packages (JS only) into a private directory laid out as
- * node_modules/@celeriac/*, under the repo's node_modules so their dependencies (ioredis)
- * resolve, for child processes that run plain Node. Returns each package's entry URL and a
- * cleanup. Private, because other test files may be importing the shared dist/ meanwhile.
- */
-export function buildForChildren(root: string, packages: string[]): { modules: Record<string, string>; cleanup: () => void } {
-  const build = join(root, "node_modules", ".cache", `celeriac-redis-${process.pid}-${Date.now()}`);
-  const modules: Record<string, string> = {};
-  for (const pkg of packages) {
-    const out = join(build, "node_modules", "@celeriac", pkg);
-    mkdirSync(out, { recursive: true });
-    copyFileSync(join(root, "packages", pkg, "package.json"), join(out, "package.json"));
-    execFileSync(
-      "npx",
-      ["tsc", "-p", `packages/${pkg}/tsconfig.build.json`, "--outDir", join(out, "dist"), "--noCheck", "--declaration", "false", "--declarationMap", "false", "--sourceMap", "false"],
-      { cwd: root, stdio: "pipe" },
-    );
-    modules[pkg] = pathToFileURL(join(out, "dist", "index.js")).href;
-  }
-  return { modules, cleanup: () => rmSync(build, { recursive: true, force: true }) };
 }

@@ -9,7 +9,8 @@ import { createClient } from "@celeriac/core";
 import { createRedisTransport, type RedisTransport } from "@celeriac/redis";
 import { createWorker, type Worker } from "@celeriac/worker";
 import { runPython } from "../../../test-support/python.js";
-import { buildForChildren, startPythonRedisWorker, startRedisServer, type PythonRedisWorker, type RedisServer } from "../../../test-support/redis.js";
+import { buildForChildren } from "../../../test-support/build-for-children.js";
+import { startPythonRedisWorker, startRedisServer, type PythonRedisWorker, type RedisServer } from "../../../test-support/redis.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const fixture = fileURLToPath(new URL("./fixtures/ts-worker.mjs", import.meta.url));
@@ -23,7 +24,7 @@ const cleanups: (() => Promise<void>)[] = [];
 beforeAll(async () => {
   server = await startRedisServer();
   dir = mkdtempSync(join(tmpdir(), "celeriac-redis-rel-"));
-  ({ modules, cleanup: cleanBuild } = buildForChildren(root, ["core", "worker", "redis"]));
+  ({ modules, cleanup: cleanBuild } = buildForChildren(root, ["core", "worker", "redis"], "redis"));
 }, 120_000);
 afterAll(async () => {
   await server.dispose();

@@ -1,41 +1,28 @@
-import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { buildForChildren, type ChildBuild } from "../../../test-support/build-for-children.js";
 import { createSqliteTransport } from "@celeriac/sqlite";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const worker = fileURLToPath(new URL("./fixtures/consume-worker.mjs", import.meta.url));
 const crasher = fileURLToPath(new URL("./fixtures/claim-and-die.mjs", import.meta.url));
 let dir: string;
-let build: string;
+let build: ChildBuild;
 let sqliteModule: string;
 
 beforeAll(() => {
-  // Child processes run plain Node, so they need compiled JS. It goes to a private directory
-  // (not the shared dist/, which other test files may be importing while we write), laid out as
-  // node_modules/@celeriac/* so the compiled sqlite package finds the compiled core, and under
-  // the repo's node_modules so better-sqlite3 and core's dependencies resolve as usual.
-  build = join(root, "node_modules", ".cache", `celeriac-sqlite-mp-${process.pid}-${Date.now()}`);
-  for (const pkg of ["core", "sqlite"]) {
-    const out = join(build, "node_modules", "@celeriac", pkg);
-    mkdirSync(out, { recursive: true });
-    copyFileSync(join(root, "packages", pkg, "package.json"), join(out, "package.json"));
-    // --noCheck: JS only; the type check is the typecheck task's job, and it would need a built core.
-    execFileSync(
-      "npx",
-      ["tsc", "-p", `packages/${pkg}/tsconfig.build.json`, "--outDir", join(out, "dist"), "--noCheck", "--declaration", "false", "--declarationMap", "false", "--sourceMap", "false"],
-      { cwd: root, stdio: "pipe" },
-    );
-  }
-  sqliteModule = pathToFileURL(join(build, "node_modules", "@celeriac", "sqlite", "dist", "index.js")).href;
+  // Child processes run plain Node, so they need compiled JS.
+  build = buildForChildren(root, ["core", "sqlite"], "sqlite-mp");
+  sqliteModule = build.modules["sqlite"]!;
   dir = mkdtempSync(join(tmpdir(), "celeriac-sqlite-mp-"));
 });
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
-  rmSync(build, { recursive: true, force: true });
+  build.cleanup();
 });
 
 function runWorker(file: string, queue: string): Promise<number[]> {

@@ -1,10 +1,9 @@
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { copyFileSync, mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { buildForChildren, type ChildBuild } from "../../../test-support/build-for-children.js";
 import { celeryJsonCodec, createClient, createEnvelope, type Delivery } from "@celeriac/core";
 import { createWorker, type Worker } from "@celeriac/worker";
 import { createSqsTransport, type SqsTransport, type SqsTransportOptions } from "@celeriac/sqs";
@@ -138,30 +137,19 @@ describe("dead letters", () => {
 
 describe("shutdown", () => {
   const root = fileURLToPath(new URL("../../../", import.meta.url));
-  let build: string;
+  let build: ChildBuild;
 
   beforeAll(() => {
-    // The worker runs in a child process on plain Node, so it needs compiled JS: into a private
-    // directory laid out as node_modules/@celeriac/*, as the sqlite multi-process test does.
-    build = join(root, "node_modules", ".cache", `celeriac-sqs-${process.pid}-${Date.now()}`);
-    for (const pkg of ["core", "worker", "sqs"]) {
-      const out = join(build, "node_modules", "@celeriac", pkg);
-      mkdirSync(out, { recursive: true });
-      copyFileSync(join(root, "packages", pkg, "package.json"), join(out, "package.json"));
-      execFileSync(
-        "npx",
-        ["tsc", "-p", `packages/${pkg}/tsconfig.build.json`, "--outDir", join(out, "dist"), "--noCheck", "--declaration", "false", "--declarationMap", "false", "--sourceMap", "false"],
-        { cwd: root, stdio: "pipe" },
-      );
-    }
+    // The worker runs in a child process on plain Node, so it needs compiled JS.
+    build = buildForChildren(root, ["core", "worker", "sqs"], "sqs");
   }, 120_000);
-  afterAll(() => rmSync(build, { recursive: true, force: true }));
+  afterAll(() => build.cleanup());
 
   it("SIGTERM with messages prefetched: all of them are visible again within a second", async () => {
     const queue = queueName("sigterm");
     const t = transport();
     for (let i = 0; i < 20; i++) await t.publish(queue, celeryJsonCodec.encode(createEnvelope({ task: "slow", id: randomUUID() })));
-    const child = spawn(process.execPath, [fileURLToPath(new URL("./fixtures/sigterm-worker.mjs", import.meta.url)), build, emulator.endpoint, queue], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [fileURLToPath(new URL("./fixtures/sigterm-worker.mjs", import.meta.url)), build.dir, emulator.endpoint, queue], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
