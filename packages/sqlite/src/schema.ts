@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS celeriac_dead_letter (
 );
 `;
 
+const BROKER_TABLES = ["kombu_queue", "kombu_message", "celeriac_message_state", "celeriac_dead_letter"];
+const RESULT_TABLES = ["celeriac_taskmeta"];
+
 const RESULT_DDL = `
 CREATE TABLE IF NOT EXISTS celeriac_taskmeta (
 	task_id TEXT NOT NULL PRIMARY KEY,
@@ -89,17 +92,44 @@ export function openDatabase(options: OpenOptions): Database.Database {
   }
   try {
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
-    if (options.path !== ":memory:" && options.path !== "") db.pragma("journal_mode = WAL");
+    if (options.path !== ":memory:" && options.path !== "") enableWal(db, options.busyTimeoutMs);
     // WAL + NORMAL stays consistent across crashes; only the last commits may be lost on power
     // loss, the usual trade for a queue that commits per message.
     db.pragma("synchronous = NORMAL");
     // DDL in one IMMEDIATE transaction: two processes starting at once must not race CREATEs.
-    db.transaction(() => db.exec(options.schema === "broker" ? KOMBU_DDL + CELERIAC_DDL : RESULT_DDL)).immediate();
+    // Skipped when every table is there already, so opening a file in use takes no write lock.
+    const [ddl, tables] = options.schema === "broker" ? [KOMBU_DDL + CELERIAC_DDL, BROKER_TABLES] : [RESULT_DDL, RESULT_TABLES];
+    const present = db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN (${tables.map(() => "?").join(", ")})`).get(...tables) as { n: number };
+    if (present.n < tables.length) db.transaction(() => db.exec(ddl)).immediate();
   } catch (err) {
     db.close();
     throw new CeleriacError("connection", `cannot prepare SQLite database ${options.path}: ${(err as Error).message}`, { cause: err });
   }
   return db;
+}
+
+/**
+ * WAL is a property of the file, so it is usually on already (set by the first opener) and nothing
+ * needs changing. Switching a file to WAL needs a moment with no other connection in a
+ * transaction; a Python worker polling the file (kombu's sqla transport, in rollback-journal mode
+ * until someone switches it) can hold one, and SQLite reports that as SQLITE_BUSY at once rather
+ * than through the busy timeout. So: retry within the busy timeout, then carry on without WAL,
+ * which is slower under contention but still correct (every claim is an IMMEDIATE transaction).
+ */
+function enableWal(db: Database.Database, busyTimeoutMs: number): void {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (;;) {
+    try {
+      if (String(db.pragma("journal_mode", { simple: true })).toLowerCase() === "wal") return;
+      db.pragma("journal_mode = WAL");
+      return;
+    } catch (err) {
+      if (!isBusy(err)) throw err;
+      if (Date.now() >= deadline) return; // keep the file's current journal mode
+      // A synchronous pause: opening is synchronous, like every better-sqlite3 call.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
 }
 
 /** True for SQLITE_BUSY / SQLITE_LOCKED: another process held the lock past the busy timeout. */

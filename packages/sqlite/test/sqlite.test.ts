@@ -140,6 +140,24 @@ with Connection('sqla+sqlite:///${file}') as c:
 });
 
 describe("transport", () => {
+  it("opens a file another process keeps reading in rollback-journal mode (a Python worker first)", async () => {
+    // kombu's sqla transport leaves the file in rollback-journal mode and polls it in
+    // transactions; switching to WAL then reports SQLITE_BUSY at once. Opening must still work.
+    await createSqliteTransport({ path: file }).close(); // the tables, as kombu would create them
+    const other = new Database(file);
+    other.pragma("journal_mode = DELETE");
+    other.exec("BEGIN");
+    other.prepare("SELECT count(*) FROM kombu_message").get(); // holds a shared lock
+    const t = track(createSqliteTransport({ path: file, busyTimeoutMs: 300 }));
+    other.exec("COMMIT");
+    await t.publish("q", msg(1));
+    const [d] = await take(t, "q", 1);
+    expect(d?.message.headers).toEqual({ n: 1 });
+    await d?.ack();
+    expect(String(other.pragma("journal_mode", { simple: true }))).toBe("delete");
+    other.close();
+  });
+
   it("rejects unknown and invalid options", () => {
     expect(() => createSqliteTransport({ path: file, visibilityTimeout: 5 } as never)).toThrow(/unknown option "visibilityTimeout"/);
     expect(() => createSqliteTransport({ path: file, visibilityTimeoutMs: -1 })).toThrow(CeleriacError);
