@@ -18,6 +18,7 @@ export { protobufCodec, encodeResultMeta, decodeResultMeta, PROTOBUF_CONTENT_TYP
 
 // ---- For transport and backend authors: contracts, framing, helpers --------------------------
 export type { Transport, TransportCapabilities, Delivery, Consumer, ConsumeOptions, PublishOptions, NackOptions, ResultBackend } from "./transport.js";
+export type { ExchangeMessaging, ExchangeSpec, SubscribeOptions, ExchangeDelivery, ExchangeSubscription } from "./transport.js";
 export { toWireProperties, type WireMessage, type WireProperties } from "./wire.js";
 export { toKombuEnvelope, fromKombuEnvelope, stringifyKombuEnvelope, parseKombuEnvelope, type KombuEnvelope, type KombuFraming } from "./kombu-envelope.js";
 export { pyParse, pyStringify, formatPyFloat, MAX_JSON_DEPTH, type PyStringifyOptions } from "./codec/py-json.js";

@@ -67,6 +67,51 @@ export interface Consumer extends AsyncIterable<Delivery> {
   stop(): Promise<void>;
 }
 
+/** A kombu exchange other than the default one. */
+export interface ExchangeSpec {
+  name: string;
+  /** direct: by exact routing key; fanout: to every bound queue; topic: by `*`/`#` patterns. */
+  type: "direct" | "fanout" | "topic";
+  /** Survives a broker restart (AMQP). Celery's `celeryev` is durable, the pidbox exchanges are not. */
+  durable?: boolean;
+  autoDelete?: boolean;
+}
+
+export interface SubscribeOptions {
+  /** The binding key: a topic pattern (`#` = everything), a direct routing key; ignored for fanout. */
+  bindingKey: string;
+  /** Name of the queue to bind, where the broker has queues for this (AMQP, Redis direct). Default: a fresh private name. */
+  queue?: string;
+  /** AMQP `x-message-ttl` of that queue: messages nobody read in time are dropped (Celery sets it on event and pidbox queues). */
+  messageTtlMs?: number;
+  /** AMQP `x-expires`: the queue itself goes away this long after its consumer does. */
+  queueExpiresMs?: number;
+}
+
+/** One message received from an exchange subscription: no ack, these are fire-and-forget. */
+export interface ExchangeDelivery {
+  message: WireMessage;
+  exchange: string;
+  routingKey: string;
+}
+
+export interface ExchangeSubscription {
+  /** Stops receiving and removes the private queue or channel subscription. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Publishing to and subscribing on named exchanges, for the broadcast traffic of a Celery
+ * deployment: events (`celeryev`) and remote control (`celery.pidbox`, `reply.celery.pidbox`).
+ * Present on transports whose broker routes by exchange as kombu does (AMQP natively, Redis with
+ * kombu's pub/sub fanout and binding sets); absent where kombu has no such thing (SQS, SQLite).
+ * Delivery is at most once: a subscriber that is not listening misses the message, as in Celery.
+ */
+export interface ExchangeMessaging {
+  publishToExchange(exchange: ExchangeSpec, routingKey: string, message: WireMessage): Promise<void>;
+  subscribe(exchange: ExchangeSpec, options: SubscribeOptions, onMessage: (delivery: ExchangeDelivery) => void): Promise<ExchangeSubscription>;
+}
+
 /**
  * The transport contract. Small on purpose: retries, ETA, rate limits and results live in core
  * and the worker, written once.
@@ -85,6 +130,8 @@ export interface Transport {
   close(options?: { drainMs?: number }): Promise<void>;
   /** Resolves when the transport has closed, for whatever reason. */
   readonly closed: Promise<void>;
+  /** Named exchanges (events, remote control): present only where the broker has them. */
+  readonly exchanges?: ExchangeMessaging;
 }
 
 /** A result backend: where task states and results are stored (Celery's `result_backend`). */

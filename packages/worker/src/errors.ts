@@ -35,6 +35,14 @@ export class WorkerShutdownError extends Error {
   }
 }
 
+/** The reason of `ctx.signal` when a revoke request with `terminate` names the running task. */
+export class TaskRevokedError extends Error {
+  override readonly name = "TaskRevokedError";
+  constructor(readonly taskId: string) {
+    super(`task ${taskId} was revoked (terminate) while running`);
+  }
+}
+
 /**
  * Celery's exception triple for anything a task threw. A JS error has no Python module, so
  * `exc_module` is null unless the error names one (`excModule`): Python then builds a stand-in

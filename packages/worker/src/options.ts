@@ -41,6 +41,23 @@ export interface WorkerOptions {
   codecs?: ReadonlyMap<string, Codec>;
   /** Store STARTED when a task begins (Celery's `task_track_started`). Default false. */
   trackStarted?: boolean;
+  /**
+   * Send Celery events (`celery worker -E`): worker-online/heartbeat/offline and task events on
+   * the `celeryev` exchange, for `celery events`, Flower and friends. Needs a transport with
+   * exchanges (AMQP, Redis). Default false, as in Celery.
+   */
+  events?: boolean | EventsOptions;
+  /**
+   * Answer Celery's remote control (`celery inspect`, `celery control`) on `celery.pidbox`.
+   * Default: on when the transport has exchanges (AMQP, Redis), as Celery's
+   * `worker_enable_remote_control`; `true` on a transport without them is an error.
+   */
+  remoteControl?: boolean;
+}
+
+export interface EventsOptions {
+  /** How often worker-heartbeat is sent. Default 2 s (Celery's `--heartbeat-interval`). */
+  heartbeatMs?: number;
 }
 
 export interface ResolvedOptions {
@@ -57,6 +74,9 @@ export interface ResolvedOptions {
   onEvent: ((event: WorkerEvent) => void) | null;
   codecs: ReadonlyMap<string, Codec> | undefined;
   trackStarted: boolean;
+  /** null when events are off. */
+  events: { heartbeatMs: number } | null;
+  remoteControl: boolean;
 }
 
 const KNOWN = [
@@ -76,6 +96,8 @@ const KNOWN = [
   "onEvent",
   "codecs",
   "trackStarted",
+  "events",
+  "remoteControl",
 ] as const;
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -110,6 +132,22 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
   const concurrency = positiveInt("concurrency", options.concurrency, 10);
   const multiplier = positiveInt("prefetchMultiplier", options.prefetchMultiplier, 4);
   const etaHeartbeatMs = positiveInt("etaHeartbeatMs", options.etaHeartbeatMs, 60_000);
+  const hasExchanges = options.transport.exchanges !== undefined;
+  let events: { heartbeatMs: number } | null = null;
+  if (options.events !== undefined && options.events !== false) {
+    if (options.events !== true && (options.events === null || typeof options.events !== "object")) {
+      throw new CeleriacError("invalid_argument", "createWorker: events must be a boolean or { heartbeatMs }");
+    }
+    const eo = options.events === true ? {} : options.events;
+    assertKnownOptions("createWorker events", eo, ["heartbeatMs"] as const);
+    if (!hasExchanges) {
+      throw new CeleriacError("unsupported", `createWorker: events need a transport with exchanges (AMQP, Redis); ${options.transport.name} has none`);
+    }
+    events = { heartbeatMs: positiveInt("events.heartbeatMs", eo.heartbeatMs, 2_000) };
+  }
+  if (options.remoteControl === true && !hasExchanges) {
+    throw new CeleriacError("unsupported", `createWorker: remote control needs a transport with exchanges (AMQP, Redis); ${options.transport.name} has none`);
+  }
   return {
     transport: options.transport,
     resultBackend: options.resultBackend ?? null,
@@ -124,5 +162,7 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
     onEvent: options.onEvent ?? null,
     codecs: options.codecs,
     trackStarted: options.trackStarted ?? false,
+    events,
+    remoteControl: options.remoteControl ?? hasExchanges,
   };
 }

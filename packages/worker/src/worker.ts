@@ -20,14 +20,16 @@ import {
 import { setMaxListeners } from "node:events";
 import { followUps } from "./canvas.js";
 import { retryError, type TaskContext } from "./context.js";
-import { celeryException, describe, exceptionInfo, SoftTimeLimitExceeded, TimeLimitExceeded, tracebackOf, WorkerShutdownError } from "./errors.js";
-import type { WorkerCounters, WorkerEvent } from "./events.js";
+import { celeryException, describe, exceptionInfo, SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded, tracebackOf, WorkerShutdownError } from "./errors.js";
+import type { HeldTask, WorkerCounters, WorkerEvent, WorkerEventListener } from "./events.js";
+import { startAddons, stopAddons, type WorkerAddon } from "./addons.js";
 import { jsonLinesLogger, makeLog, type LogFn } from "./logger.js";
 import { resolveOptions, type ResolvedOptions, type WorkerOptions } from "./options.js";
 import { RateLimiter } from "./rate-limit.js";
 import { Semaphore } from "./semaphore.js";
 import { installSignalHandlers } from "./signals.js";
 import { parseCeleryDate, sleep } from "./time.js";
+import { pyRepr } from "@celeriac/core";
 
 /**
  * The worker's life, after Temporal's: `idle` until `start()`, `running` while consuming,
@@ -53,6 +55,11 @@ export interface Worker {
   readonly queues: readonly string[];
   /** Live counters for metrics. */
   readonly counters: Readonly<WorkerCounters>;
+  /** Tasks running at once, and messages held per the prefetch window (for stats). */
+  readonly concurrency: number;
+  readonly prefetch: number;
+  /** Epoch ms when `start()` began consuming; null before. */
+  readonly startedAt: number | null;
   /** Resolves when the worker has stopped; rejects with the cause when it failed. */
   readonly closed: Promise<void>;
   /** Registers a task by its definition; the handler's types must match the definition's. */
@@ -62,6 +69,24 @@ export interface Worker {
   ): this;
   /** Registers a task by name only; arguments arrive untyped. */
   register(name: string, handler: TaskHandler<unknown[], unknown, Record<string, unknown>>, options?: TaskOptions): this;
+  /**
+   * Calls `listener` for every task event (the same ones `onEvent` gets). Returns the function
+   * that unsubscribes. Errors thrown by a listener are logged, never propagated.
+   */
+  subscribe(listener: WorkerEventListener): () => void;
+  /** Names of the registered tasks, sorted. */
+  registeredTasks(): string[];
+  /** The messages this worker holds right now: running, waiting for an ETA, or for a slot. */
+  heldTasks(): HeldTask[];
+  /**
+   * Celery's `revoke`: the ids are remembered (up to 50,000, for 3 hours, as Celery's worker
+   * does) and a message with one of them is not run but stored REVOKED. With `terminate`, a task
+   * already running has its signal aborted (JS cannot kill it; a handler that honours its signal
+   * stops). Returns the ids that were running and got terminated.
+   */
+  revoke(taskIds: readonly string[], options?: { terminate?: boolean }): string[];
+  /** True when `revoke` named this id (and it has not aged out). */
+  isRevoked(taskId: string): boolean;
   /** Starts consuming. Resolves once the consumer is open. The transport must be connected. */
   start(): Promise<void>;
   /**
@@ -99,15 +124,30 @@ interface Running {
   finished: boolean;
   controller: AbortController;
   force(): void;
+  /** revoke(..., { terminate }): stop waiting for the handler and report the task REVOKED. */
+  terminate(): void;
 }
 
 interface Job {
   delivery: Delivery;
   held: boolean;
   running: Running | null;
+  /** Decoded envelope, once it decoded. */
+  env: TaskEnvelope | null;
+  receivedAt: number;
+  startedAt: number | null;
 }
 
-type Outcome = { kind: "ok"; value: unknown } | { kind: "error"; error: unknown } | { kind: "hard"; limitMs: number } | { kind: "forced" };
+// Celery's worker keeps revoked ids in a LimitedSet of 50,000 for 3 hours (celery/worker/state.py).
+const REVOKES_MAX = 50_000;
+const REVOKE_EXPIRES_MS = 10_800_000;
+
+type Outcome =
+  | { kind: "ok"; value: unknown }
+  | { kind: "error"; error: unknown }
+  | { kind: "hard"; limitMs: number }
+  | { kind: "forced" }
+  | { kind: "terminated" };
 
 const DEFAULT_MAX_RETRIES = 3;
 const DEFAULT_RETRY_DELAY_MS = 180_000;
@@ -150,6 +190,11 @@ class CeleriacWorker implements Worker {
   private wakeDrain: (() => void) | null = null;
   private resolveClosed!: () => void;
   private rejectClosed!: (err: unknown) => void;
+  private readonly listeners = new Set<WorkerEventListener>();
+  /** Revoked id -> epoch ms it was revoked; Map keeps insertion order, so the oldest go first. */
+  private readonly revoked = new Map<string, number>();
+  private addons: WorkerAddon[] = [];
+  private startTime: number | null = null;
 
   constructor(opts: ResolvedOptions, raw: WorkerOptions) {
     this.opts = opts;
@@ -173,6 +218,84 @@ class CeleriacWorker implements Worker {
     return this.currentState;
   }
 
+  get concurrency(): number {
+    return this.opts.concurrency;
+  }
+
+  get prefetch(): number {
+    return this.opts.prefetch;
+  }
+
+  get startedAt(): number | null {
+    return this.startTime;
+  }
+
+  subscribe(listener: WorkerEventListener): () => void {
+    if (typeof listener !== "function") throw new CeleriacError("invalid_argument", "subscribe: listener must be a function");
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  registeredTasks(): string[] {
+    return [...this.registry.keys()].sort();
+  }
+
+  heldTasks(): HeldTask[] {
+    const out: HeldTask[] = [];
+    for (const job of this.jobs) {
+      const env = job.env;
+      if (!env) continue;
+      const running = job.running !== null && !job.running.finished;
+      out.push({
+        id: env.headers.id,
+        name: env.headers.task,
+        args: env.args,
+        kwargs: env.kwargs,
+        argsRepr: env.headers.argsrepr,
+        kwargsRepr: env.headers.kwargsrepr,
+        queue: job.delivery.queue,
+        priority: env.properties.priority,
+        redelivered: job.delivery.redelivered,
+        eta: env.headers.eta,
+        phase: running ? "running" : job.held ? "scheduled" : "reserved",
+        startedAt: job.startedAt,
+        acknowledged: job.delivery.settled,
+      });
+    }
+    return out;
+  }
+
+  revoke(taskIds: readonly string[], options: { terminate?: boolean } = {}): string[] {
+    const now = Date.now();
+    for (const id of taskIds) {
+      this.revoked.delete(id);
+      this.revoked.set(id, now);
+    }
+    while (this.revoked.size > REVOKES_MAX) this.revoked.delete(this.revoked.keys().next().value as string);
+    const terminated: string[] = [];
+    if (options.terminate) {
+      const wanted = new Set(taskIds);
+      for (const job of this.jobs) {
+        if (job.env && wanted.has(job.env.headers.id) && job.running && !job.running.finished) {
+          job.running.controller.abort(new TaskRevokedError(job.env.headers.id));
+          job.running.terminate();
+          terminated.push(job.env.headers.id);
+        }
+      }
+    }
+    return terminated;
+  }
+
+  isRevoked(taskId: string): boolean {
+    const at = this.revoked.get(taskId);
+    if (at === undefined) return false;
+    if (Date.now() - at > REVOKE_EXPIRES_MS) {
+      this.revoked.delete(taskId);
+      return false;
+    }
+    return true;
+  }
+
   register(
     task: TaskDefinition<unknown[], unknown, Record<string, unknown>> | string,
     handler: TaskHandler<unknown[], unknown, Record<string, unknown>>,
@@ -192,6 +315,9 @@ class CeleriacWorker implements Worker {
   async start(): Promise<void> {
     if (this.currentState !== "idle") throw new CeleriacError("invalid_argument", `start: worker is ${this.currentState}, not idle`);
     const { transport, queues, prefetch, maxHeldEta } = this.opts;
+    // Events and remote control come up first, so a monitor sees worker-online before any task.
+    this.addons = await startAddons({ worker: this, transport, options: this.opts, log: this.log });
+    this.startTime = Date.now();
     // Held ETA messages stay unsettled, so the broker must let us have that many more on top of
     // the regular window; the worker itself keeps ready work within `prefetch` (see pull loop).
     this.consumer = transport.consume(queues, { prefetch: prefetch + maxHeldEta });
@@ -267,7 +393,7 @@ class CeleriacWorker implements Worker {
   }
 
   private async dispatch(delivery: Delivery): Promise<void> {
-    const job: Job = { delivery, held: false, running: null };
+    const job: Job = { delivery, held: false, running: null, env: null, receivedAt: Date.now(), startedAt: null };
     this.jobs.add(job);
     this.notify();
     try {
@@ -293,15 +419,32 @@ class CeleriacWorker implements Worker {
     } catch (err) {
       return this.onMalformed(delivery, err);
     }
+    job.env = env;
     const { task: name, id } = env.headers;
-    this.emit({ type: "task-received", taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta });
+    const h0 = env.headers;
+    this.emit({
+      type: "task-received",
+      taskId: id,
+      task: name,
+      queue: delivery.queue,
+      timestamp: job.receivedAt,
+      eta: h0.eta,
+      expires: h0.expires,
+      retries: h0.retries,
+      args: env.args,
+      kwargs: env.kwargs,
+      argsRepr: h0.argsrepr,
+      kwargsRepr: h0.kwargsrepr,
+      rootId: h0.rootId,
+      parentId: h0.parentId,
+    });
     this.log("info", `Task ${name}[${id}] received`, { taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta, retries: env.headers.retries });
     const reg = this.registry.get(name);
     if (!reg) return this.onUnknown(delivery, env);
     if (env.embed.chord) {
       this.log("warn", `Task ${name}[${id}] is part of a chord; this worker does not count chord parts, so the chord body will not be triggered by it`, { taskId: id, task: name });
     }
-    if (this.isExpired(env)) return this.revoke(delivery, env, reg);
+    if (this.isExpired(env) || this.isRevoked(id)) return this.discardRevoked(delivery, env, reg);
 
     const stop = this.stopController.signal;
     const eta = parseCeleryDate(env.headers.eta);
@@ -352,7 +495,7 @@ class CeleriacWorker implements Worker {
         return;
       }
       // Celery checks again right before running: the message may have waited past it.
-      if (this.isExpired(env)) return await this.revoke(delivery, env, reg);
+      if (this.isExpired(env) || this.isRevoked(id)) return await this.discardRevoked(delivery, env, reg);
       await this.execute(job, env, reg);
     } finally {
       this.slots.release();
@@ -380,9 +523,16 @@ class CeleriacWorker implements Worker {
     const hardMs = typeof hardS === "number" && hardS > 0 ? hardS * 1000 : reg.options.timeLimitMs;
     const softMs = typeof softS === "number" && softS > 0 ? softS * 1000 : reg.options.softTimeLimitMs;
     const controller = new AbortController();
-    let forced!: () => void;
-    const forcedOutcome = new Promise<Outcome>((resolve) => (forced = () => resolve({ kind: "forced" })));
-    const running: Running = { acksLate, finished: false, controller, force: () => forced() };
+    // Shutdown forcing and revoke-terminate both end the wait for the handler from outside.
+    let endFromOutside!: (outcome: Outcome) => void;
+    const outsideOutcome = new Promise<Outcome>((resolve) => (endFromOutside = resolve));
+    const running: Running = {
+      acksLate,
+      finished: false,
+      controller,
+      force: () => endFromOutside({ kind: "forced" }),
+      terminate: () => endFromOutside({ kind: "terminated" }),
+    };
     job.running = running;
 
     const ctx = this.contextFor(env, delivery, controller.signal);
@@ -390,9 +540,11 @@ class CeleriacWorker implements Worker {
       await this.store(this.meta(env, "STARTED", { pid: process.pid, hostname: this.hostname }, null), env);
     }
     this.counters.inFlight++;
-    this.emit({ type: "task-started", taskId: h.id, task: h.task });
-    this.log("debug", "task started", { taskId: h.id, task: h.task, retries: h.retries });
     const started = Date.now();
+    job.startedAt = started;
+    const etaAt = parseCeleryDate(h.eta)?.getTime() ?? 0;
+    this.emit({ type: "task-started", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: started, waitMs: Math.max(0, started - Math.max(job.receivedAt, etaAt)) });
+    this.log("debug", "task started", { taskId: h.id, task: h.task, retries: h.retries });
 
     const timers: ReturnType<typeof setTimeout>[] = [];
     if (softMs !== undefined && softMs > 0) {
@@ -405,7 +557,7 @@ class CeleriacWorker implements Worker {
           (value): Outcome => ({ kind: "ok", value }),
           (error: unknown): Outcome => ({ kind: "error", error }),
         ),
-      forcedOutcome,
+      outsideOutcome,
     ];
     if (hardMs !== undefined && hardMs > 0) {
       racers.push(new Promise<Outcome>((resolve) => timers.push(setTimeout(() => resolve({ kind: "hard", limitMs: hardMs }), hardMs))));
@@ -435,6 +587,8 @@ class CeleriacWorker implements Worker {
       case "forced":
         controller.abort(new WorkerShutdownError());
         return this.onForced(delivery, env, reg, acksLate);
+      case "terminated":
+        return this.onTerminated(delivery, env, reg, acksLate);
     }
   }
 
@@ -484,7 +638,7 @@ class CeleriacWorker implements Worker {
     this.counters.succeeded++;
     if (this.shouldStore(env, reg)) await this.store(this.meta(env, "SUCCESS", result, null), env);
     if (acksLate) await this.settle(delivery, "ack");
-    this.emit({ type: "task-succeeded", taskId: h.id, task: h.task, runtimeMs });
+    this.emit({ type: "task-succeeded", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: Date.now(), runtimeMs, result });
     this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });
   }
 
@@ -512,7 +666,7 @@ class CeleriacWorker implements Worker {
     await this.publishErrbacks(env);
     // Celery's acks_on_failure_or_timeout defaults to true: a failed task is done with.
     if (acksLate) await this.settle(delivery, "ack");
-    this.emit({ type: "task-failed", taskId: h.id, task: h.task, excType: info.exc_type, runtimeMs });
+    this.emit({ type: "task-failed", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: Date.now(), excType: info.exc_type, exception: exceptionRepr(info), traceback, runtimeMs });
     this.log("error", `Task ${h.task}[${h.id}] raised unexpected: ${info.exc_type}(${info.exc_message.map((m) => JSON.stringify(m)).join(", ")})`, {
       taskId: h.id,
       task: h.task,
@@ -552,7 +706,8 @@ class CeleriacWorker implements Worker {
       await this.store(this.meta(env, "RETRY", info, tracebackOf(retry.cause ?? retry)), env);
     }
     if (acksLate) await this.settle(delivery, "ack");
-    this.emit({ type: "task-retried", taskId: h.id, task: h.task, retries, delayMs });
+    const cause = retry.cause !== undefined ? exceptionInfo(retry.cause) : celeryException("Retry", [`Retry in ${delayMs / 1000}s`]);
+    this.emit({ type: "task-retried", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: Date.now(), retries, delayMs, exception: exceptionRepr(cause), traceback: tracebackOf(retry.cause ?? retry) });
     this.log("info", `Task ${h.task}[${h.id}] retry: Retry in ${delayMs / 1000}s`, { taskId: h.id, task: h.task, retries, delayMs });
   }
 
@@ -566,7 +721,7 @@ class CeleriacWorker implements Worker {
     } else {
       await this.settle(delivery, "reject", `Reject: ${reject.message}`);
     }
-    this.emit({ type: "task-rejected", taskId: h.id, task: h.task, reason: reject.message, requeue: reject.requeue });
+    this.emit({ type: "task-rejected", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: Date.now(), reason: reject.message, requeue: reject.requeue });
     this.log("warn", `Task ${h.task}[${h.id}] rejected: ${reject.message}`, { taskId: h.id, task: h.task, requeue: reject.requeue });
   }
 
@@ -582,7 +737,7 @@ class CeleriacWorker implements Worker {
     this.counters.failed++;
     const info = celeryException("WorkerLostError", ["Worker exited prematurely: shutdown grace time expired"], "billiard.exceptions");
     if (this.shouldStore(env, reg)) await this.store(this.meta(env, "FAILURE", info, null), env);
-    this.emit({ type: "task-failed", taskId: h.id, task: h.task, excType: info.exc_type, runtimeMs: null });
+    this.emit({ type: "task-failed", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: Date.now(), excType: info.exc_type, exception: exceptionRepr(info), traceback: null, runtimeMs: null });
     this.log("error", `Task ${h.task}[${h.id}] abandoned at shutdown (acked early, will not run again)`, { taskId: h.id, task: h.task });
   }
 
@@ -607,7 +762,7 @@ class CeleriacWorker implements Worker {
         task_id: id,
       });
     }
-    this.emit({ type: "task-rejected", taskId: id, task, reason, requeue: false });
+    this.emit({ type: "task-rejected", taskId: id, task, queue: delivery.queue, timestamp: Date.now(), reason, requeue: false });
   }
 
   private async onUnknown(delivery: Delivery, env: TaskEnvelope): Promise<void> {
@@ -621,7 +776,7 @@ class CeleriacWorker implements Worker {
     await this.settle(delivery, "reject", `NotRegistered: ${name}`);
     // Stored unconditionally, as Celery does: the sender must learn that nobody runs it here.
     await this.store(this.meta(env, "FAILURE", celeryException("NotRegistered", [name]), null), env);
-    this.emit({ type: "task-rejected", taskId: id, task: name, reason: `NotRegistered: ${name}`, requeue: false });
+    this.emit({ type: "task-rejected", taskId: id, task: name, queue: delivery.queue, timestamp: Date.now(), reason: `NotRegistered: ${name}`, requeue: false });
   }
 
   private isExpired(env: TaskEnvelope): boolean {
@@ -629,13 +784,26 @@ class CeleriacWorker implements Worker {
     return expires !== null && Date.now() >= expires.getTime();
   }
 
-  private async revoke(delivery: Delivery, env: TaskEnvelope, reg: Registered): Promise<void> {
+  /** An expired or revoked message is not run: REVOKED is stored and the message acked, as Celery's Request.revoked does. */
+  private async discardRevoked(delivery: Delivery, env: TaskEnvelope, reg: Registered): Promise<void> {
+    const { task: name, id } = env.headers;
+    const expired = this.isExpired(env);
+    const reason = expired ? "expired" : "revoked";
+    this.counters.revoked++;
+    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "REVOKED", celeryException("TaskRevokedError", [reason]), null), env);
+    await this.settle(delivery, "ack");
+    this.emit({ type: "task-revoked", taskId: id, task: name, queue: delivery.queue, timestamp: Date.now(), expired, terminated: false });
+    this.log("info", `Discarding revoked task: ${name}[${id}] (${reason})`, { taskId: id, task: name, expires: env.headers.expires });
+  }
+
+  /** A running task named by revoke(terminate): abandoned like a hard time limit, stored REVOKED. */
+  private async onTerminated(delivery: Delivery, env: TaskEnvelope, reg: Registered, acksLate: boolean): Promise<void> {
     const { task: name, id } = env.headers;
     this.counters.revoked++;
-    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "REVOKED", celeryException("TaskRevokedError", ["expired"]), null), env);
-    await this.settle(delivery, "ack");
-    this.emit({ type: "task-revoked", taskId: id, task: name, expired: true });
-    this.log("info", `Discarding revoked task: ${name}[${id}] (expired)`, { taskId: id, task: name, expires: env.headers.expires });
+    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "REVOKED", celeryException("TaskRevokedError", ["terminated"]), null), env);
+    if (acksLate) await this.settle(delivery, "ack");
+    this.emit({ type: "task-revoked", taskId: id, task: name, queue: delivery.queue, timestamp: Date.now(), expired: false, terminated: true });
+    this.log("warn", `Terminated task ${name}[${id}] on revoke request; its handler was signalled and is no longer awaited`, { taskId: id, task: name });
   }
 
   // ---- follow-up tasks -------------------------------------------------------------------
@@ -736,11 +904,19 @@ class CeleriacWorker implements Worker {
 
   private emit(event: WorkerEvent): void {
     const hook = this.opts.onEvent;
-    if (!hook) return;
-    try {
-      hook(event);
-    } catch (err) {
-      this.log("warn", "onEvent hook threw", { event: event.type, error: describe(err) });
+    if (hook) {
+      try {
+        hook(event);
+      } catch (err) {
+        this.log("warn", "onEvent hook threw", { event: event.type, error: describe(err) });
+      }
+    }
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.log("warn", "event listener threw", { event: event.type, error: describe(err) });
+      }
     }
   }
 
@@ -772,6 +948,7 @@ class CeleriacWorker implements Worker {
       await Promise.race([this.drained(), sleep(SETTLE_AFTER_FORCE_MS)]);
     }
     this.finish();
+    await stopAddons(this.addons, this.log);
     this.currentState = "stopped";
     this.log("info", "worker stopped", { counters: { ...this.counters } });
     this.resolveClosed();
@@ -803,6 +980,7 @@ class CeleriacWorker implements Worker {
     this.stopController.abort(new WorkerShutdownError());
     this.forceAll();
     this.finish();
+    void stopAddons(this.addons, this.log);
     this.rejectClosed(CeleriacError.from(err, "connection"));
   }
 }
@@ -835,4 +1013,9 @@ function safeJson(v: unknown): string {
   } catch {
     return String(v);
   }
+}
+
+/** Celery's events carry `safe_repr(exc)`: `ValueError('boom')`. */
+export function exceptionRepr(info: ExceptionInfo): string {
+  return `${info.exc_type}(${info.exc_message.map((m) => pyRepr(m)).join(", ")})`;
 }
