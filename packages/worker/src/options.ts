@@ -53,6 +53,12 @@ export interface WorkerOptions {
    * `worker_enable_remote_control`; `true` on a transport without them is an error.
    */
   remoteControl?: boolean;
+  /**
+   * Celery's `task_routes` for the messages this worker sends itself (chain steps, links,
+   * errbacks, chord bodies) whose signature names no `queue`: task name (or glob with `*`) ->
+   * queue, the same shape as the client's `routes`. Unrouted ones go to the worker's first queue.
+   */
+  routes?: Record<string, string>;
 }
 
 export interface EventsOptions {
@@ -77,6 +83,8 @@ export interface ResolvedOptions {
   /** null when events are off. */
   events: { heartbeatMs: number } | null;
   remoteControl: boolean;
+  /** The queue `routes` gives a task name, or null. */
+  route: (task: string) => string | null;
 }
 
 const KNOWN = [
@@ -98,6 +106,7 @@ const KNOWN = [
   "trackStarted",
   "events",
   "remoteControl",
+  "routes",
 ] as const;
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -148,7 +157,12 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
   if (options.remoteControl === true && !hasExchanges) {
     throw new CeleriacError("unsupported", `createWorker: remote control needs a transport with exchanges (AMQP, Redis); ${options.transport.name} has none`);
   }
+  const routes = Object.entries(options.routes ?? {}).map(([glob, queue]) => {
+    if (typeof queue !== "string" || queue === "") throw new CeleriacError("invalid_argument", `createWorker: routes[${JSON.stringify(glob)}] must be a queue name`);
+    return { pattern: new RegExp(`^${glob.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`), queue };
+  });
   return {
+    route: (task: string) => routes.find((r) => r.pattern.test(task))?.queue ?? null,
     transport: options.transport,
     resultBackend: options.resultBackend ?? null,
     queues: [...queues],
