@@ -12,6 +12,7 @@ import {
   type WireMessage,
 } from "@celeriac/core";
 import { describe, ReconnectingConnection } from "./connection.js";
+import { AmqpExchanges } from "./exchanges.js";
 import { typeFieldTable } from "./field-table.js";
 
 export interface AmqpTransportOptions {
@@ -104,6 +105,8 @@ export class AmqpTransport implements Transport {
   private readonly consumers = new Set<AmqpConsumer>();
   private inFlight = 0;
   private idle: (() => void) | null = null;
+  /** Named exchanges (Celery events, remote control): see exchanges.ts. */
+  readonly exchanges: AmqpExchanges;
 
   constructor(options: AmqpTransportOptions = {}) {
     assertKnownOptions("createAmqpTransport", options, OPTION_KEYS);
@@ -137,6 +140,13 @@ export class AmqpTransport implements Transport {
       sharedConsumers: true,
     });
     this.closed = new Promise((r) => (this.resolveClosed = r));
+    this.exchanges = new AmqpExchanges({
+      connection: this.connection,
+      timeoutMs: this.opts.publishTimeoutMs,
+      onEvent: options.onEvent,
+      publishTo: (exchange, routingKey, message, declare) => this.publishTo(exchange, routingKey, message, declare, {}),
+      fromAmqpMessage,
+    });
   }
 
   async connect(): Promise<void> {
@@ -217,7 +227,13 @@ export class AmqpTransport implements Transport {
   }
 
   /** Publishes with a confirm, waiting through reconnects up to `publishTimeoutMs`. */
-  async publishTo(exchange: string, routingKey: string, message: WireMessage, declareQueue: string | null, extraHeaders: Record<string, unknown>): Promise<void> {
+  async publishTo(
+    exchange: string,
+    routingKey: string,
+    message: WireMessage,
+    declare: string | null | ((conn: ChannelModel) => Promise<void>),
+    extraHeaders: Record<string, unknown>,
+  ): Promise<void> {
     const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
     const props = toPublishOptions(message, extraHeaders);
     const deadline = Date.now() + this.opts.publishTimeoutMs;
@@ -226,7 +242,9 @@ export class AmqpTransport implements Transport {
       for (;;) {
         const conn = await this.connection.ready(Math.max(1, deadline - Date.now()));
         try {
-          if (declareQueue !== null) await this.ensureQueue(conn, declareQueue);
+          // A queue name (default exchange) or an exchange declaration, once per connection.
+          if (typeof declare === "string") await this.ensureQueue(conn, declare);
+          else if (declare !== null) await declare(conn);
           const ch = await this.publishChannel(conn);
           if (this.opts.confirm) {
             await new Promise<void>((resolve, reject) => {
@@ -347,6 +365,7 @@ export class AmqpTransport implements Transport {
     if (this.isClosed) return this.closed;
     this.isClosed = true;
     await Promise.all([...this.consumers].map((c) => c.stop()));
+    await this.exchanges.closeAll();
     if (this.inFlight > 0) {
       await Promise.race([new Promise<void>((r) => (this.idle = r)), sleep(options.drainMs ?? 5_000)]);
     }
