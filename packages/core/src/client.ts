@@ -7,6 +7,7 @@ import { assertKnownOptions } from "./options.js";
 import { truncatedRepr } from "./py-repr.js";
 import { AsyncResult } from "./result.js";
 import type { TaskDefinition, TaskOptions } from "./task.js";
+import { currentTraceContext, traceHeaders, type TraceContext } from "./trace-context.js";
 import { toCeleryIso } from "./time.js";
 import type { ResultBackend, Transport } from "./transport.js";
 
@@ -49,6 +50,12 @@ export interface SendOptions {
   /** Group membership (Celery's `group_id`/`group_index`). */
   groupId?: string;
   groupIndex?: number;
+  /**
+   * W3C trace context to send in the `traceparent`/`tracestate` headers. Default: the current one
+   * (`withTraceContext`, or the task a worker is running); null sends none. With no context at
+   * all the message has no trace headers, byte for byte what Celery sends.
+   */
+  traceContext?: TraceContext | null;
 }
 
 const SEND_OPTION_KEYS = [
@@ -71,6 +78,7 @@ const SEND_OPTION_KEYS = [
   "rootId",
   "groupId",
   "groupIndex",
+  "traceContext",
 ] as const;
 
 export interface ClientOptions {
@@ -187,7 +195,7 @@ export class Client {
         kwargsrepr: truncatedRepr(kwargs),
         origin: this.origin,
         ignoreResult: options.ignoreResult ?? false,
-        extra: options.headers ?? {},
+        extra: withTraceHeaders(options.headers, options.traceContext === undefined ? currentTraceContext() : options.traceContext),
       },
       properties: {
         priority: options.priority ?? null,
@@ -226,6 +234,12 @@ function taskDefaults(task: { options: Readonly<TaskOptions> }): SendOptions {
   if (o.timeLimitMs !== undefined) d.timeLimitMs = o.timeLimitMs;
   if (o.softTimeLimitMs !== undefined) d.softTimeLimitMs = o.softTimeLimitMs;
   return d;
+}
+
+/** Trace headers first, then the caller's own: an explicit `traceparent` header wins. */
+function withTraceHeaders(headers: Record<string, unknown> | undefined, trace: TraceContext | null): Record<string, unknown> {
+  if (!trace) return headers ?? {};
+  return { ...traceHeaders(trace), ...headers };
 }
 
 function escapeRegExp(s: string): string {

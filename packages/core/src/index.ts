@@ -10,6 +10,7 @@ export { MemoryTransport, createMemoryTransport, type MemoryTransportOptions } f
 export { MemoryResultBackend, createMemoryResultBackend } from "./memory-backend.js";
 export type { TaskEnvelope, TaskHeaders, TaskProperties, TaskEmbed, Signature, TaskState, ResultMeta, ExceptionInfo } from "./envelope.js";
 export { createEnvelope, emptyEmbed, READY_STATES } from "./envelope.js";
+export { withTraceContext, currentTraceContext, startTrace, childTraceContext, traceContextFromHeaders, traceHeaders, parseTraceparent, formatTraceparent, newTraceId, newSpanId, isSampled, type TraceContext, type Traceparent } from "./trace-context.js";
 
 // ---- Codecs: Celery JSON (what Python reads) and protobuf ------------------------------------
 export { type Codec, celeryJsonCodec, decodeTask, decompressMessage, defaultCodecs } from "./codec/index.js";
