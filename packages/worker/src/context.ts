@@ -1,4 +1,4 @@
-import { Retry } from "@celeriac/core";
+import { Retry, type TraceContext } from "@celeriac/core";
 
 /** Where the message came from, as the worker received it. */
 export interface DeliveryInfo {
@@ -40,6 +40,12 @@ export interface TaskContext<Kwargs extends Record<string, unknown> = Record<str
    * fetch and friends, or check it between steps: JS cannot stop a running function from outside.
    */
   readonly signal: AbortSignal;
+  /**
+   * The W3C trace context of this run when its message carried a valid `traceparent`: a new span
+   * (`spanId`) whose parent (`parentSpanId`) is the sender's span. Tasks sent from the handler
+   * carry it on. Null when the message had none.
+   */
+  readonly traceContext: TraceContext | null;
   /** The error to throw to retry this task: `throw ctx.retry({ countdownMs: 5000 })`. */
   retry(options?: RetryOptions): Retry;
 }

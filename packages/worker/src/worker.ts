@@ -16,6 +16,11 @@ import {
   type TaskState,
   toCeleryIso,
   toCeleryNaiveUtc,
+  childTraceContext,
+  currentTraceContext,
+  traceContextFromHeaders,
+  traceHeaders,
+  withTraceContext,
 } from "@celeriac/core";
 import { setMaxListeners } from "node:events";
 import { followUps } from "./canvas.js";
@@ -496,7 +501,10 @@ class CeleriacWorker implements Worker {
       }
       // Celery checks again right before running: the message may have waited past it.
       if (this.isExpired(env) || this.isRevoked(id)) return await this.discardRevoked(delivery, env, reg);
-      await this.execute(job, env, reg);
+      // The run is a new span in the sender's trace (W3C trace context); no traceparent, no
+      // context, even if the worker itself was started inside one.
+      const incoming = traceContextFromHeaders(delivery.message.headers);
+      await withTraceContext(incoming ? childTraceContext(incoming) : null, () => this.execute(job, env, reg));
     } finally {
       this.slots.release();
     }
@@ -613,6 +621,7 @@ class CeleriacWorker implements Worker {
         priority: env.properties.priority,
       },
       signal,
+      traceContext: currentTraceContext(),
       retry: (options) => retryError(options),
     };
   }
@@ -839,7 +848,9 @@ class CeleriacWorker implements Worker {
       return;
     }
     const { transport } = this.opts;
+    const trace = currentTraceContext();
     for (const f of made) {
+      if (trace) f.envelope.headers.extra = { ...f.envelope.headers.extra, ...traceHeaders(trace) };
       const delayed = transport.capabilities.delayedDelivery && f.delayMs > 0;
       await transport.publish(f.queue, celeryJsonCodec.encode(f.envelope), delayed ? { delayMs: f.delayMs } : {});
     }
