@@ -12,6 +12,9 @@ export type { TaskEnvelope, TaskHeaders, TaskProperties, TaskEmbed, Signature, T
 export { createEnvelope, emptyEmbed, READY_STATES } from "./envelope.js";
 export { withTraceContext, currentTraceContext, startTrace, childTraceContext, traceContextFromHeaders, traceHeaders, parseTraceparent, formatTraceparent, newTraceId, newSpanId, isSampled, type TraceContext, type Traceparent } from "./trace-context.js";
 
+// ---- Operations: remote control of running workers (celery inspect / celery control) -------
+export { createControl, LamportClock, PIDBOX_EXCHANGE, PIDBOX_REPLY_EXCHANGE, CONTROL_QUEUE_TTL_MS, CONTROL_QUEUE_EXPIRES_MS, DEFAULT_CONTROL_TIMEOUT_MS, pidboxQueueName, encodeControlMessage, decodeControlBody, type Control, type ControlOptions, type BroadcastOptions, type Inspect, type RevokeOptions, type ControlRequest, type ControlReply, type ControlOkReply, type ControlErrorReply, type ControlReplies, type TaskInfo, type ScheduledTaskInfo, type WorkerStats } from "./control.js";
+
 // ---- Codecs: Celery JSON (what Python reads) and protobuf ------------------------------------
 export { type Codec, celeryJsonCodec, decodeTask, decompressMessage, defaultCodecs } from "./codec/index.js";
 export { createCeleryJsonCodec, kombuValueEncoder, reviveKombuTypes, pyIsoformat, type CeleryJsonCodecOptions, type KombuJsonDialect } from "./codec/celery-json.js";
