@@ -1,4 +1,5 @@
 import type { Transport } from "@celeriac/core";
+import { startCeleryEvents } from "./celery-events.js";
 import type { LogFn } from "./logger.js";
 import type { ResolvedOptions } from "./options.js";
 import type { Worker } from "./worker.js";
@@ -24,7 +25,7 @@ export interface WorkerAddon {
 type AddonStarter = (host: AddonHost) => Promise<WorkerAddon | null>;
 
 /** Each starter returns null when its option is off or the transport cannot carry it. */
-const STARTERS: AddonStarter[] = [];
+const STARTERS: AddonStarter[] = [startCeleryEvents];
 
 /** Starts every enabled addon; if one fails, the ones already started are stopped again. */
 export async function startAddons(host: AddonHost): Promise<WorkerAddon[]> {
