@@ -5,7 +5,8 @@ import { createEnvelope, type Signature, type TaskEnvelope } from "./envelope.js
 import { CeleriacError } from "./errors.js";
 import { assertKnownOptions } from "./options.js";
 import { truncatedRepr } from "./py-repr.js";
-import { AsyncResult } from "./result.js";
+import { planCanvas, type CanvasHandle, type CanvasResult, type ResultRef } from "./canvas.js";
+import { AsyncResult, GroupResult } from "./result.js";
 import type { TaskDefinition, TaskOptions } from "./task.js";
 import { currentTraceContext, traceHeaders, type TraceContext } from "./trace-context.js";
 import { toCeleryIso } from "./time.js";
@@ -81,6 +82,26 @@ const SEND_OPTION_KEYS = [
   "traceContext",
 ] as const;
 
+/** Options of `client.apply(canvas)`. */
+export interface ApplyOptions {
+  /** Partial args prepended to the first task(s)' args, as `canvas.apply_async(args)`. */
+  args?: unknown[];
+  /**
+   * Save a group's result (Celery's `GroupResult.save()`) when the backend can, so Python's
+   * `GroupResult.restore(id)` finds it. Default true.
+   */
+  saveGroup?: boolean;
+}
+
+const APPLY_OPTION_KEYS = ["args", "saveGroup"] as const;
+
+/** What `client.apply(canvas)` resolves with: an `AsyncResult` or, for a group, a `GroupResult`. */
+export type CanvasResultHandle<C> = [CanvasHandle<C>] extends ["group"]
+  ? GroupResult<CanvasResult<C> extends unknown[] ? CanvasResult<C> : unknown[]>
+  : [CanvasHandle<C>] extends ["task"]
+    ? AsyncResult<CanvasResult<C>>
+    : AsyncResult | GroupResult;
+
 export interface ClientOptions {
   /** The broker. The client never closes a transport it did not create. */
   transport: Transport;
@@ -153,6 +174,42 @@ export class Client {
     const message = this.codec.encode(envelope);
     await this.transport.publish(options.routingKey ?? queue, message);
     return new AsyncResult(envelope.headers.id, this.resultBackend);
+  }
+
+  /**
+   * Sends a signature, chain, group or chord (`canvas.apply_async()`), publishing what Celery
+   * 5.2.6 would. Resolves with the last step's `AsyncResult` (the body's, for a chord), or a
+   * `GroupResult` for a group. A chord needs a result backend with the chord capability
+   * (`setChordSize`/`onChordPartReturn`); without one this throws `CeleriacError("unsupported")`.
+   */
+  async apply<C extends Signature>(canvas: C, options: ApplyOptions = {}): Promise<CanvasResultHandle<C>> {
+    assertKnownOptions("apply", options, APPLY_OPTION_KEYS);
+    if (options.args !== undefined && !Array.isArray(options.args)) throw new CeleriacError("invalid_argument", "apply: args must be an array");
+    const plan = planCanvas(canvas, options.args ?? [], { parentId: null, rootId: null, now: new Date(), origin: this.origin });
+    const backend = this.resultBackend;
+    if (plan.chordSizes.length > 0 || hasChord(canvas)) {
+      if (!backend?.setChordSize || !backend.onChordPartReturn) {
+        throw new CeleriacError(
+          "unsupported",
+          `apply: chords need a result backend that counts chord parts (setChordSize/onChordPartReturn); ${backend ? `"${backend.name}" does not` : "no result backend is configured"}`,
+        );
+      }
+    }
+    await this.ensureConnected();
+    for (const c of plan.chordSizes) await backend!.setChordSize!(c.groupId, c.size);
+    const replyTo = backend?.replyTo ? await backend.replyTo() : "";
+    for (const m of plan.messages) {
+      if (replyTo && !m.envelope.headers.ignoreResult) m.envelope.properties.replyTo = replyTo;
+      await this.transport.publish(m.queue ?? this.route(m.envelope.headers.task), this.codec.encode(m.envelope));
+    }
+    const handle = this.handleFor(plan.result);
+    if (handle instanceof GroupResult && options.saveGroup !== false && backend?.saveGroup) await handle.save();
+    return handle as CanvasResultHandle<C>;
+  }
+
+  private handleFor(ref: ResultRef): AsyncResult | GroupResult {
+    if (ref.kind === "task") return new AsyncResult(ref.id, this.resultBackend);
+    return new GroupResult(ref.id, ref.children.map((c) => this.handleFor(c)), this.resultBackend);
   }
 
   /** A handle to an existing task's result. */
@@ -234,6 +291,17 @@ function taskDefaults(task: { options: Readonly<TaskOptions> }): SendOptions {
   if (o.timeLimitMs !== undefined) d.timeLimitMs = o.timeLimitMs;
   if (o.softTimeLimitMs !== undefined) d.softTimeLimitMs = o.softTimeLimitMs;
   return d;
+}
+
+/** Whether a canvas holds a chord anywhere (as a step, a member or a header task's option). */
+function hasChord(v: unknown, depth = 0): boolean {
+  if (depth > 64 || v === null || typeof v !== "object") return false;
+  if (Array.isArray(v)) return v.some((x) => hasChord(x, depth + 1));
+  const d = v as Record<string, unknown>;
+  if (d["subtask_type"] === "chord" || d["subtaskType"] === "chord") return true;
+  const options = d["options"];
+  if (options && typeof options === "object" && (options as Record<string, unknown>)["chord"]) return true;
+  return Object.values(d).some((x) => hasChord(x, depth + 1));
 }
 
 /** Trace headers first, then the caller's own: an explicit `traceparent` header wins. */

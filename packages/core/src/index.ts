@@ -3,6 +3,9 @@ export { defineTask, parseRateLimit, type TaskDefinition, type TaskOptions, type
 export { Client, createClient, type ClientOptions, type SendOptions } from "./client.js";
 export { AsyncResult, resultFromMeta, asExceptionInfo, type GetResultOptions } from "./result.js";
 export { signature } from "./signature.js";
+export { GroupResult } from "./result.js";
+export { chain, group, chord, s, si, withOptions, withKwargs, type Canvas, type CanvasResult, type CanvasHandle, type SignatureOptions } from "./canvas.js";
+export type { ApplyOptions, CanvasResultHandle } from "./client.js";
 export { CeleriacError, TaskFailedError, Retry, Reject, type CeleriacErrorCode } from "./errors.js";
 export { transportFromUrl, resultBackendFromUrl } from "./urls.js";
 export { FileResultBackend, createFileResultBackend, fileResultBackendFromUrl, type FileResultBackendOptions } from "./file-backend.js";
@@ -31,3 +34,5 @@ export { ChangeSignal } from "./change-signal.js";
 export { pollForResult } from "./memory-backend.js";
 export { toCeleryIso, toCeleryNaiveUtc, parseCeleryTime } from "./time.js";
 export { pyRepr, truncatedRepr } from "./py-repr.js";
+export type { ChordPartReturn } from "./transport.js";
+export { planCanvas, toWireSignature, fromWireSignature, chordSizeOf, chordOutcome, exceptionRepr, type CanvasPlan, type CanvasContext, type PlannedMessage, type ResultRef, type ChordPart, type WireSignature } from "./canvas.js";

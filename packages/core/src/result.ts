@@ -79,3 +79,53 @@ export function asExceptionInfo(value: unknown): ExceptionInfo | null {
     exc_module: typeof v["exc_module"] === "string" ? v["exc_module"] : null,
   };
 }
+
+/**
+ * A group's results (Celery's `GroupResult`): `get()` gives every member's result in member
+ * order, failing with the first failure in that order, as Celery's `join` does.
+ */
+export class GroupResult<Results extends unknown[] = unknown[]> {
+  readonly id: string;
+  /** The members' handles, in member order (a member may itself be a group). */
+  readonly results: readonly (AsyncResult | GroupResult)[];
+  private readonly backend: ResultBackend | null;
+
+  constructor(id: string, results: readonly (AsyncResult | GroupResult)[], backend: ResultBackend | null) {
+    this.id = id;
+    this.results = results;
+    this.backend = backend;
+  }
+
+  /** Waits for every member; the deadline is shared by all of them. */
+  async get(options: GetResultOptions = {}): Promise<Results> {
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+    const out: unknown[] = [];
+    for (const r of this.results) {
+      const left = Math.max(1, deadline - Date.now());
+      out.push(await r.get({ timeoutMs: left, ...(options.signal ? { signal: options.signal } : {}) }));
+    }
+    return out as Results;
+  }
+
+  /** True when every member is ready (SUCCESS, FAILURE or REVOKED). */
+  async ready(): Promise<boolean> {
+    for (const r of this.results) if (!(await r.ready())) return false;
+    return true;
+  }
+
+  /** Member task ids in order (a nested group contributes its own ids). */
+  taskIds(): string[] {
+    return this.results.flatMap((r) => (r instanceof GroupResult ? r.taskIds() : [r.id]));
+  }
+
+  /**
+   * Celery's `GroupResult.save()`: stores the member ids under the group id so
+   * `GroupResult.restore(id)` (Python) finds them. Needs a backend with `saveGroup`.
+   */
+  async save(): Promise<void> {
+    if (!this.backend?.saveGroup) {
+      throw new CeleriacError("unsupported", `the result backend${this.backend ? ` "${this.backend.name}"` : ""} cannot save group results`);
+    }
+    await this.backend.saveGroup(this.id, this.taskIds());
+  }
+}

@@ -1,4 +1,5 @@
-import type { ResultMeta } from "./envelope.js";
+import type { ChordPart } from "./canvas.js";
+import type { ResultMeta, TaskState } from "./envelope.js";
 import type { WireMessage } from "./wire.js";
 
 /**
@@ -152,5 +153,39 @@ export interface ResultBackend {
    * ready to receive. The client puts it in each task's `reply_to` property.
    */
   replyTo?(): Promise<string>;
+  /**
+   * Celery's `GroupResult.save()`: keeps a group's member ids under its id, so Python's
+   * `GroupResult.restore(id)` finds them. Optional: `GroupResult.save()` refuses without it.
+   */
+  saveGroup?(groupId: string, taskIds: readonly string[]): Promise<void>;
+  /**
+   * Chords, a declared capability: a backend with both chord methods counts header completions
+   * the way Celery's backend of the same kind does, so header tasks may finish on Python and
+   * Celeriac workers alike. A backend without them cannot run chords: the client refuses to send
+   * one (`CeleriacError("unsupported")`) rather than emulate Celery's polling `chord_unlock`.
+   *
+   * `setChordSize` is Celery's `backend.set_chord_size(group_id, size)`, called before the header
+   * is published.
+   */
+  setChordSize?(groupId: string, size: number): Promise<void>;
+  /**
+   * Celery's `backend.on_chord_part_return`, called by the worker after a header task's result
+   * is stored (success, failure or revoke). Resolves with every header part in header order when
+   * this call completed the chord (exactly one caller gets them, whichever worker finished last),
+   * otherwise null. The caller then sends the body or stores its ChordError.
+   */
+  onChordPartReturn?(part: ChordPartReturn): Promise<ChordPart[] | null>;
   close(): Promise<void>;
+}
+
+/** One header task finishing, as `on_chord_part_return` gets it from the task's request. */
+export interface ChordPartReturn {
+  /** The header's group id (the task's `group` header). */
+  groupId: string;
+  taskId: string;
+  /** The task's `group_index` header; null sorts last, as Celery's `+inf` score. */
+  groupIndex: number | null;
+  state: TaskState;
+  /** The return value, or Celery's exception dict for FAILURE/REVOKED. */
+  result: unknown;
 }

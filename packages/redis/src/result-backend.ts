@@ -1,5 +1,16 @@
 import { Redis } from "ioredis";
-import { CeleriacError, READY_STATES, assertKnownOptions, pyParse, pyStringify, type ResultBackend, type ResultMeta } from "@celeriac/core";
+import {
+  CeleriacError,
+  READY_STATES,
+  assertKnownOptions,
+  pyParse,
+  pyStringify,
+  type ChordPart,
+  type ChordPartReturn,
+  type ResultBackend,
+  type ResultMeta,
+  type TaskState,
+} from "@celeriac/core";
 import { ioredisOptions, parseRedisUrl } from "./url.js";
 
 export interface RedisResultBackendOptions {
@@ -201,6 +212,61 @@ export class RedisResultBackend implements ResultBackend {
     return { groupId, taskIds };
   }
 
+  private expirySeconds(): number | null {
+    return this.expiresMs === null ? null : Math.max(1, Math.round(this.expiresMs / 1000));
+  }
+
+  /**
+   * celery/backends/redis.py `set_chord_size`: the header's size under
+   * `celery-taskset-meta-<groupId>.s`, written like any value (SETEX with the result expiry, plus
+   * a PUBLISH on the key).
+   */
+  async setChordSize(groupId: string, size: number): Promise<void> {
+    this.open("set chord size");
+    if (!Number.isInteger(size) || size < 0) throw new CeleriacError("invalid_argument", `setChordSize: size must be a non-negative integer, got ${String(size)}`);
+    const key = `${GROUP_KEY_PREFIX}${groupId}.s`;
+    const ttl = this.expirySeconds();
+    const pipe = this.client.multi();
+    if (ttl === null) pipe.set(key, String(size));
+    else pipe.setex(key, ttl, String(size));
+    await pipe.publish(key, String(size)).exec();
+  }
+
+  /**
+   * celery/backends/redis.py `on_chord_part_return` with Celery's default
+   * `result_chord_ordered=True`: the part `[1, task_id, state, result]` goes into the sorted set
+   * `celery-taskset-meta-<gid>.j` scored by its group_index (`+inf` without one), and in the same
+   * MULTI the set's size, `.t` (parts added by `add_to_chord`) and `.s` (the chord size) are read
+   * and the three keys get the result expiry. The call that brings the count to size + `.t` is
+   * the one that completes the chord: it reads the parts in index order and deletes the keys, so
+   * exactly one worker, Python or Celeriac, sends the body.
+   */
+  async onChordPartReturn(part: ChordPartReturn): Promise<ChordPart[] | null> {
+    this.open("count a chord part");
+    const base = GROUP_KEY_PREFIX + part.groupId;
+    const jkey = `${base}.j`;
+    const tkey = `${base}.t`;
+    const skey = `${base}.s`;
+    const encoded = pyStringify([1, part.taskId, part.state, part.result]);
+    const score = part.groupIndex === null ? "+inf" : String(part.groupIndex);
+    const pipe = this.client.multi().zadd(jkey, score, encoded).zcount(jkey, "-inf", "+inf").get(tkey).get(skey);
+    const ttl = this.expirySeconds();
+    if (ttl !== null) pipe.expire(jkey, ttl).expire(tkey, ttl).expire(skey, ttl);
+    const replies = await pipe.exec();
+    if (!replies) throw new CeleriacError("connection", `chord ${part.groupId}: the MULTI was discarded`);
+    for (const [err] of replies) if (err) throw CeleriacError.from(err, "connection");
+    const readyCount = Number(replies[1]![1]);
+    const totalDiff = Number(replies[2]![1] ?? 0) || 0;
+    const sizeText = replies[3]![1] as string | null;
+    // No size yet: Celery does nothing either (the sender sets it before the header is published).
+    if (!sizeText) return null;
+    const total = Number(sizeText) + totalDiff;
+    if (readyCount !== total) return null;
+    const members = await this.client.zrange(jkey, 0, -1);
+    await this.client.multi().del(jkey).del(tkey).del(skey).exec();
+    return members.map((m) => unpackChordPart(m, part.groupId));
+  }
+
   async deleteGroup(groupId: string): Promise<void> {
     this.open("delete group");
     await this.client.del(GROUP_KEY_PREFIX + groupId);
@@ -213,6 +279,15 @@ export class RedisResultBackend implements ResultBackend {
     this.subscriber = null;
     if (this.ownsClient) await this.client.quit().catch(() => this.client.disconnect());
   }
+}
+
+/** One `[1, task_id, state, result]` entry of a chord's `.j` set. */
+function unpackChordPart(text: string, groupId: string): ChordPart {
+  const v = pyParse(text);
+  if (!Array.isArray(v) || v.length < 4 || typeof v[1] !== "string" || typeof v[2] !== "string") {
+    throw new CeleriacError("decode_failed", `chord ${groupId}: a part is not [1, task_id, state, result]`);
+  }
+  return { taskId: v[1], state: v[2] as TaskState, result: v[3] };
 }
 
 /** Creates the Redis result backend; see {@link RedisResultBackendOptions} for the defaults. */

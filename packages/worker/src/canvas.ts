@@ -1,5 +1,13 @@
-import { randomUUID } from "node:crypto";
-import { createEnvelope, toCeleryIso, type Signature, type TaskEnvelope } from "@celeriac/core";
+import {
+  CeleriacError,
+  fromWireSignature,
+  planCanvas,
+  toWireSignature,
+  type CanvasPlan,
+  type Signature,
+  type TaskEnvelope,
+  type WireSignature,
+} from "@celeriac/core";
 
 /** One follow-up message to publish: where, what, and how long the broker should hide it. */
 export interface FollowUp {
@@ -12,133 +20,70 @@ export interface FollowUpContext {
   /** The finished task: the follow-up's parent. */
   parentId: string;
   rootId: string;
-  /** Where a signature without `options.queue` goes: the worker's first queue. */
+  /** Where a signature without `options.queue` and without a route goes: the worker's first queue. */
   defaultQueue: string;
+  /** The worker's `routes` (Celery's task_routes): the queue for a task name, or null. */
+  route?: (task: string) => string | null;
   now: Date;
 }
 
+export interface FollowUpPlan {
+  messages: FollowUp[];
+  /** `set_chord_size` calls to make before publishing (a chord sent as a step or callback). */
+  chordSizes: CanvasPlan["chordSizes"];
+}
+
 /**
- * Builds the messages for a link, link_error or chain step, the way Celery's `apply_async` would
- * from the signature dict: `value` is prepended to the args unless the signature is immutable.
- * Plain signatures, chains and groups are understood; a chord (or anything else) as a callback
- * returns an error string instead, because publishing it wrong would be worse than not
- * publishing it.
+ * Builds the messages for a link, link_error, chain step or chord body, the way Celery's
+ * `sig.apply_async((value,), chain=chain, parent_id=..., root_id=...)` would from the signature
+ * dict (celery/app/trace.py, celery/backends/base.py): `value` is prepended to the args unless
+ * the signature is immutable. Plain signatures, chains, groups and chords are understood; a
+ * shape that is not supported returns an error string instead, because publishing it wrong
+ * would be worse than not publishing it.
  */
-export function followUps(sig: Signature, value: unknown[], ctx: FollowUpContext, chain: Signature[] | null = null): FollowUp[] | string {
-  if (sig.subtaskType === "chain") {
-    const raw = sig.kwargs["tasks"];
-    if (!Array.isArray(raw) || raw.length === 0) return `chain signature has no tasks`;
-    const steps = raw.map((t) => signatureFromWire(t));
-    if (steps.some((s) => s === null)) return `chain signature holds something that is not a signature`;
-    const [first, ...rest] = steps as Signature[];
-    // Celery embeds the remaining steps in reverse so each worker pops the next one off the end.
-    const remaining = [...rest].reverse().concat(chain ?? []);
-    return followUps(first!, sig.immutable ? [] : value, ctx, remaining.length > 0 ? remaining : null);
+export function followUps(sig: Signature, value: unknown[], ctx: FollowUpContext, chain: Signature[] | null = null): FollowUpPlan | string {
+  try {
+    const plan = planCanvas(sig, value, { parentId: ctx.parentId, rootId: ctx.rootId, now: ctx.now }, { chain: chain ? chain.map(toWireSignature) : undefined });
+    return {
+      messages: plan.messages.map((m) => ({
+        queue: m.queue ?? ctx.route?.(m.envelope.headers.task) ?? ctx.defaultQueue,
+        envelope: m.envelope,
+        delayMs: m.delayMs,
+      })),
+      chordSizes: plan.chordSizes,
+    };
+  } catch (err) {
+    if (err instanceof CeleriacError) return err.message;
+    throw err;
   }
-  if (sig.subtaskType === "group") {
-    const raw = sig.kwargs["tasks"];
-    if (!Array.isArray(raw)) return `group signature has no tasks`;
-    const members = raw.map((t) => signatureFromWire(t));
-    if (members.some((s) => s === null)) return `group signature holds something that is not a signature`;
-    // Each member gets the value, the group's id and its index, as group.apply_async((value,)) does.
-    const groupId = stringOption(sig.options["group_id"]) ?? stringOption(sig.options["task_id"]) ?? randomUUID();
-    const out: FollowUp[] = [];
-    for (const [index, member] of (members as Signature[]).entries()) {
-      const made = followUps(
-        { ...member, options: { ...member.options, group_id: groupId, group_index: index } },
-        sig.immutable ? [] : value,
-        ctx,
-        chain,
-      );
-      if (typeof made === "string") return made;
-      out.push(...made);
-    }
-    return out;
-  }
-  if (sig.subtaskType !== null) return `${sig.subtaskType} signatures as callbacks are not supported by this worker`;
-
-  const o = sig.options;
-  const id = typeof o["task_id"] === "string" && o["task_id"] !== "" ? o["task_id"] : randomUUID();
-  const args = sig.immutable ? [...sig.args] : [...value, ...sig.args];
-
-  let delayMs = 0;
-  let eta: string | null = null;
-  if (typeof o["countdown"] === "number" && o["countdown"] > 0) {
-    delayMs = o["countdown"] * 1000;
-    eta = toCeleryIso(new Date(ctx.now.getTime() + delayMs));
-  } else if (typeof o["eta"] === "string") {
-    eta = o["eta"];
-    const at = Date.parse(eta);
-    if (!Number.isNaN(at)) delayMs = Math.max(0, at - ctx.now.getTime());
-  }
-  let expires: string | null = null;
-  if (typeof o["expires"] === "number") expires = toCeleryIso(new Date(ctx.now.getTime() + o["expires"] * 1000));
-  else if (typeof o["expires"] === "string") expires = o["expires"];
-
-  const envelope = createEnvelope({
-    task: sig.task,
-    id,
-    args,
-    kwargs: { ...sig.kwargs },
-    headers: {
-      eta,
-      expires,
-      rootId: ctx.rootId,
-      parentId: ctx.parentId,
-      group: typeof o["group_id"] === "string" ? o["group_id"] : null,
-      groupIndex: typeof o["group_index"] === "number" ? o["group_index"] : null,
-      timelimit: [numberOrNull(o["time_limit"]), numberOrNull(o["soft_time_limit"])],
-      ignoreResult: o["ignore_result"] === true,
-    },
-    properties: {
-      priority: typeof o["priority"] === "number" ? o["priority"] : null,
-    },
-    embed: {
-      callbacks: signatureList(o["link"]),
-      errbacks: signatureList(o["link_error"]),
-      chain,
-    },
-  });
-  return [{ queue: queueName(o["queue"]) ?? ctx.defaultQueue, envelope, delayMs }];
 }
 
-function stringOption(v: unknown): string | null {
-  return typeof v === "string" && v !== "" ? v : null;
+/**
+ * celery/app/trace.py: with several callbacks, groups are applied one by one and the plain
+ * signatures together as one group; a single callback is applied alone.
+ */
+export function callbackSignatures(callbacks: readonly Signature[]): Signature[] {
+  if (callbacks.length <= 1) return [...callbacks];
+  const groups = callbacks.filter((c) => c.subtaskType === "group");
+  const plain = callbacks.filter((c) => c.subtaskType !== "group");
+  return plain.length > 0 ? [...groups, asGroup(plain)] : groups;
 }
 
-function numberOrNull(v: unknown): number | null {
-  return typeof v === "number" ? v : null;
+/**
+ * celery/backends/base.py `_call_task_errbacks`: errbacks that take only the task id are applied
+ * together as `group(errbacks).apply_async((task_id,))`.
+ */
+export function errbackGroup(errbacks: readonly Signature[]): Signature {
+  return asGroup(errbacks);
 }
 
-function queueName(q: unknown): string | null {
-  if (typeof q === "string" && q !== "") return q;
-  // kombu serializes a Queue object as a dict carrying its name.
-  if (q !== null && typeof q === "object" && typeof (q as { name?: unknown }).name === "string") return (q as { name: string }).name;
-  return null;
-}
-
-function signatureList(v: unknown): Signature[] | null {
-  if (v === null || v === undefined) return null;
-  const list = Array.isArray(v) ? v : [v];
-  const sigs = list.map((s) => signatureFromWire(s)).filter((s): s is Signature => s !== null);
-  return sigs.length > 0 ? sigs : null;
+function asGroup(members: readonly Signature[]): Signature {
+  return { task: "celery.group", args: [], kwargs: { tasks: members.map(toWireSignature) }, options: {}, subtaskType: "group", immutable: false };
 }
 
 /** A signature dict as found inside options (link, chain tasks): still in Celery's wire names. */
 export function signatureFromWire(v: unknown): Signature | null {
-  if (v === null || typeof v !== "object") return null;
-  const d = v as Record<string, unknown>;
-  if (typeof d["task"] !== "string") return null;
-  return {
-    task: d["task"],
-    args: Array.isArray(d["args"]) ? [...(d["args"] as unknown[])] : [],
-    kwargs: isRecord(d["kwargs"]) ? { ...d["kwargs"] } : {},
-    options: isRecord(d["options"]) ? { ...d["options"] } : {},
-    subtaskType: typeof d["subtask_type"] === "string" ? d["subtask_type"] : null,
-    immutable: d["immutable"] === true,
-  };
+  return fromWireSignature(v);
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
+export type { WireSignature };

@@ -1,6 +1,9 @@
 import {
   CeleriacError,
   celeryJsonCodec,
+  chordOutcome,
+  type ChordPart,
+  type Signature,
   decodeTask,
   parseRateLimit,
   Reject,
@@ -23,7 +26,7 @@ import {
   withTraceContext,
 } from "@celeriac/core";
 import { setMaxListeners } from "node:events";
-import { followUps } from "./canvas.js";
+import { callbackSignatures, errbackGroup, followUps, signatureFromWire as signatureFromWireValue } from "./canvas.js";
 import { retryError, type TaskContext } from "./context.js";
 import { celeryException, describe, exceptionInfo, SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded, tracebackOf, WorkerShutdownError } from "./errors.js";
 import type { HeldTask, WorkerCounters, WorkerEvent, WorkerEventListener } from "./events.js";
@@ -446,8 +449,9 @@ class CeleriacWorker implements Worker {
     this.log("info", `Task ${name}[${id}] received`, { taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta, retries: env.headers.retries });
     const reg = this.registry.get(name);
     if (!reg) return this.onUnknown(delivery, env);
-    if (env.embed.chord) {
-      this.log("warn", `Task ${name}[${id}] is part of a chord; this worker does not count chord parts, so the chord body will not be triggered by it`, { taskId: id, task: name });
+    if (env.embed.chord && !this.opts.resultBackend?.onChordPartReturn) {
+      const backend = this.opts.resultBackend ? `result backend "${this.opts.resultBackend.name}" cannot` : "worker has no result backend to";
+      this.log("warn", `Task ${name}[${id}] is part of a chord, but this ${backend} count chord parts, so the chord body will not be triggered by it`, { taskId: id, task: name });
     }
     if (this.isExpired(env) || this.isRevoked(id)) return this.discardRevoked(delivery, env, reg);
 
@@ -646,6 +650,7 @@ class CeleriacWorker implements Worker {
     }
     this.counters.succeeded++;
     if (this.shouldStore(env, reg)) await this.store(this.meta(env, "SUCCESS", result, null), env);
+    await this.chordPartReturn(chordRequest(env), "SUCCESS", result);
     if (acksLate) await this.settle(delivery, "ack");
     this.emit({ type: "task-succeeded", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: Date.now(), runtimeMs, result });
     this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });
@@ -671,6 +676,12 @@ class CeleriacWorker implements Worker {
         const stepId = step.options["task_id"];
         if (typeof stepId === "string") await this.store({ ...this.meta(env, "FAILURE", info, traceback), task_id: stepId, parent_id: h.id });
       }
+    }
+    // celery/backends/base.py mark_as_failure: the task's own chord, then any chain step that is
+    // a chord member (a chain in a chord header), so the chord does not stall.
+    await this.chordPartReturn(chordRequest(env), "FAILURE", info);
+    for (const step of env.embed.chain ?? []) {
+      if (step.options["chord"]) await this.chordPartReturn(chordRequestOfStep(step, h), "FAILURE", info);
     }
     await this.publishErrbacks(env);
     // Celery's acks_on_failure_or_timeout defaults to true: a failed task is done with.
@@ -800,6 +811,7 @@ class CeleriacWorker implements Worker {
     const reason = expired ? "expired" : "revoked";
     this.counters.revoked++;
     if (this.shouldStore(env, reg)) await this.store(this.meta(env, "REVOKED", celeryException("TaskRevokedError", [reason]), null), env);
+    await this.chordPartReturn(chordRequest(env), "REVOKED", celeryException("TaskRevokedError", [reason]));
     await this.settle(delivery, "ack");
     this.emit({ type: "task-revoked", taskId: id, task: name, queue: delivery.queue, timestamp: Date.now(), expired, terminated: false });
     this.log("info", `Discarding revoked task: ${name}[${id}] (${reason})`, { taskId: id, task: name, expires: env.headers.expires });
@@ -810,6 +822,7 @@ class CeleriacWorker implements Worker {
     const { task: name, id } = env.headers;
     this.counters.revoked++;
     if (this.shouldStore(env, reg)) await this.store(this.meta(env, "REVOKED", celeryException("TaskRevokedError", ["terminated"]), null), env);
+    await this.chordPartReturn(chordRequest(env), "REVOKED", celeryException("TaskRevokedError", ["terminated"]));
     if (acksLate) await this.settle(delivery, "ack");
     this.emit({ type: "task-revoked", taskId: id, task: name, queue: delivery.queue, timestamp: Date.now(), expired: false, terminated: true });
     this.log("warn", `Terminated task ${name}[${id}] on revoke request; its handler was signalled and is no longer awaited`, { taskId: id, task: name });
@@ -817,43 +830,110 @@ class CeleriacWorker implements Worker {
 
   // ---- follow-up tasks -------------------------------------------------------------------
 
+  /** celery/app/trace.py: callbacks, then the next chain step, each with the result prepended. */
   private async publishContinuations(env: TaskEnvelope, result: unknown): Promise<void> {
-    for (const sig of env.embed.callbacks ?? []) await this.publishSignature(env, sig, [result], null);
+    for (const sig of callbackSignatures(env.embed.callbacks ?? [])) await this.publishSignature(env.headers, sig, [result], null);
     const chain = env.embed.chain;
     if (chain && chain.length > 0) {
       const rest = chain.slice(0, -1);
-      await this.publishSignature(env, chain[chain.length - 1]!, [result], rest.length > 0 ? rest : null);
+      await this.publishSignature(env.headers, chain[chain.length - 1]!, [result], rest.length > 0 ? rest : null);
     }
   }
 
   /**
-   * Errbacks are called the old way, as a task with the failed task's id as its only argument
-   * (what Celery does for any errback that does not take (request, exc, traceback)).
+   * Errbacks are called the old way, as tasks with the failed task's id as their only argument,
+   * applied together as one group (celery/backends/base.py `_call_task_errbacks`: what Celery
+   * does for any errback that does not take (request, exc, traceback)).
    */
   private async publishErrbacks(env: TaskEnvelope): Promise<void> {
-    for (const sig of env.embed.errbacks ?? []) {
-      try {
-        await this.publishSignature(env, sig, [env.headers.id], null);
-      } catch (err) {
-        this.log("error", `could not publish errback ${sig.task} of ${env.headers.task}[${env.headers.id}]`, { taskId: env.headers.id, error: describe(err) });
-      }
+    const h = env.headers;
+    await this.publishErrbacksOf(h, env.embed.errbacks ?? [], h.id);
+  }
+
+  private async publishErrbacksOf(from: FollowUpSource, errbacks: readonly Signature[], failedId: string): Promise<void> {
+    if (errbacks.length === 0) return;
+    try {
+      await this.publishSignature(from, errbackGroup(errbacks), [failedId], null);
+    } catch (err) {
+      this.log("error", `could not publish the errbacks of ${from.task}[${from.id}]`, { taskId: from.id, error: describe(err) });
     }
   }
 
-  private async publishSignature(env: TaskEnvelope, sig: Parameters<typeof followUps>[0], value: unknown[], chain: Parameters<typeof followUps>[3]): Promise<void> {
-    const h = env.headers;
-    const made = followUps(sig, value, { parentId: h.id, rootId: h.rootId ?? h.id, defaultQueue: this.queues[0]!, now: new Date() }, chain ?? null);
+  /** Publishes a follow-up; false when its shape is not supported (logged, nothing published). */
+  private async publishSignature(from: FollowUpSource, sig: Signature, value: unknown[], chain: Signature[] | null): Promise<boolean> {
+    const made = followUps(sig, value, { parentId: from.id, rootId: from.rootId ?? from.id, defaultQueue: this.queues[0]!, route: this.opts.route, now: new Date() }, chain);
     if (typeof made === "string") {
-      this.log("error", `skipping callback ${sig.task} of ${h.task}[${h.id}]: ${made}`, { taskId: h.id, task: h.task });
-      return;
+      this.log("error", `skipping callback ${sig.task} of ${from.task}[${from.id}]: ${made}`, { taskId: from.id, task: from.task });
+      return false;
     }
+    const backend = this.opts.resultBackend;
+    if (made.chordSizes.length > 0 && !backend?.setChordSize) {
+      this.log("error", `skipping callback ${sig.task} of ${from.task}[${from.id}]: it starts a chord and the result backend cannot count chord parts`, { taskId: from.id, task: from.task });
+      return false;
+    }
+    // Celery sets the chord size before it publishes the header (group._apply_tasks).
+    for (const c of made.chordSizes) await backend!.setChordSize!(c.groupId, c.size);
     const { transport } = this.opts;
     const trace = currentTraceContext();
-    for (const f of made) {
+    for (const f of made.messages) {
       if (trace) f.envelope.headers.extra = { ...f.envelope.headers.extra, ...traceHeaders(trace) };
       const delayed = transport.capabilities.delayedDelivery && f.delayMs > 0;
       await transport.publish(f.queue, celeryJsonCodec.encode(f.envelope), delayed ? { delayMs: f.delayMs } : {});
     }
+    return true;
+  }
+
+  // ---- chords ----------------------------------------------------------------------------
+
+  /**
+   * celery/backends/base.py mark_as_done / mark_as_failure / mark_as_revoked ->
+   * `on_chord_part_return`: a chord header task reports its outcome (whether or not its result
+   * is stored). The one call that completes the chord, on whichever worker, gets the parts.
+   */
+  private async chordPartReturn(req: ChordRequest | null, state: TaskState, result: unknown): Promise<void> {
+    const backend = this.opts.resultBackend;
+    if (!req || !backend?.onChordPartReturn) return;
+    let parts: ChordPart[] | null;
+    try {
+      parts = await backend.onChordPartReturn({ groupId: req.groupId, taskId: req.taskId, groupIndex: req.groupIndex, state, result });
+    } catch (err) {
+      this.log("error", `could not count chord part ${req.taskId} of chord ${req.groupId}`, { taskId: req.taskId, error: describe(err) });
+      return;
+    }
+    if (parts) await this.completeChord(req, parts);
+  }
+
+  /**
+   * celery/backends/redis.py on_chord_part_return, once complete: the body is sent with the
+   * header's results in order; a failed header task (or a body that cannot be sent) becomes the
+   * body's FAILURE with a ChordError and its errbacks are called (base.py chord_error_from_stack).
+   */
+  private async completeChord(req: ChordRequest, parts: ChordPart[]): Promise<void> {
+    const body = req.chord;
+    const outcome = chordOutcome(parts);
+    const from: FollowUpSource = { id: req.taskId, rootId: req.rootId, task: body.task };
+    let error: ExceptionInfo;
+    if ("values" in outcome) {
+      try {
+        if (await this.publishSignature(from, body, [outcome.values], null)) {
+          this.log("info", `Chord ${req.groupId} complete; body ${body.task} sent`, { taskId: req.taskId, groupId: req.groupId });
+          return;
+        }
+        error = celeryException("ChordError", [`Callback error: the chord body ${body.task} cannot be sent by this worker`]);
+      } catch (err) {
+        error = celeryException("ChordError", [`Callback error: ${describe(err)}`]);
+      }
+    } else {
+      error = outcome.error;
+    }
+    const bodyId = typeof body.options["task_id"] === "string" ? body.options["task_id"] : null;
+    this.log("error", `Chord ${req.groupId} raised: ${error.exc_type}(${error.exc_message.map((m) => JSON.stringify(m)).join(", ")})`, { taskId: bodyId, groupId: req.groupId });
+    if (!bodyId) return;
+    const errbacks = (Array.isArray(body.options["link_error"]) ? body.options["link_error"] : [])
+      .map((e) => signatureFromWireValue(e))
+      .filter((e): e is Signature => e !== null);
+    await this.publishErrbacksOf({ id: bodyId, rootId: bodyId, task: body.task }, errbacks, bodyId);
+    await this.store({ status: "FAILURE", result: error, traceback: null, children: [], date_done: toCeleryNaiveUtc(new Date()), task_id: bodyId });
   }
 
   // ---- results and settlement ------------------------------------------------------------
@@ -1029,4 +1109,34 @@ function safeJson(v: unknown): string {
 /** Celery's events carry `safe_repr(exc)`: `ValueError('boom')`. */
 export function exceptionRepr(info: ExceptionInfo): string {
   return `${info.exc_type}(${info.exc_message.map((m) => pyRepr(m)).join(", ")})`;
+}
+
+/** Who sends a follow-up: its parent. */
+interface FollowUpSource {
+  id: string;
+  rootId: string | null;
+  task: string;
+}
+
+/** The parts of a task request `on_chord_part_return` reads. */
+interface ChordRequest {
+  taskId: string;
+  groupId: string;
+  groupIndex: number | null;
+  chord: Signature;
+  rootId: string | null;
+}
+
+function chordRequest(env: TaskEnvelope): ChordRequest | null {
+  const h = env.headers;
+  if (!env.embed.chord || !h.group) return null;
+  return { taskId: h.id, groupId: h.group, groupIndex: h.groupIndex, chord: env.embed.chord, rootId: h.rootId };
+}
+
+/** A chain step that is a chord member, as Celery rebuilds its request from the step's options. */
+function chordRequestOfStep(step: Signature, parent: { rootId: string | null }): ChordRequest | null {
+  const o = step.options;
+  const chord = signatureFromWireValue(o["chord"]);
+  if (!chord || typeof o["task_id"] !== "string" || typeof o["group_id"] !== "string") return null;
+  return { taskId: o["task_id"], groupId: o["group_id"], groupIndex: typeof o["group_index"] === "number" ? o["group_index"] : null, chord, rootId: parent.rootId };
 }
