@@ -27,6 +27,7 @@ program
   .option("--prefetch-multiplier <n>", "messages reserved per concurrency slot")
   .option("-n, --hostname <name>", "worker name, as in celery -n")
   .option("--shutdown-grace <seconds>", "time to finish tasks in flight on SIGTERM", "30")
+  .option("-E, --events", "send Celery events (worker and task events on celeryev), like celery worker -E")
   .option("-q, --quiet", "no log output")
   .action((opts) => workerCommand(opts));
 

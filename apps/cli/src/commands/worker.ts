@@ -14,6 +14,8 @@ export interface WorkerCommandOptions {
   hostname?: string;
   shutdownGrace: string;
   quiet?: boolean;
+  /** Celery's -E: send worker and task events. */
+  events?: boolean;
 }
 
 /** Loads a tasks module: its default export (or `register`) receives the worker. */
@@ -46,6 +48,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     ...(opts.hostname ? { hostname: opts.hostname } : {}),
     shutdownGraceMs: Number(opts.shutdownGrace) * 1000,
     ...(opts.quiet ? { silent: true } : {}),
+    ...(opts.events ? { events: true } : {}),
     // SIGTERM/SIGINT: warm shutdown (finish tasks in flight); a second signal forces.
     installSignalHandlers: true,
   });
