@@ -14,6 +14,7 @@ export default defineConfig({
       "@celeriac/redis": src("./packages/redis/src/index.ts"),
       "@celeriac/sqs": src("./packages/sqs/src/index.ts"),
       "@celeriac/schema": src("./packages/schema/src/index.ts"),
+      "@celeriac/metrics": src("./packages/metrics/src/index.ts"),
     },
   },
   test: {
