@@ -33,9 +33,9 @@ export interface PythonWorker {
   stop(): Promise<void>;
 }
 
-/** Starts a real Celery worker (`celery -A interop_app worker`) and resolves once it is ready. */
+/** Starts a real Celery worker (`celery -A interop_app worker`, or `e.app`) and resolves once it is ready. */
 export async function startPythonWorker(e: PythonEnv & { queues?: string[]; pool?: string; concurrency?: number }): Promise<PythonWorker> {
-  const args = ["-m", "celery", "-A", "interop_app", "worker", "--loglevel", "INFO", "-Q", (e.queues ?? ["celery"]).join(",")];
+  const args = ["-m", "celery", "-A", e.app ?? "interop_app", "worker", "--loglevel", "INFO", "-Q", (e.queues ?? ["celery"]).join(",")];
   args.push("--pool", e.pool ?? "solo");
   if (e.concurrency) args.push("--concurrency", String(e.concurrency));
   args.push("--without-gossip", "--without-mingle", "--without-heartbeat", "-n", `py-${process.pid}-${Date.now()}@localhost`);

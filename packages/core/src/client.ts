@@ -187,7 +187,8 @@ export class Client {
     if (options.args !== undefined && !Array.isArray(options.args)) throw new CeleriacError("invalid_argument", "apply: args must be an array");
     const plan = planCanvas(canvas, options.args ?? [], { parentId: null, rootId: null, now: new Date(), origin: this.origin });
     const backend = this.resultBackend;
-    if (plan.chordSizes.length > 0 || hasChord(canvas)) {
+    // A chord may also appear only after planning (a group followed by a step in a chain).
+    if (plan.chordSizes.length > 0 || hasChord(canvas) || plan.messages.some((m) => hasChord(m.envelope.embed))) {
       if (!backend?.setChordSize || !backend.onChordPartReturn) {
         throw new CeleriacError(
           "unsupported",
