@@ -37,6 +37,7 @@ import {
   stepOf,
   toRedisPriority,
 } from "./kombu-redis.js";
+import { RedisExchanges, fanoutKeyPrefix } from "./exchanges.js";
 import { ioredisOptions, parseRedisUrl } from "./url.js";
 
 export interface RedisTransportOptions {
@@ -67,9 +68,20 @@ export interface RedisTransportOptions {
   unackedMutexExpireMs?: number;
   /** BRPOP timeout of an idle consumer, in ms. Only bounds reconnect checks; stop() unblocks at once. Default 1000. */
   blockTimeoutMs?: number;
+  /**
+   * kombu's `fanout_prefix` transport option: fanout exchanges publish on `/{db}.<exchange>…`
+   * (true, kombu 4+'s default), on `<exchange>…` (false, kombu 3), or on a custom prefix where
+   * `{db}` is replaced by the database number. Must match the Python side's setting.
+   */
+  fanoutPrefix?: boolean | string;
+  /**
+   * kombu's `fanout_patterns` transport option: a fanout publish goes to `<prefix><exchange>/<routing key>`
+   * (true, the default) or to `<prefix><exchange>` whatever the routing key (false, kombu 3).
+   */
+  fanoutPatterns?: boolean;
 }
 
-const KNOWN = ["url", "client", "visibilityTimeoutMs", "restoreIntervalMs", "batchSize", "unackedMutexExpireMs", "blockTimeoutMs"] as const;
+const KNOWN = ["url", "client", "visibilityTimeoutMs", "restoreIntervalMs", "batchSize", "unackedMutexExpireMs", "blockTimeoutMs", "fanoutPrefix", "fanoutPatterns"] as const;
 
 const encodeSpecial = kombuValueEncoder("kombu52");
 
@@ -170,6 +182,11 @@ export class RedisTransport implements Transport {
   private resolveClosed!: () => void;
   /** The last connection error ioredis reported (it reconnects by itself). */
   lastError: Error | null = null;
+  /**
+   * Named exchanges as kombu lays them out on Redis: fanout over pub/sub, direct and topic through
+   * `_kombu.binding.<exchange>` and lists. See exchanges.ts and README.md.
+   */
+  readonly exchanges: RedisExchanges;
 
   constructor(options: RedisTransportOptions = {}) {
     assertKnownOptions("createRedisTransport", options, KNOWN);
@@ -191,6 +208,24 @@ export class RedisTransport implements Transport {
     }
     this.client.on("error", (err: Error) => (this.lastError = err));
     this.closed = new Promise((r) => (this.resolveClosed = r));
+    const fanoutPrefix = options.fanoutPrefix ?? true;
+    if (typeof fanoutPrefix !== "boolean" && typeof fanoutPrefix !== "string") {
+      throw new CeleriacError("invalid_argument", `createRedisTransport: fanoutPrefix must be a boolean or a string, got ${typeof fanoutPrefix}`);
+    }
+    const fanoutPatterns = options.fanoutPatterns ?? true;
+    if (typeof fanoutPatterns !== "boolean") {
+      throw new CeleriacError("invalid_argument", `createRedisTransport: fanoutPatterns must be a boolean, got ${typeof fanoutPatterns}`);
+    }
+    this.exchanges = new RedisExchanges({
+      client: this.client,
+      // kombu fills `{db}` from the connection's database (redis.py `_get_pool`).
+      fanoutPrefix: fanoutKeyPrefix(fanoutPrefix, this.client.options.db ?? 0),
+      fanoutPatterns,
+      blockTimeoutMs: this.blockTimeoutMs,
+      assertOpen: (what) => this.open(what),
+      track: (p) => this.track(p),
+      reportError: (err) => (this.lastError = err),
+    });
   }
 
   private open(what: string): void {
@@ -622,6 +657,8 @@ export class RedisTransport implements Transport {
    */
   async close(options: { drainMs?: number } = {}): Promise<void> {
     if (this.isClosed) return this.closed;
+    // Subscriptions go first: their bindings are removed while the command connection is up.
+    await this.exchanges.close();
     for (const c of [...this.consumers]) await c.stop();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
