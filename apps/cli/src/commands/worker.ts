@@ -16,6 +16,9 @@ export interface WorkerCommandOptions {
   quiet?: boolean;
   /** Celery's -E: send worker and task events. */
   events?: boolean;
+  /** Serve Prometheus metrics on this port (0: any free one), on `metricsHost`. */
+  metricsPort?: string;
+  metricsHost?: string;
 }
 
 /** Loads a tasks module: its default export (or `register`) receives the worker. */
@@ -37,6 +40,7 @@ function positiveInt(flag: string, value: string): number {
 /** `celeriac worker`: consumes the queues until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   if (opts.tasks.length === 0) throw new CeleriacError("invalid_argument", "--tasks <module> is required: the module that registers your task handlers");
+  const metricsPort = opts.metricsPort !== undefined ? portNumber("metrics-port", opts.metricsPort) : null;
   const conn = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend });
   const queues = opts.queues.split(",").map((q) => q.trim()).filter(Boolean);
   const worker = createWorker({
@@ -54,8 +58,11 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   });
   for (const t of opts.tasks) await loadTasks(worker, t);
 
+  // Imported only when asked for, so a worker without metrics does not load prom-client.
+  const metrics = metricsPort !== null ? await (await import("@celeriac/metrics")).serveMetrics(worker, { port: metricsPort, host: opts.metricsHost ?? "127.0.0.1" }) : null;
   await conn.transport.connect();
   await worker.start();
+  if (metrics && !opts.quiet) process.stderr.write(`celeriac worker metrics: ${metrics.url}\n`);
   if (!opts.quiet) {
     process.stderr.write(
       `celeriac worker ready: broker ${displayUrl(conn.brokerUrl)}, results ${conn.backendUrl ? displayUrl(conn.backendUrl) : "disabled"}, queues ${queues.join(",")}, concurrency ${opts.concurrency}\n`,
@@ -64,6 +71,15 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   try {
     await worker.closed;
   } finally {
+    await metrics?.close();
     await conn.close();
   }
+}
+
+function portNumber(flag: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new CeleriacError("invalid_argument", `--${flag} must be a port number 0..65535, got ${JSON.stringify(value)}`);
+  }
+  return n;
 }
