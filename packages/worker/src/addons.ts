@@ -1,5 +1,6 @@
 import type { Transport } from "@celeriac/core";
 import { startCeleryEvents } from "./celery-events.js";
+import { startRemoteControl } from "./remote-control.js";
 import type { LogFn } from "./logger.js";
 import type { ResolvedOptions } from "./options.js";
 import type { Worker } from "./worker.js";
@@ -25,7 +26,7 @@ export interface WorkerAddon {
 type AddonStarter = (host: AddonHost) => Promise<WorkerAddon | null>;
 
 /** Each starter returns null when its option is off or the transport cannot carry it. */
-const STARTERS: AddonStarter[] = [startCeleryEvents];
+const STARTERS: AddonStarter[] = [startCeleryEvents, startRemoteControl];
 
 /** Starts every enabled addon; if one fails, the ones already started are stopped again. */
 export async function startAddons(host: AddonHost): Promise<WorkerAddon[]> {
