@@ -61,6 +61,11 @@ export function parseFanoutChannel(channel: string): { exchange: string; routing
   return slash < 0 ? { exchange: rest, routingKey: "" } : { exchange: rest.slice(0, slash), routingKey: rest.slice(slash + 1) };
 }
 
+/** Makes text match itself in a Redis glob pattern (PSUBSCRIBE). */
+export function globEscape(text: string): string {
+  return text.replace(/[\\*?[\]]/g, "\\$&");
+}
+
 /** Python's `str.isalnum` for one character, close enough for routing keys. */
 const ALNUM = /^[\p{L}\p{N}]$/u;
 
@@ -347,8 +352,9 @@ export class RedisExchanges implements ExchangeMessaging {
    */
   private async subscribeFanout(exchange: string, binding: { key: string; member: string }, onMessage: (d: ExchangeDelivery) => void): Promise<ExchangeSubscription> {
     const sub = await this.subscriberConnection();
-    const prefix = this.host.fanoutPrefix;
-    const patterns = [`${prefix}${exchange}`, `${prefix}${exchange}/*`];
+    // The exchange part is matched literally (kombu leaves glob characters in), so `a*` hears `a*` only.
+    const exact = globEscape(`${this.host.fanoutPrefix}${exchange}`);
+    const patterns = [exact, `${exact}/*`];
     const listener: FanoutListener = { exchange, onMessage };
     const added: string[] = [];
     const remove = async () => {

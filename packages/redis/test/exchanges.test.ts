@@ -6,7 +6,7 @@ import { CeleriacError, type ExchangeDelivery, type ExchangeSpec, type WireMessa
 import { createRedisTransport, type RedisTransport, type RedisTransportOptions } from "@celeriac/redis";
 import { describeExchangeConformance } from "../../../test-support/exchange-conformance.js";
 import { PYTHON, PYTHON_DIR, runPython } from "../../../test-support/python.js";
-import { startRedisServer, type RedisServer } from "../../../test-support/redis.js";
+import { startPythonRedisWorker, startRedisServer, type RedisServer } from "../../../test-support/redis.js";
 
 // The conformance suite registers its tests at collection time, so the server starts at module load.
 const server: RedisServer = await startRedisServer();
@@ -185,6 +185,18 @@ describe("redis exchanges: kombu's layout", () => {
     await expect(t.exchanges.subscribe(spec, { bindingKey: "#", durable: true } as never, () => undefined)).rejects.toThrow(/unknown option "durable"/);
     await expect(t.exchanges.publishToExchange({ name: "x", type: "headers" as never }, "", json(1))).rejects.toMatchObject({ code: "invalid_argument" });
     await expect(t.exchanges.publishToExchange({ name: "", type: "direct" }, "q", json(1))).rejects.toMatchObject({ code: "invalid_argument" });
+  });
+
+  it("a fanout subscription hears its own exchange only, even with glob characters in the name", async () => {
+    const t = await transport();
+    const odd: ExchangeSpec = { name: `odd*[x]?${randomUUID().slice(0, 4)}`, type: "fanout" };
+    const sub = collect();
+    await t.exchanges.subscribe(odd, { bindingKey: "#" }, sub.onMessage);
+    await t.exchanges.publishToExchange({ name: odd.name.replace("*[x]?", "ity-x-"), type: "fanout" }, "k", json("other"));
+    await t.exchanges.publishToExchange(odd, "k", json("own"));
+    await until("a delivery", () => sub.got.length === 1);
+    await sleep(200);
+    expect(sub.got.map(bodyOf)).toEqual(["own"]);
   });
 
   it("transport.close() ends every subscription and removes its bindings; the transport refuses new ones", async () => {
@@ -386,6 +398,54 @@ describe("redis exchanges: interop with kombu 5.2.4", () => {
     expect(sub.got[0]!.message.headers).toEqual(headers);
     expect(sub.got[0]!.routingKey).toBe(oid);
     expect(sub.got[0]!.exchange).toBe(ex);
+  });
+
+  it("Python's `celery inspect ping` reaches a TS pidbox subscriber, and the TS reply reaches it back", async () => {
+    const t = await tsTransport();
+    const hostname = `ts-${randomUUID().slice(0, 6)}@localhost`;
+    const requests: Record<string, unknown>[] = [];
+    await t.exchanges.subscribe({ name: "celery.pidbox", type: "fanout", durable: false }, { bindingKey: "", queue: `${hostname}.celery.pidbox` }, (d) => {
+      const req = bodyOf(d) as { method: string; ticket: string; reply_to: { exchange: string; routing_key: string } };
+      requests.push({ ...req, headers: d.message.headers, routingKey: d.routingKey });
+      if (req.method !== "ping") return;
+      const reply = json({ [hostname]: { ok: "pong" } }, { ticket: req.ticket, clock: 1 });
+      void t.exchanges.publishToExchange({ name: req.reply_to.exchange, type: "direct", durable: false }, req.reply_to.routing_key, reply);
+    });
+    const out = await runPython({ ...pyEnv(), app: "redis_app" }, "-m", ["celery", "-A", "redis_app", "inspect", "ping", "--timeout", "3", "--json"]);
+    expect(JSON.parse(out.trim().split("\n").pop()!)).toEqual({ [hostname]: { ok: "pong" } });
+    expect(requests[0]).toMatchObject({ method: "ping", destination: null, reply_to: { exchange: "reply.celery.pidbox" }, routingKey: "" });
+    expect(requests[0]!["headers"]).toHaveProperty("clock");
+  });
+
+  it("a Python worker answers a TS ping: fanout to celery.pidbox, reply through reply.celery.pidbox", async () => {
+    const worker = await startPythonRedisWorker({ brokerUrl: pyEnv().brokerUrl, queues: [unique("idle")] });
+    cleanups.push(() => worker.stop());
+    const t = await tsTransport();
+    const oid = randomUUID();
+    const replies = collect();
+    await t.exchanges.subscribe({ name: "reply.celery.pidbox", type: "direct", durable: false }, { bindingKey: oid, queue: `${oid}.reply.celery.pidbox` }, replies.onMessage);
+    const ticket = randomUUID();
+    const ping = json(
+      { method: "ping", arguments: {}, destination: null, pattern: null, matcher: null, ticket, reply_to: { exchange: "reply.celery.pidbox", routing_key: oid } },
+      { clock: 1, expires: Date.now() / 1000 + 10 },
+    );
+    // The worker's pidbox PSUBSCRIBEs around "ready": ask until it answers.
+    await until(
+      "a pong",
+      async () => {
+        await t.exchanges.publishToExchange({ name: "celery.pidbox", type: "fanout", durable: false }, "", ping);
+        await sleep(200);
+        return replies.got.length > 0;
+      },
+      15_000,
+    );
+    const reply = replies.got[0]!;
+    expect(reply.exchange).toBe("reply.celery.pidbox");
+    expect(reply.routingKey).toBe(oid);
+    expect(reply.message.headers).toMatchObject({ ticket });
+    const body = bodyOf(reply) as Record<string, unknown>;
+    expect(Object.values(body)).toEqual([{ ok: "pong" }]);
+    expect(Object.keys(body)[0]).toMatch(/^pyredis-/);
   });
 
   it("topic bindings route the same both ways: kombu evaluates the pattern we store, we evaluate the one kombu stores", async () => {
