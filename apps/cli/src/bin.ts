@@ -3,7 +3,9 @@ import { Command, Option } from "commander";
 import { CeleriacError } from "@celeriac/core";
 import { callCommand } from "./commands/call.js";
 import { codegenCommand } from "./commands/codegen.js";
+import { controlRevokeCommand, controlShutdownCommand } from "./commands/control.js";
 import { demoCommand } from "./commands/demo.js";
+import { inspectCommand } from "./commands/inspect.js";
 import { purgeCommand } from "./commands/purge.js";
 import { schemaCheckCommand } from "./commands/schema.js";
 import { workerCommand } from "./commands/worker.js";
@@ -86,6 +88,27 @@ program
   .option("-I, --proto-path <dir...>", "directories to search for imports")
   .option("--json", "print the report as JSON")
   .action((oldFiles: string, newFiles: string, opts) => schemaCheckCommand(oldFiles, newFiles, opts));
+
+// Remote control, as `celery inspect` / `celery control`: Celery's -d/-t/-j options.
+const remote = (cmd: Command) =>
+  cmd
+    .addOption(broker())
+    .option("-d, --destination <list>", "comma-separated worker hostnames (default: all)")
+    .option("-t, --timeout <seconds>", "time to wait for the next reply", "1")
+    .option("-j, --json", "print the replies as JSON");
+
+remote(program.command("inspect").description("ask running workers (Python or TypeScript), like `celery inspect`"))
+  .argument("<command>", "ping, stats, active, reserved, scheduled, registered, active_queues, clock, ...")
+  .argument("[args...]", "task attribute names for registered")
+  .action((method: string, args: string[], opts) => inspectCommand(method, args, opts));
+
+const control = program.command("control").description("control running workers, like `celery control`");
+remote(control.command("revoke").description("workers will not run these tasks"))
+  .argument("<ids...>", "task ids")
+  .option("--terminate", "also stop them if running")
+  .option("--signal <name>", "signal for --terminate on Python workers", "SIGTERM")
+  .action((ids: string[], opts) => controlRevokeCommand(ids, opts));
+remote(control.command("shutdown").description("warm shutdown of the workers (they do not reply)")).action((opts) => controlShutdownCommand(opts));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = CeleriacError.from(err);
