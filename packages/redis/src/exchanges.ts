@@ -184,6 +184,8 @@ export class RedisExchanges implements ExchangeMessaging {
   private subscriberConnecting: Promise<Redis> | null = null;
   /** PSUBSCRIBE pattern -> its listeners. */
   private readonly listeners = new Map<string, Set<FanoutListener>>();
+  /** PSUBSCRIBEs sent and not yet confirmed by Redis. */
+  private readonly pendingPatterns = new Map<string, Promise<unknown>>();
   /** Local users of each binding member and queue, so a shared one is removed by its last user. */
   private readonly refs = new Map<string, number>();
   /** Bindings to declare again after a reconnect (a restarted Redis without persistence lost them). */
@@ -375,18 +377,32 @@ export class RedisExchanges implements ExchangeMessaging {
     };
     try {
       const fresh: string[] = [];
+      const waits = new Set<Promise<unknown>>();
       for (const p of patterns) {
         let set = this.listeners.get(p);
         if (!set) {
           set = new Set();
           this.listeners.set(p, set);
           fresh.push(p);
+        } else {
+          // Another subscribe asked for this pattern and Redis may not have confirmed it yet.
+          const pending = this.pendingPatterns.get(p);
+          if (pending) waits.add(pending);
         }
         set.add(listener);
         added.push(p);
       }
+      if (fresh.length > 0) {
+        const confirmed = sub.psubscribe(...fresh);
+        for (const p of fresh) this.pendingPatterns.set(p, confirmed);
+        waits.add(
+          confirmed.finally(() => {
+            for (const p of fresh) if (this.pendingPatterns.get(p) === confirmed) this.pendingPatterns.delete(p);
+          }),
+        );
+      }
       // Resolves once Redis confirmed, so a publish after subscribe() is seen.
-      if (fresh.length > 0) await sub.psubscribe(...fresh);
+      await Promise.all(waits);
     } catch (err) {
       await remove();
       throw err;

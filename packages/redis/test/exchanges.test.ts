@@ -199,6 +199,21 @@ describe("redis exchanges: kombu's layout", () => {
     expect(sub.got.map(bodyOf)).toEqual(["own"]);
   });
 
+  it("a subscription to a fanout exchange another one is just subscribing to hears the first publish after it", async () => {
+    const t = await transport();
+    for (let round = 0; round < 20; round++) {
+      const spec: ExchangeSpec = { name: unique("fan"), type: "fanout" };
+      const [a, b] = [collect(), collect()];
+      // `a` is still waiting for Redis's PSUBSCRIBE reply when `b` finds the pattern taken: `b`
+      // must not resolve before that reply either.
+      const first = t.exchanges.subscribe(spec, { bindingKey: "#" }, a.onMessage);
+      await t.exchanges.subscribe(spec, { bindingKey: "#" }, b.onMessage);
+      await t.exchanges.publishToExchange(spec, "k", json(round));
+      await first;
+      await until(`round ${round}`, () => a.got.length === 1 && b.got.length === 1, 2000);
+    }
+  });
+
   it("transport.close() ends every subscription and removes its bindings; the transport refuses new ones", async () => {
     const t = createRedisTransport({ url: server.url(DB) });
     await t.connect();
