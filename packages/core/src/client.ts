@@ -199,8 +199,10 @@ export class Client {
     await this.ensureConnected();
     for (const c of plan.chordSizes) await backend!.setChordSize!(c.groupId, c.size);
     const replyTo = backend?.replyTo ? await backend.replyTo() : "";
+    const trace = currentTraceContext();
     for (const m of plan.messages) {
       if (replyTo && !m.envelope.headers.ignoreResult) m.envelope.properties.replyTo = replyTo;
+      m.envelope.headers.extra = withTraceHeaders(m.envelope.headers.extra, trace);
       await this.transport.publish(m.queue ?? this.route(m.envelope.headers.task), this.codec.encode(m.envelope));
     }
     const handle = this.handleFor(plan.result);

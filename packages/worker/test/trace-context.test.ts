@@ -1,4 +1,4 @@
-import { createClient, startTrace, withTraceContext, type Signature, type TraceContext } from "@celeriac/core";
+import { chain, createClient, defineTask, si, startTrace, withTraceContext, type Signature, type TraceContext } from "@celeriac/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { harness, result, until, type Harness } from "./helpers.js";
 
@@ -119,5 +119,29 @@ describe("W3C trace context across producer and worker", () => {
     await until("the callback ran", () => spans.has("next"));
     expect(spans.get("first")).toMatchObject({ traceId: root.traceId, parentSpanId: root.spanId });
     expect(spans.get("next")).toMatchObject({ traceId: root.traceId, parentSpanId: spans.get("first")!.spanId });
+  });
+
+  it("client.apply(chain) sends its first step in the current trace, and each step continues from the one before", async () => {
+    h = harness();
+    const spans = new Map<string, TraceContext | null>();
+    const step1 = defineTask<[], string>("t.step1");
+    const step2 = defineTask<[], string>("t.step2");
+    const w = h
+      .worker()
+      .register(step1, (ctx) => {
+        spans.set("1", ctx.traceContext);
+        return "one";
+      })
+      .register(step2, (ctx) => {
+        spans.set("2", ctx.traceContext);
+        return "two";
+      });
+    await w.start();
+    const client = createClient({ transport: h.transport, resultBackend: h.backend });
+    const root = startTrace();
+    const last = await withTraceContext(root, () => client.apply(chain(si(step1), si(step2))));
+    await result(h, last.id);
+    expect(spans.get("1")).toMatchObject({ traceId: root.traceId, parentSpanId: root.spanId });
+    expect(spans.get("2")).toMatchObject({ traceId: root.traceId, parentSpanId: spans.get("1")!.spanId });
   });
 });
