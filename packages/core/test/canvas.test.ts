@@ -19,6 +19,7 @@ import {
   signature,
   withOptions,
   type CanvasPlan,
+  type CanvasResultHandle,
   type Signature,
 } from "@celeriac/core";
 import { runPython } from "../../../test-support/python.js";
@@ -144,15 +145,18 @@ describe("the typed API", () => {
   it("types a chain as its last step, a group as its members, a chord as its body", () => {
     const c = chain(s(add, 1, 2), s(add, 3), s(upper, "x"));
     expectTypeOf(c).toMatchTypeOf<Signature>();
-    const client = createClient({ transport: createMemoryTransport(), resultBackend: createMemoryResultBackend() });
-    type ChainHandle = Awaited<ReturnType<typeof client.apply<typeof c>>>;
-    expectTypeOf<ChainHandle>().toEqualTypeOf<AsyncResult<string>>();
     const g = group([s(add, 1, 2), s(length, "abc")]);
-    type GroupHandle = Awaited<ReturnType<typeof client.apply<typeof g>>>;
-    expectTypeOf<GroupHandle>().toEqualTypeOf<GroupResult<[number, number]>>();
     const k = chord([s(add, 1, 2)], s(upper));
-    type ChordHandle = Awaited<ReturnType<typeof client.apply<typeof k>>>;
-    expectTypeOf<ChordHandle>().toEqualTypeOf<AsyncResult<string>>();
+    expectTypeOf<CanvasResultHandle<typeof c>>().toEqualTypeOf<AsyncResult<string>>();
+    expectTypeOf<CanvasResultHandle<typeof g>>().toEqualTypeOf<GroupResult<[number, number]>>();
+    expectTypeOf<CanvasResultHandle<typeof k>>().toEqualTypeOf<AsyncResult<string>>();
+    expectTypeOf<CanvasResultHandle<Signature>>().toEqualTypeOf<AsyncResult | GroupResult>();
+    // s() takes all args, or all but the first (the parent's result); si() takes all of them.
+    // @ts-expect-error: wrong argument type
+    s(add, "1");
+    // @ts-expect-error: si needs every argument
+    si(add, 1);
+    expect([c, g, k].map((x) => x.subtaskType)).toEqual(["chain", "group", "chord"]);
   });
 
   it("client.apply: a group gives a GroupResult in member order; a chord without a chord-capable backend is refused", async () => {
