@@ -42,6 +42,8 @@ export function canvasInteropSuite(name: string, setup: () => Promise<CanvasBrok
   let backend: RedisResultBackend;
   const closers: (() => Promise<unknown>)[] = [];
   let pyEnv: PythonEnv;
+  /** How many times each ts.collect (chord body) ran, by task id. */
+  const bodyRuns = new Map<string, number>();
 
   beforeAll(async () => {
     broker = await setup();
@@ -66,7 +68,10 @@ export function canvasInteropSuite(name: string, setup: () => Promise<CanvasBrok
         if (delay) await new Promise((r) => setTimeout(r, delay * 1000));
         return [...value, "ts"];
       })
-      .register(tsCollect, (_ctx, results) => ({ lang: "ts", results }))
+      .register(tsCollect, (ctx, results) => {
+        bodyRuns.set(ctx.id, (bodyRuns.get(ctx.id) ?? 0) + 1);
+        return { lang: "ts", results };
+      })
       .register(tsFail, (_ctx, message) => {
         throw new RangeError(message);
       })
@@ -142,6 +147,17 @@ export function canvasInteropSuite(name: string, setup: () => Promise<CanvasBrok
       const r = await client.apply(chord(header, s(pyCollect)));
       expect(await r.get(GET)).toEqual({ lang: "py", results: [["p0", "py"], ["t1", "ts"], ["p2", "py"], ["t3", "ts"]] });
       expect(await completedBy(r.id)).toEqual(["t1", "ts"]);
+    });
+
+    it("a wide chord whose parts finish in shuffled order on both workers completes exactly once", async () => {
+      const delays = [0.3, 0, 0.2, 0.1, 0, 0.25, 0.05, 0.15, 0, 0.1, 0.2, 0];
+      const header = delays.map((d, i) => (i % 2 === 0 ? s(pyAppend, [`p${i}`], d) : s(tsAppend, [`t${i}`], d)));
+      const r = await client.apply(chord(header, s(tsCollect)));
+      const expected = delays.map((_, i) => (i % 2 === 0 ? [`p${i}`, "py"] : [`t${i}`, "ts"]));
+      expect(await r.get(GET)).toEqual({ lang: "ts", results: expected });
+      // A second completion would send the body again; give it the time to show up.
+      await new Promise((done) => setTimeout(done, 500));
+      expect(bodyRuns.get(r.id)).toBe(1);
     });
 
     it("chord sent from Python over both languages, TypeScript body", async () => {

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { createEnvelope, type ExceptionInfo, type Signature, type TaskEnvelope, type TaskState } from "./envelope.js";
 import { CeleriacError } from "./errors.js";
 import { pyRepr, truncatedRepr } from "./py-repr.js";
-import type { TaskDefinition } from "./task.js";
+import type { TaskDefinition, TaskOptions } from "./task.js";
 import { toCeleryIso } from "./time.js";
 
 declare const canvasTypes: unique symbol;
@@ -72,10 +72,19 @@ function plain(task: string, args: unknown[], kwargs: Record<string, unknown>, o
   return { task, args, kwargs, options, subtaskType: null, immutable };
 }
 
-function taskOptions(task: TaskDefinition<never, unknown, never> | { options: { queue?: string } }): Record<string, unknown> {
-  // A task's own queue travels with the signature so any worker sending it routes it the same.
-  const q = (task as { options: { queue?: string } }).options.queue;
-  return q !== undefined ? { queue: q } : {};
+/**
+ * A task definition's own defaults travel with its signature (as `client.send` applies them), so
+ * whichever worker sends the step routes and limits it the same.
+ */
+function taskOptions(task: { options: Readonly<TaskOptions> }): Record<string, unknown> {
+  const t = task.options;
+  const o: Record<string, unknown> = {};
+  if (t.queue !== undefined) o["queue"] = t.queue;
+  if (t.priority !== undefined) o["priority"] = t.priority;
+  if (t.ignoreResult !== undefined) o["ignore_result"] = t.ignoreResult;
+  if (t.timeLimitMs !== undefined) o["time_limit"] = t.timeLimitMs / 1000;
+  if (t.softTimeLimitMs !== undefined) o["soft_time_limit"] = t.softTimeLimitMs / 1000;
+  return o;
 }
 
 /**
@@ -86,7 +95,7 @@ export function s<Args extends unknown[], Result, Kwargs extends Record<string, 
   task: TaskDefinition<Args, Result, Kwargs>,
   ...args: Args | DropFirst<Args>
 ): Canvas<Result, "task"> {
-  return plain(task.name, [...args], {}, taskOptions(task as never), false);
+  return plain(task.name, [...args], {}, taskOptions(task), false);
 }
 
 /** Celery's `task.si(*args)`: immutable, the parent's result is not passed. */
@@ -94,7 +103,7 @@ export function si<Args extends unknown[], Result, Kwargs extends Record<string,
   task: TaskDefinition<Args, Result, Kwargs>,
   ...args: Args
 ): Canvas<Result, "task"> {
-  return plain(task.name, [...args], {}, taskOptions(task as never), true);
+  return plain(task.name, [...args], {}, taskOptions(task), true);
 }
 
 /** The same signature with keyword arguments merged in (Celery's `sig.clone(kwargs=...)`). */
