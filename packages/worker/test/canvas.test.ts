@@ -145,3 +145,58 @@ describe("groups as callbacks", () => {
     expect((await result(h, "m-1")).group_id).toBe("grp-1");
   });
 });
+
+describe("routing and grouping of follow-ups", () => {
+  it("routes: a step without a queue goes where the worker's routes say, else to its first queue", async () => {
+    h = harness();
+    const seen = new Map<string, string>();
+    const w = h
+      .worker({ queues: ["celery", "py-only"], routes: { "py.*": "py-only" } })
+      .register("tasks.src", () => 1)
+      .register("py.step", (ctx) => void seen.set(ctx.id, ctx.delivery.queue))
+      .register("tasks.step", (ctx) => void seen.set(ctx.id, ctx.delivery.queue));
+    await w.start();
+    await h.send("tasks.src", { embed: { callbacks: [sig("py.step", [], { task_id: "routed" })], chain: [sig("tasks.step", [], { task_id: "unrouted" })] } });
+    await until("both ran", () => seen.size === 2);
+    expect(Object.fromEntries(seen)).toEqual({ routed: "py-only", unrouted: "celery" });
+  });
+
+  it("several callbacks are applied as one group, as Celery's trace does; errbacks too", async () => {
+    h = harness();
+    const { w } = recordingWorker(h);
+    await w.start();
+    const src = await h.send("tasks.add", { args: [1, 1], embed: { callbacks: [sig("tasks.mul", [2], { task_id: "cb-a" }), sig("tasks.mul", [3], { task_id: "cb-b" })] } });
+    const [a, b] = [await result(h, "cb-a"), await result(h, "cb-b")];
+    expect([a.result, b.result]).toEqual([4, 6]);
+    expect(a.group_id).toBeTruthy();
+    expect(a.group_id).toBe(b.group_id);
+    expect(a.parent_id).toBe(src);
+    const failed = await h.send("tasks.fail", { embed: { errbacks: [sig("tasks.on_error", [], { task_id: "eb-a" })] } });
+    const eb = await result(h, "eb-a");
+    expect(eb.result).toBe("handled");
+    expect(eb.group_id).toBeTruthy();
+    expect(eb.parent_id).toBe(failed);
+  });
+
+  it("a chord as a callback is not published when the backend cannot count chord parts", async () => {
+    h = harness();
+    const { w } = recordingWorker(h);
+    await w.start();
+    const chordSig: Signature = {
+      task: "celery.chord",
+      args: [],
+      kwargs: {
+        kwargs: {},
+        header: { task: "celery.group", args: [], kwargs: { tasks: [{ task: "tasks.add", args: [1], kwargs: {}, options: { task_id: "hdr" }, subtask_type: null, immutable: false }] }, options: {}, subtask_type: "group", immutable: false },
+        body: { task: "tasks.mul", args: [], kwargs: {}, options: { task_id: "body" }, subtask_type: null, immutable: false },
+      },
+      options: {},
+      subtaskType: "chord",
+      immutable: false,
+    };
+    const id = await h.send("tasks.add", { args: [1, 1], embed: { callbacks: [chordSig] } });
+    expect((await result(h, id)).result).toBe(2);
+    await until("nothing else queued", () => h.transport.size("celery") === 0);
+    expect(await h.backend.get("hdr")).toBeNull();
+  });
+});
