@@ -100,7 +100,16 @@ export class AmqpExchanges implements ExchangeMessaging {
 
   async publishToExchange(exchange: ExchangeSpec, routingKey: string, message: WireMessage): Promise<void> {
     validateSpec(exchange);
-    await this.host.publishTo(exchange.name, routingKey, message, (conn) => this.ensureExchange(conn, exchange));
+    try {
+      await this.host.publishTo(exchange.name, routingKey, message, (conn) => this.ensureExchange(conn, exchange));
+    } catch (err) {
+      // Someone deleted the exchange after we declared it: the broker's 404 closes the publish
+      // channel, and amqplib reports only "channel closed". Declare again and publish once more.
+      if (!/NOT_FOUND|\b404\b|channel closed/i.test(describe(err))) throw err;
+      const conn = this.host.connection.current;
+      if (conn) this.declared.get(conn)?.clear();
+      await this.host.publishTo(exchange.name, routingKey, message, (c) => this.ensureExchange(c, exchange));
+    }
   }
 
   async subscribe(exchange: ExchangeSpec, options: SubscribeOptions, onMessage: (delivery: ExchangeDelivery) => void): Promise<ExchangeSubscription> {

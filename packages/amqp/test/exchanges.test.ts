@@ -85,3 +85,31 @@ async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+describe("amqp exchanges: an exchange deleted behind our back", () => {
+  it("is declared again on the next publish", async () => {
+    const t = createAmqpTransport({ url: rabbit.url });
+    const sub = createAmqpTransport({ url: rabbit.url });
+    try {
+      await t.connect();
+      await sub.connect();
+      const spec = { name: "celeriac.deleted", type: "topic" as const };
+      const message = { body: new TextEncoder().encode("x"), contentType: "text/plain", contentEncoding: "utf-8", headers: {}, properties: {} };
+      await t.exchanges.publishToExchange(spec, "a", message);
+      const conn = await t.connection.ready(5000);
+      const ch = await conn.createChannel();
+      await ch.deleteExchange("celeriac.deleted");
+      await ch.close();
+      await t.exchanges.publishToExchange(spec, "a", message);
+      const got: string[] = [];
+      const s = await sub.exchanges.subscribe(spec, { bindingKey: "#" }, (d) => got.push(d.routingKey));
+      await t.exchanges.publishToExchange(spec, "b", message);
+      await waitUntil(() => got.length === 1);
+      expect(got).toEqual(["b"]);
+      await s.close();
+    } finally {
+      await t.close();
+      await sub.close();
+    }
+  });
+});
