@@ -170,6 +170,19 @@ export function canvasInteropSuite(name: string, setup: () => Promise<CanvasBrok
       expect(await r.get(GET)).toEqual({ lang: "py", results: [["start", "ts", "py"], ["start", "ts", "ts"]] });
     });
 
+    it("a chord as a link: started by the TypeScript worker and by the Python worker", async () => {
+      for (const [first, lang] of [
+        [tsAppend, "ts"],
+        [pyAppend, "py"],
+      ] as const) {
+        const bodyId = randomUUID();
+        const callback = chord([s(pyAppend), s(tsAppend)], withOptions(s(pyCollect), { taskId: bodyId }));
+        const r = await client.apply(withOptions(s(first, ["x"]), { link: callback }));
+        expect(await r.get(GET)).toEqual(["x", lang]);
+        expect(await client.asyncResult(bodyId).get(GET)).toEqual({ lang: "py", results: [["x", lang, "py"], ["x", lang, "ts"]] });
+      }
+    });
+
     it("chord with a failing header task: the body fails with Celery's ChordError and its errback runs", async () => {
       const errbackId = randomUUID();
       const body = withOptions(s(pyCollect), { linkError: withOptions(s(tsOnError), { taskId: errbackId }) });
