@@ -15,11 +15,16 @@ import { PYTHON, PYTHON_DIR } from "./python.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Child {
+export interface Child {
   child: ChildProcess;
   output(): string;
   exited: Promise<void>;
   stop(): Promise<void>;
+}
+
+/** `celery -A interop_app events --dump` on `brokerUrl`; stop it when done. */
+export function startEventDump(brokerUrl: string): Child {
+  return spawnPython(["-m", "celery", "-A", "interop_app", "events", "--dump"], brokerUrl);
 }
 
 function spawnPython(args: string[], brokerUrl: string): Child {
@@ -46,7 +51,7 @@ function spawnPython(args: string[], brokerUrl: string): Child {
   };
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs: number, detail: () => string): Promise<void> {
+export async function waitFor(what: string, cond: () => boolean, timeoutMs: number, detail: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${detail()}`);
@@ -105,6 +110,27 @@ interface StateSnapshot {
   event_count: number;
 }
 
+/** Publishes the test's own marker events (`celeriac-probe`, `celeriac-snapshot`) on celeryev. */
+export function markerSender(transport: Transport): (type: string) => Promise<void> {
+  const exchange = celeryEventExchange(transport.name);
+  const probeHost = { hostname: "probe@celeriac-test", pid: process.pid };
+  let clock = 0;
+  return async (type) => {
+    const { routingKey, message } = celeryEventMessage(buildCeleryEvent(type, {}, probeHost, ++clock, Date.now()));
+    await transport.exchanges!.publishToExchange(exchange, routingKey, message);
+  };
+}
+
+/** Python receivers bind their queues some time after starting: probe until `heard()`. */
+export async function probeUntil(marker: (type: string) => Promise<void>, heard: () => boolean, debug: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!heard()) {
+    if (Date.now() > deadline) throw new Error(`Python event receivers did not come up:\n${debug()}`);
+    await marker("celeriac-probe");
+    await sleep(250);
+  }
+}
+
 export interface EventsInteropSetup {
   /** A fresh transport on the private broker (the worker, the client and the probe each get one). */
   makeTransport(): Transport;
@@ -116,7 +142,7 @@ export interface EventsInteropSetup {
 export async function runCeleryEventsInterop(setup: EventsInteropSetup): Promise<void> {
   const hostname = `celeriac-events-${randomUUID().slice(0, 8)}@localhost`;
   const queue = `events-${randomUUID().slice(0, 8)}`;
-  const dumper = spawnPython(["-m", "celery", "-A", "interop_app", "events", "--dump"], setup.brokerUrl);
+  const dumper = startEventDump(setup.brokerUrl);
   const stateCapture = spawnPython(["events_state.py", hostname, "50"], setup.brokerUrl);
   const probeTransport = setup.makeTransport();
   const workerTransport = setup.makeTransport();
@@ -125,20 +151,8 @@ export async function runCeleryEventsInterop(setup: EventsInteropSetup): Promise
   const debug = () => `--- dump ---\n${dumper.output()}\n--- state ---\n${stateCapture.output()}`;
   try {
     await probeTransport.connect();
-    const exchange = celeryEventExchange(probeTransport.name);
-    const probeHost = { hostname: "probe@celeriac-test", pid: process.pid };
-    let probeClock = 0;
-    const marker = async (type: string) => {
-      const { routingKey, message } = celeryEventMessage(buildCeleryEvent(type, {}, probeHost, ++probeClock, Date.now()));
-      await probeTransport.exchanges!.publishToExchange(exchange, routingKey, message);
-    };
-    // Both Python receivers bind their queues some time after starting: probe until both heard one.
-    const deadline = Date.now() + 30_000;
-    while (!(dumper.output().includes("celeriac probe") && stateCapture.output().includes("READY"))) {
-      if (Date.now() > deadline) throw new Error(`Python event receivers did not come up:\n${debug()}`);
-      await marker("celeriac-probe");
-      await sleep(250);
-    }
+    const marker = markerSender(probeTransport);
+    await probeUntil(marker, () => dumper.output().includes("celeriac probe") && stateCapture.output().includes("READY"), debug);
 
     // The workload: one task per outcome Celery's events distinguish.
     await workerTransport.connect();
