@@ -372,7 +372,7 @@ function prepareSteps(steps: Signature[], partial: readonly unknown[], last: Fre
       // Splice; the chain's own args (and the partial args, if it was first) go to its first step.
       const inner = tasksOf(task);
       if (inner.length === 0) continue;
-      const carried = isFirst ? [...firstArgs, ...(task.immutable ? [] : task.args)] : task.args;
+      const carried = isFirst && !task.immutable ? [...firstArgs, ...task.args] : task.args;
       if (isFirst) firstArgs = carried;
       else if (carried.length > 0) inner[0] = prependArgs(inner[0]!, carried);
       pending.push(...inner);

@@ -88,6 +88,12 @@ describe("canvas ids and relations", () => {
     expect(plan.result).toEqual({ kind: "task", id: steps[0]!.options["task_id"] });
   });
 
+  it("chain: nested chains are spliced and partial args go to the very first step", () => {
+    const plan = planCanvas(chain(chain(s(add, 1), s(add, 2)), s(add, 3)), [10], ctx());
+    expect(plan.messages.map((m) => m.envelope.args)).toEqual([[10, 1]]);
+    expect(plan.messages[0]!.envelope.embed.chain!.map((st) => st.args)).toEqual([[3], [2]]);
+  });
+
   it("chord: every header task carries the body with its id, the group id and its index; the size is set", () => {
     const plan = planCanvas(chord([s(add, 1, 1), s(add, 2, 2), si(add, 3, 3)], s(add, 0)), [], ctx());
     const [first, second, third] = plan.messages.map((m) => m.envelope);
