@@ -183,18 +183,26 @@ export function canvasInteropSuite(name: string, setup: () => Promise<CanvasBrok
       }
     });
 
-    it("chord with a failing header task: the body fails with Celery's ChordError and its errback runs", async () => {
-      const errbackId = randomUUID();
-      const body = withOptions(s(pyCollect), { linkError: withOptions(s(tsOnError), { taskId: errbackId }) });
-      const r = await client.apply(chord([s(pyAppend, ["p0"]), s(tsFail, "header boom")], body));
-      const err = await r.get(GET).then(
-        () => null,
-        (e: unknown) => e,
-      );
-      expect(err).toBeInstanceOf(TaskFailedError);
-      expect(err).toMatchObject({ excType: "ChordError" });
-      expect((err as TaskFailedError).excMessage[0]).toMatch(/^Dependency [0-9a-f-]{36} raised RangeError\('header boom'\)$/);
-      expect(await client.asyncResult(errbackId).get(GET)).toEqual({ lang: "ts", failed: r.id });
+    it("chord with a failing header task: the body fails with Celery's ChordError and its errback runs, whichever side completes", async () => {
+      const variants = [
+        // The slow Python part completes the chord: Python's chord_error_from_stack calls a TS errback.
+        { header: [s(pyAppend, ["p0"], 0.5), s(tsFail, "header boom")], raised: "RangeError('header boom')", errback: tsOnError, lang: "ts" },
+        // The slow TypeScript part completes it: the TS worker stores the ChordError and calls a Python errback.
+        { header: [s(pyFail, "py header boom"), s(tsAppend, ["t1"], 0.5)], raised: "ValueError('py header boom')", errback: pyOnError, lang: "py" },
+      ];
+      for (const v of variants) {
+        const errbackId = randomUUID();
+        const body = withOptions(s(pyCollect), { linkError: withOptions(s(v.errback), { taskId: errbackId }) });
+        const r = await client.apply(chord(v.header, body));
+        const err = await r.get(GET).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(TaskFailedError);
+        expect(err).toMatchObject({ excType: "ChordError" });
+        expect((err as TaskFailedError).excMessage[0]).toMatch(new RegExp(`^Dependency [0-9a-f-]{36} raised ${v.raised.replace(/[()]/g, "\\$&")}$`));
+        expect(await client.asyncResult(errbackId).get(GET)).toEqual({ lang: v.lang, failed: r.id });
+      }
     });
 
     it("link_error: a failing TypeScript task calls a Python errback", async () => {
