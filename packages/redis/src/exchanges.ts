@@ -140,6 +140,9 @@ interface FanoutListener {
   onMessage: (delivery: ExchangeDelivery) => void;
 }
 
+/** Longest a close waits for one clean-up command (SREM, DEL, PUNSUBSCRIBE). */
+const CLEANUP_WAIT_MS = 1000;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function checkSpec(where: string, exchange: ExchangeSpec): void {
@@ -293,7 +296,26 @@ export class RedisExchanges implements ExchangeMessaging {
     const ref = this.refKey("binding", b.key, b.member);
     if (this.dropRef(ref) > 0) return;
     this.declared.delete(ref);
-    await this.host.client.srem(b.key, b.member);
+    await this.boundedCleanup(this.host.client.srem(b.key, b.member));
+  }
+
+  /**
+   * Waits for a clean-up command at most `CLEANUP_WAIT_MS`, and not at all while the command
+   * connection is down. With Redis away, ioredis keeps it queued for the reconnect (and fails it
+   * after its ~10 s of retries); closing does not wait for that. A binding member left behind is what kombu leaves when a process dies.
+   */
+  private async boundedCleanup(command: Promise<unknown>): Promise<void> {
+    if (this.host.client.status !== "ready") {
+      command.catch(() => undefined);
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const settled = command.then(
+      () => undefined,
+      () => undefined,
+    );
+    await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, CLEANUP_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   /** Declares every binding again: after a Redis restart the set may be gone while we still listen. */
@@ -371,9 +393,8 @@ export class RedisExchanges implements ExchangeMessaging {
       }
       added.length = 0;
       if (idle.length === 0) return;
-      // Offline: queued for the reconnect, not awaited (ioredis would otherwise resubscribe it).
-      const done = sub.punsubscribe(...idle).catch(() => undefined);
-      if (sub.status === "ready") await done;
+      // Sent even when offline, or ioredis would resubscribe the pattern after the reconnect.
+      await this.boundedCleanup(sub.punsubscribe(...idle));
     };
     try {
       const fresh: string[] = [];
@@ -481,11 +502,13 @@ export class RedisExchanges implements ExchangeMessaging {
           this.open.delete(handle);
           stopped = true;
           // Unbound first, so publishers stop routing here before the lists go.
-          await this.unbind(binding).catch(() => undefined);
+          await this.unbind(binding);
           conn.disconnect();
-          await loop;
+          // The loop ends when its BRPOP fails; a BRPOP queued offline during a reconnect may never
+          // settle after disconnect(), and `stopped` keeps it from delivering if it does.
+          await this.boundedCleanup(loop);
           // kombu deletes an auto-delete queue's lists with its binding (`_delete`); the last local user does.
-          if (this.dropRef(queueRef) === 0) await host.client.del(...keys).catch(() => undefined);
+          if (this.dropRef(queueRef) === 0) await this.boundedCleanup(host.client.del(...keys));
         })()),
     };
     this.open.add(handle);
@@ -495,11 +518,12 @@ export class RedisExchanges implements ExchangeMessaging {
   /** Closes every subscription (removing their bindings) and the subscriber connection. */
   async close(): Promise<void> {
     this.closing = true;
-    for (const s of [...this.open]) await s.close();
+    await Promise.all([...this.open].map((s) => s.close()));
     const connecting = this.subscriberConnecting;
     this.subscriberConnecting = null;
     const sub = this.subscriber ?? (await connecting?.catch(() => null)) ?? null;
     this.subscriber = null;
-    if (sub) await sub.quit().catch(() => sub.disconnect());
+    if (sub && sub.status === "ready") await sub.quit().catch(() => sub.disconnect());
+    else sub?.disconnect();
   }
 }

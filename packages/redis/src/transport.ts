@@ -677,7 +677,9 @@ export class RedisTransport implements Transport {
       clearTimeout(timer);
     }
     if (this.ownsClient) {
-      await this.client.quit().catch(() => this.client.disconnect());
+      // QUIT on a reconnecting client waits for ioredis's retries (~10 s): just drop it then.
+      if (this.client.status === "ready") await this.client.quit().catch(() => this.client.disconnect());
+      else this.client.disconnect();
     }
     this.resolveClosed();
   }

@@ -214,6 +214,20 @@ describe("redis exchanges: kombu's layout", () => {
     }
   });
 
+  it("transport.close() finishes while Redis is down, with subscriptions open", async () => {
+    const own = await startRedisServer();
+    cleanups.push(() => own.dispose());
+    const t = createRedisTransport({ url: own.url(0) });
+    await t.connect();
+    await t.exchanges.subscribe({ name: "celery.pidbox", type: "fanout" }, { bindingKey: "" }, () => undefined);
+    await t.exchanges.subscribe({ name: "reply.celery.pidbox", type: "direct" }, { bindingKey: "oid" }, () => undefined);
+    await own.stop();
+    // A close that waited for ioredis's ~10 s of reconnect attempts per clean-up command would
+    // run into this test's timeout.
+    await t.close({ drainMs: 500 });
+    await expect(t.closed).resolves.toBeUndefined();
+  }, 15_000);
+
   it("transport.close() ends every subscription and removes its bindings; the transport refuses new ones", async () => {
     const t = createRedisTransport({ url: server.url(DB) });
     await t.connect();
