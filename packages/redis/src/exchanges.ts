@@ -194,6 +194,7 @@ export class RedisExchanges implements ExchangeMessaging {
   /** Bindings to declare again after a reconnect (a restarted Redis without persistence lost them). */
   private readonly declared = new Map<string, { key: string; member: string }>();
   private readonly open = new Set<{ close(): Promise<void> }>();
+  private readonly subscribing = new Set<Promise<unknown>>();
   private closing = false;
 
   constructor(private readonly host: ExchangeHost) {}
@@ -231,7 +232,16 @@ export class RedisExchanges implements ExchangeMessaging {
     }
   }
 
-  async subscribe(exchange: ExchangeSpec, options: SubscribeOptions, onMessage: (delivery: ExchangeDelivery) => void): Promise<ExchangeSubscription> {
+  subscribe(exchange: ExchangeSpec, options: SubscribeOptions, onMessage: (delivery: ExchangeDelivery) => void): Promise<ExchangeSubscription> {
+    const p = this.subscribeNow(exchange, options, onMessage);
+    // close() lets subscribes in progress finish (and undo themselves) before the connections go.
+    this.subscribing.add(p);
+    const done = () => this.subscribing.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private async subscribeNow(exchange: ExchangeSpec, options: SubscribeOptions, onMessage: (delivery: ExchangeDelivery) => void): Promise<ExchangeSubscription> {
     checkSpec("subscribe", exchange);
     assertKnownOptions("subscribe", options, SUBSCRIBE_KNOWN);
     if (typeof options.bindingKey !== "string") throw new CeleriacError("invalid_argument", "subscribe: bindingKey must be a string");
@@ -251,20 +261,25 @@ export class RedisExchanges implements ExchangeMessaging {
     const queue = options.queue ?? `amq.gen-${randomUUID()}`;
     const pattern = exchange.type === "topic" ? topicPattern(options.bindingKey) : "";
     const binding = { key: bindingKey(exchange.name), member: bindingEntry(options.bindingKey, pattern, queue) };
+    let subscription: ExchangeSubscription;
+    const closedWhileSubscribing = () => new CeleriacError("closed", "redis transport closed while subscribing");
     try {
       await this.bind(binding);
-      const subscription =
+      if (this.closing) throw closedWhileSubscribing();
+      subscription =
         exchange.type === "fanout" ? await this.subscribeFanout(exchange.name, binding, onMessage) : await this.subscribeQueue(exchange.name, queue, binding, onMessage);
-      if (this.closing) {
-        // The transport began closing while this subscription was being set up.
-        await subscription.close();
-        throw new CeleriacError("closed", "redis transport is closing; cannot subscribe");
-      }
-      return subscription;
     } catch (err) {
       await this.unbind(binding).catch(() => undefined);
+      // A connection error caused by our own close is reported as the close.
+      if (this.closing && !(err instanceof CeleriacError && err.code === "closed")) throw new CeleriacError("closed", "redis transport closed while subscribing", { cause: err });
       throw failed("subscribe", err);
     }
+    if (this.closing) {
+      // The transport began closing while this subscription was being set up.
+      await subscription.close();
+      throw closedWhileSubscribing();
+    }
+    return subscription;
   }
 
   private refKey(kind: string, a: string, b = ""): string {
@@ -304,7 +319,7 @@ export class RedisExchanges implements ExchangeMessaging {
    * connection is down. With Redis away, ioredis keeps it queued for the reconnect (and fails it
    * after its ~10 s of retries); closing does not wait for that. A binding member left behind is what kombu leaves when a process dies.
    */
-  private async boundedCleanup(command: Promise<unknown>): Promise<void> {
+  private async boundedCleanup(command: Promise<unknown>, waitMs = CLEANUP_WAIT_MS): Promise<void> {
     if (this.host.client.status !== "ready") {
       command.catch(() => undefined);
       return;
@@ -314,7 +329,7 @@ export class RedisExchanges implements ExchangeMessaging {
       () => undefined,
       () => undefined,
     );
-    await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, CLEANUP_WAIT_MS)))]);
+    await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
     clearTimeout(timer);
   }
 
@@ -518,6 +533,7 @@ export class RedisExchanges implements ExchangeMessaging {
   /** Closes every subscription (removing their bindings) and the subscriber connection. */
   async close(): Promise<void> {
     this.closing = true;
+    await this.boundedCleanup(Promise.allSettled([...this.subscribing]), 2 * CLEANUP_WAIT_MS);
     await Promise.all([...this.open].map((s) => s.close()));
     const connecting = this.subscriberConnecting;
     this.subscriberConnecting = null;

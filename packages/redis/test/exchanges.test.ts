@@ -214,6 +214,18 @@ describe("redis exchanges: kombu's layout", () => {
     }
   });
 
+  it("a subscribe still in progress when the transport closes fails with `closed` and leaves no binding", async () => {
+    const t = createRedisTransport({ url: server.url(DB) });
+    await t.connect();
+    const r = raw();
+    const fanout: ExchangeSpec = { name: unique("fan"), type: "fanout" };
+    const direct: ExchangeSpec = { name: unique("reply"), type: "direct" };
+    const pending = [fanout, direct].map((spec) => t.exchanges.subscribe(spec, { bindingKey: "k" }, () => undefined).then(() => null, (err: unknown) => err));
+    await t.close();
+    for (const p of pending) expect(await p).toMatchObject({ code: "closed" });
+    expect(await r.exists(`_kombu.binding.${fanout.name}`, `_kombu.binding.${direct.name}`)).toBe(0);
+  });
+
   it("transport.close() finishes while Redis is down, with subscriptions open", async () => {
     const own = await startRedisServer();
     cleanups.push(() => own.dispose());
