@@ -256,8 +256,9 @@ export class RedisExchanges implements ExchangeMessaging {
     }
     if (typeof onMessage !== "function") throw new CeleriacError("invalid_argument", "subscribe: onMessage must be a function");
     this.assertOpen("subscribe");
-    // kombu's Redis transport ignores x-message-ttl and x-expires: messageTtlMs / queueExpiresMs are accepted for
-    // portability and have no effect here (pub/sub keeps nothing; the queue goes away on close).
+    // kombu's Redis transport ignores x-message-ttl and x-expires: messageTtlMs / queueExpiresMs are
+    // accepted for portability and have no effect here (pub/sub keeps nothing; the queue goes away
+    // on close).
     const queue = options.queue ?? `amq.gen-${randomUUID()}`;
     const pattern = exchange.type === "topic" ? topicPattern(options.bindingKey) : "";
     const binding = { key: bindingKey(exchange.name), member: bindingEntry(options.bindingKey, pattern, queue) };
@@ -315,9 +316,10 @@ export class RedisExchanges implements ExchangeMessaging {
   }
 
   /**
-   * Waits for a clean-up command at most `CLEANUP_WAIT_MS`, and not at all while the command
-   * connection is down. With Redis away, ioredis keeps it queued for the reconnect (and fails it
-   * after its ~10 s of retries); closing does not wait for that. A binding member left behind is what kombu leaves when a process dies.
+   * Waits for a clean-up command at most `waitMs`, and not at all while the command connection is
+   * down. With Redis away, ioredis keeps it queued for the reconnect (and fails it after its ~10 s
+   * of retries); closing does not wait for that. A binding member left behind is what kombu leaves
+   * when a process dies.
    */
   private async boundedCleanup(command: Promise<unknown>, waitMs = CLEANUP_WAIT_MS): Promise<void> {
     if (this.host.client.status !== "ready") {
