@@ -1,6 +1,7 @@
 """Exchange traffic with kombu itself (Debian's kombu 5.2.4), for the Redis exchange tests.
 
-Broker: CELERIAC_BROKER_URL.
+Broker: CELERIAC_BROKER_URL; kombu transport options (e.g. {"fanout_prefix": false}) as JSON in
+CELERIAC_TRANSPORT_OPTIONS (optional).
 
 usage:
   kombu_exchanges.py consume TYPE EXCHANGE ROUTING_KEY QUEUE COUNT TIMEOUT_S
@@ -21,6 +22,11 @@ import time
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 
+def connection():
+    options = json.loads(os.environ.get("CELERIAC_TRANSPORT_OPTIONS") or "{}")
+    return Connection(os.environ["CELERIAC_BROKER_URL"], transport_options=options)
+
+
 def exchange_of(type_, name):
     return Exchange(name, type=type_, durable=False, delivery_mode="transient")
 
@@ -28,7 +34,7 @@ def exchange_of(type_, name):
 def consume(type_, name, routing_key, queue_name, count, timeout_s):
     exchange = exchange_of(type_, name)
     received = []
-    with Connection(os.environ["CELERIAC_BROKER_URL"]) as conn:
+    with connection() as conn:
         channel = conn.channel()
         queue = Queue(
             None if queue_name == "-" else queue_name,
@@ -68,7 +74,7 @@ def consume(type_, name, routing_key, queue_name, count, timeout_s):
 
 def publish(type_, name, routing_key, body_json, headers_json):
     exchange = exchange_of(type_, name)
-    with Connection(os.environ["CELERIAC_BROKER_URL"]) as conn:
+    with connection() as conn:
         producer = Producer(conn.channel())
         producer.publish(
             json.loads(body_json),

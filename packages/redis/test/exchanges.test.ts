@@ -314,10 +314,24 @@ interface PyConsumer {
   output(): string;
 }
 
-async function pyConsume(type: ExchangeSpec["type"], exchange: string, routingKey: string, queue: string, count: number): Promise<PyConsumer> {
+async function pyConsume(
+  type: ExchangeSpec["type"],
+  exchange: string,
+  routingKey: string,
+  queue: string,
+  count: number,
+  transportOptions: Record<string, unknown> = {},
+): Promise<PyConsumer> {
   const child: ChildProcess = spawn(PYTHON, ["kombu_exchanges.py", "consume", type, exchange, routingKey, queue, String(count), "20"], {
     cwd: PYTHON_DIR,
-    env: { ...process.env, CELERIAC_BROKER_URL: pyEnv().brokerUrl, PYTHONPATH: PYTHON_DIR, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
+    env: {
+      ...process.env,
+      CELERIAC_BROKER_URL: pyEnv().brokerUrl,
+      CELERIAC_TRANSPORT_OPTIONS: JSON.stringify(transportOptions),
+      PYTHONPATH: PYTHON_DIR,
+      PYTHONUNBUFFERED: "1",
+      PYTHONDONTWRITEBYTECODE: "1",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   cleanups.push(async () => {
@@ -388,6 +402,26 @@ describe("redis exchanges: interop with kombu 5.2.4", () => {
     expect(pbConsumer.messages[0]!.delivery_info).toMatchObject({ exchange: pidbox, routing_key: "" });
     expect(await evConsumer.exited).toBe(0);
     expect(await pbConsumer.exited).toBe(0);
+  });
+
+  it("fanoutPrefix / fanoutPatterns talk to kombu configured with the same transport options", async () => {
+    const ex = unique("legacy");
+    const kombu3 = createRedisTransport({ url: pyEnv().brokerUrl, fanoutPrefix: false, fanoutPatterns: false });
+    cleanups.push(() => kombu3.close({ drainMs: 1000 }));
+    const custom = createRedisTransport({ url: pyEnv().brokerUrl, fanoutPrefix: "/v{db}." });
+    cleanups.push(() => custom.close({ drainMs: 1000 }));
+    const legacy = await pyConsume("fanout", ex, "#", "-", 1, { fanout_prefix: false, fanout_patterns: false });
+    const prefixed = await pyConsume("fanout", ex, "#", "-", 1, { fanout_prefix: "/v{db}." });
+    await until("the kombu 3-style consumer", async () => {
+      await kombu3.exchanges.publishToExchange({ name: ex, type: "fanout" }, "task.sent", json("legacy"));
+      return legacy.messages.length > 0;
+    }, 10_000);
+    await until("the custom-prefix consumer", async () => {
+      await custom.exchanges.publishToExchange({ name: ex, type: "fanout" }, "task.sent", json("custom"));
+      return prefixed.messages.length > 0;
+    }, 10_000);
+    expect(legacy.messages[0]!.body).toBe("legacy");
+    expect(prefixed.messages[0]!.body).toBe("custom");
   });
 
   it("a kombu fanout publish reaches a TS subscription, with and without a routing key", async () => {
