@@ -12,6 +12,7 @@ import {
   type ConsumeOptions,
   type Consumer,
   type Delivery,
+  type ExchangeMessaging,
   type NackOptions,
   type PublishOptions,
   type Transport,
@@ -186,7 +187,8 @@ export class RedisTransport implements Transport {
    * Named exchanges as kombu lays them out on Redis: fanout over pub/sub, direct and topic through
    * `_kombu.binding.<exchange>` and lists. See exchanges.ts and README.md.
    */
-  readonly exchanges: RedisExchanges;
+  readonly exchanges: ExchangeMessaging;
+  private readonly exchangeMessaging: RedisExchanges;
 
   constructor(options: RedisTransportOptions = {}) {
     assertKnownOptions("createRedisTransport", options, KNOWN);
@@ -216,7 +218,7 @@ export class RedisTransport implements Transport {
     if (typeof fanoutPatterns !== "boolean") {
       throw new CeleriacError("invalid_argument", `createRedisTransport: fanoutPatterns must be a boolean, got ${typeof fanoutPatterns}`);
     }
-    this.exchanges = new RedisExchanges({
+    this.exchanges = this.exchangeMessaging = new RedisExchanges({
       client: this.client,
       // kombu fills `{db}` from the connection's database (redis.py `_get_pool`).
       fanoutPrefix: fanoutKeyPrefix(fanoutPrefix, this.client.options.db ?? 0),
@@ -658,7 +660,7 @@ export class RedisTransport implements Transport {
   async close(options: { drainMs?: number } = {}): Promise<void> {
     if (this.isClosed) return this.closed;
     // Subscriptions go first: their bindings are removed while the command connection is up.
-    await this.exchanges.close();
+    await this.exchangeMessaging.close();
     for (const c of [...this.consumers]) await c.stop();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
