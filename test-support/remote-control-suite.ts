@@ -115,10 +115,10 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
     }, 30_000);
 
     it("`celery inspect ping` (Python's CLI) gets a pong from the TS worker; -d names it", async () => {
-      const all = await celery(o.brokerUrl(), ["inspect", "ping"]);
+      const all = await celery(o.brokerUrl(), ["inspect", "ping", "-t", "2"]);
       expect(all.code, show(all)).toBe(0);
       expect(all.stdout).toContain(`->  ${host}: OK\n        pong`);
-      const one = await celery(o.brokerUrl(), ["inspect", "ping", "-d", host]);
+      const one = await celery(o.brokerUrl(), ["inspect", "ping", "-d", host, "-t", "5"]);
       expect(one.code, show(one)).toBe(0);
       expect(one.stdout).toContain(`->  ${host}: OK`);
       expect(one.stdout).toContain("1 node online.");
@@ -133,7 +133,7 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
       const waiting = await client.sendTask("ts.record", { args: [3] });
       await until("ts.record reserved", () => worker.heldTasks().some((t) => t.id === waiting.id && t.phase === "reserved"));
 
-      const active = await celery(o.brokerUrl(), ["inspect", "active", "--json", "-d", host]);
+      const active = await celery(o.brokerUrl(), ["inspect", "active", "--json", "-d", host, "-t", "5"]);
       expect(active.code, show(active)).toBe(0);
       const tasks = jsonOf(active)[host] as TaskInfo[];
       expect(tasks).toHaveLength(1);
@@ -142,10 +142,10 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
       expect(typeof tasks[0]!.time_start).toBe("number");
       expect(Math.abs(tasks[0]!.time_start! * 1000 - Date.now())).toBeLessThan(60_000);
 
-      const reserved = await celery(o.brokerUrl(), ["inspect", "reserved", "--json", "-d", host]);
+      const reserved = await celery(o.brokerUrl(), ["inspect", "reserved", "--json", "-d", host, "-t", "5"]);
       expect((jsonOf(reserved)[host] as TaskInfo[]).map((t) => t.id), show(reserved)).toEqual([waiting.id]);
 
-      const stats = await celery(o.brokerUrl(), ["inspect", "stats", "--json", "-d", host]);
+      const stats = await celery(o.brokerUrl(), ["inspect", "stats", "--json", "-d", host, "-t", "5"]);
       expect(stats.code, show(stats)).toBe(0);
       const s = jsonOf(stats)[host] as WorkerStats;
       expect(s.pool["max-concurrency"]).toBe(1);
@@ -155,10 +155,10 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
       expect(s.broker.transport).toBe(workerTransport.name);
       expect(s.uptime).toBeGreaterThanOrEqual(0);
 
-      const text = await celery(o.brokerUrl(), ["inspect", "stats", "-d", host]);
+      const text = await celery(o.brokerUrl(), ["inspect", "stats", "-d", host, "-t", "5"]);
       expect(text.stdout, show(text)).toContain('"max-concurrency": 1');
 
-      const registered = await celery(o.brokerUrl(), ["inspect", "registered", "-d", host]);
+      const registered = await celery(o.brokerUrl(), ["inspect", "registered", "-d", host, "-t", "5"]);
       expect(registered.stdout, show(registered)).toContain(`->  ${host}: OK\n    * ts.block\n    * ts.record`);
 
       release();
@@ -171,7 +171,7 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
       await until("ts.block running", () => worker.heldTasks().some((t) => t.id === busy.id && t.phase === "running"));
       const victim = await client.sendTask("ts.record");
       await until("victim reserved", () => worker.heldTasks().some((t) => t.id === victim.id));
-      const r = await celery(o.brokerUrl(), ["control", "revoke", victim.id]);
+      const r = await celery(o.brokerUrl(), ["control", "revoke", victim.id, "-t", "2"]);
       expect(r.code, show(r)).toBe(0);
       expect(r.stdout).toContain(`->  ${host}: OK\n        tasks ${victim.id} flagged as revoked`);
       expect(worker.isRevoked(victim.id)).toBe(true);
@@ -185,7 +185,7 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
     it("`celery control revoke --terminate`-style: celeriac control revoke --terminate aborts the running task", async () => {
       const busy = await client.sendTask("ts.block");
       await until("ts.block running", () => worker.heldTasks().some((t) => t.id === busy.id && t.phase === "running"));
-      const r = await celeriac(["control", "revoke", busy.id, "--terminate", "-b", o.brokerUrl(), "-d", host]);
+      const r = await celeriac(["control", "revoke", busy.id, "--terminate", "-b", o.brokerUrl(), "-d", host, "-t", "5"]);
       expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
       expect(r.stdout).toContain(`->  ${host}: OK\n        terminate: ${busy.id}`);
       const err = await busy.get({ timeoutMs: 10_000 }).catch((e: unknown) => e);
@@ -200,19 +200,19 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
         const pyHost = py.child.spawnargs[py.child.spawnargs.indexOf("-n") + 1] ?? "";
         expect(pyHost).toMatch(/^py-\d+-\d+@localhost$/);
 
-        const r = await celeriac(["inspect", "ping", "-b", o.brokerUrl()]);
+        const r = await celeriac(["inspect", "ping", "-t", "2", "-b", o.brokerUrl()]);
         expect(r.code, `${r.stdout}\n${r.stderr}\n${py.output()}`).toBe(0);
         expect(r.stdout).toContain(`->  ${host}: OK\n        pong`);
         expect(r.stdout).toContain(`->  ${pyHost}: OK\n        pong`);
         expect(r.stdout).toContain("2 nodes online.");
 
-        const j = await celeriac(["inspect", "stats", "--json", "-b", o.brokerUrl()]);
+        const j = await celeriac(["inspect", "stats", "--json", "-t", "2", "-b", o.brokerUrl()]);
         const byHost = JSON.parse(j.stdout.trim()) as Record<string, WorkerStats>;
         expect(Object.keys(byHost).sort()).toEqual([host, pyHost].sort());
         expect(byHost[pyHost]!.pool["max-concurrency"]).toBe(1);
         expect(byHost[host]!.pool["max-concurrency"]).toBe(1);
 
-        const control = createControl(clientTransport);
+        const control = createControl(clientTransport, { timeoutMs: 2000 });
         try {
           const pongs = await control.inspect.ping();
           expect(pongs).toEqual({ [host]: { ok: "pong" }, [pyHost]: { ok: "pong" } });
