@@ -427,7 +427,8 @@ export async function startRemoteControl(host: AddonHost): Promise<WorkerAddon |
   });
   let queue: Promise<void> = Promise.resolve();
   const onRequest = (delivery: ExchangeDelivery): void => {
-    queue = queue.then(() => node.handle(delivery.message));
+    // handle() does not reject; the catch keeps one surprise from silencing every later request.
+    queue = queue.then(() => node.handle(delivery.message)).catch((err: unknown) => log("error", "control command error", { error: String(err) }));
   };
   let subscription;
   try {
