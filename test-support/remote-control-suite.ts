@@ -226,6 +226,10 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
         expect(byHost[pyHost]!.pool["max-concurrency"]).toBe(1);
         expect(byHost[host]!.pool["max-concurrency"]).toBe(1);
 
+        const active = await celeriac(["inspect", "active", "-t", "2", "-b", o.brokerUrl()]);
+        expect(active.stdout, active.stderr).toContain(`->  ${host}: OK\n    - empty -`);
+        expect(active.stdout).toContain(`->  ${pyHost}: OK\n    - empty -`);
+
         const control = createControl(clientTransport, { timeoutMs: 2000 });
         try {
           const pongs = await control.inspect.ping();
