@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { expect } from "vitest";
 import { createClient, Reject, type Transport } from "@celeriac/core";
 import { createWorker, type Worker, type WorkerEvent } from "@celeriac/worker";
 import { buildCeleryEvent, celeryEventExchange, celeryEventMessage } from "../packages/worker/src/celery-events.js";
-import { PYTHON, PYTHON_DIR } from "./python.js";
+import { spawnPython, type PythonProcess } from "./python.js";
 
 /**
  * The events interop check, shared by the AMQP and Redis test files: Celery's own
@@ -15,40 +14,11 @@ import { PYTHON, PYTHON_DIR } from "./python.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export interface Child {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<void>;
-  stop(): Promise<void>;
-}
+export type Child = PythonProcess;
 
 /** `celery -A interop_app events --dump` on `brokerUrl`; stop it when done. */
 export function startEventDump(brokerUrl: string): Child {
-  return spawnPython(["-m", "celery", "-A", "interop_app", "events", "--dump"], brokerUrl);
-}
-
-function spawnPython(args: string[], brokerUrl: string): Child {
-  const child = spawn(PYTHON, args, {
-    cwd: PYTHON_DIR,
-    env: { ...process.env, CELERIAC_BROKER_URL: brokerUrl, CELERIAC_RESULT_URL: "", PYTHONPATH: PYTHON_DIR, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  return {
-    child,
-    output: () => out,
-    exited,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
+  return spawnPython({ brokerUrl }, ["-m", "celery", "-A", "interop_app", "events", "--dump"]);
 }
 
 export async function waitFor(what: string, cond: () => boolean, timeoutMs: number, detail: () => string): Promise<void> {
@@ -143,7 +113,7 @@ export async function runCeleryEventsInterop(setup: EventsInteropSetup): Promise
   const hostname = `celeriac-events-${randomUUID().slice(0, 8)}@localhost`;
   const queue = `events-${randomUUID().slice(0, 8)}`;
   const dumper = startEventDump(setup.brokerUrl);
-  const stateCapture = spawnPython(["events_state.py", hostname, "50"], setup.brokerUrl);
+  const stateCapture = spawnPython({ brokerUrl: setup.brokerUrl }, ["events_state.py", hostname, "50"]);
   const probeTransport = setup.makeTransport();
   const workerTransport = setup.makeTransport();
   const clientTransport = setup.makeTransport();

@@ -25,28 +25,30 @@ function pyEnv(e: PythonEnv): NodeJS.ProcessEnv {
   };
 }
 
-export interface PythonWorker {
+/** A Python process the test started: its output so far, and a way to end it. */
+export interface PythonProcess {
   child: ChildProcess;
-  /** Everything the worker printed so far, for failure messages. */
+  /** Everything it printed so far (stdout and stderr), for assertions and failure messages. */
   output(): string;
+  /** Resolves when it exited, by itself or by stop(). */
+  exited: Promise<void>;
   /** SIGTERM, then SIGKILL after 5 s; resolves when it exited. */
   stop(): Promise<void>;
 }
 
-/** Starts a real Celery worker (`celery -A interop_app worker`, or `e.app`) and resolves once it is ready. */
-export async function startPythonWorker(e: PythonEnv & { queues?: string[]; pool?: string; concurrency?: number }): Promise<PythonWorker> {
-  const args = ["-m", "celery", "-A", e.app ?? "interop_app", "worker", "--loglevel", "INFO", "-Q", (e.queues ?? ["celery"]).join(",")];
-  args.push("--pool", e.pool ?? "solo");
-  if (e.concurrency) args.push("--concurrency", String(e.concurrency));
-  args.push("--without-gossip", "--without-mingle", "--without-heartbeat", "-n", `py-${process.pid}-${Date.now()}@localhost`);
+export type PythonWorker = PythonProcess;
+
+/** Starts `/usr/bin/python3 <args>` in test-support/python with the env of `e`. */
+export function spawnPython(e: PythonEnv, args: string[]): PythonProcess {
   const child = spawn(PYTHON, args, { cwd: PYTHON_DIR, env: pyEnv(e), stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const worker: PythonWorker = {
+  return {
     child,
     output: () => out,
+    exited,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM");
@@ -55,12 +57,44 @@ export async function startPythonWorker(e: PythonEnv & { queues?: string[]; pool
       clearTimeout(timer);
     },
   };
+}
+
+export interface PythonRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs Celery's own CLI, `celery -A <e.app or interop_app> <args>`, to its exit (SIGKILL after `timeoutMs`). */
+export function runCelery(e: PythonEnv, args: string[], timeoutMs = 30_000): Promise<PythonRun> {
+  return new Promise((resolve) => {
+    const child = spawn(PYTHON, ["-m", "celery", "-A", e.app ?? "interop_app", ...args], { cwd: PYTHON_DIR, env: pyEnv(e), stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Starts a real Celery worker (`celery -A interop_app worker`, or `e.app`) and resolves once it is ready. */
+export async function startPythonWorker(e: PythonEnv & { queues?: string[]; pool?: string; concurrency?: number }): Promise<PythonWorker> {
+  const args = ["-m", "celery", "-A", e.app ?? "interop_app", "worker", "--loglevel", "INFO", "-Q", (e.queues ?? ["celery"]).join(",")];
+  args.push("--pool", e.pool ?? "solo");
+  if (e.concurrency) args.push("--concurrency", String(e.concurrency));
+  args.push("--without-gossip", "--without-mingle", "--without-heartbeat", "-n", `py-${process.pid}-${Date.now()}@localhost`);
+  const worker = spawnPython(e, args);
+  const { child } = worker;
   const deadline = Date.now() + 30_000;
-  while (!/ ready\.?/.test(out)) {
-    if (child.exitCode !== null) throw new Error(`Python worker exited early (${child.exitCode}):\n${out}`);
+  while (!/ ready\.?/.test(worker.output())) {
+    if (child.exitCode !== null) throw new Error(`Python worker exited early (${child.exitCode}):\n${worker.output()}`);
     if (Date.now() > deadline) {
       await worker.stop();
-      throw new Error(`Python worker not ready after 30 s:\n${out}`);
+      throw new Error(`Python worker not ready after 30 s:\n${worker.output()}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

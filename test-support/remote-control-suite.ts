@@ -1,10 +1,9 @@
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, createControl, type Client, type ResultBackend, type TaskInfo, type Transport, type WorkerStats } from "@celeriac/core";
 import { createWorker, type Worker } from "@celeriac/worker";
 import { celeriac } from "../apps/cli/test/cli-helpers.js";
-import { PYTHON, PYTHON_DIR, startPythonWorker, type PythonWorker } from "./python.js";
+import { runCelery, startPythonWorker, type PythonRun, type PythonWorker } from "./python.js";
 
 /**
  * Celery's remote control between real Python Celery 5.2.6 and a TypeScript worker on one broker:
@@ -20,30 +19,11 @@ export interface RemoteControlSuiteOptions {
   pythonResultUrl?(): string | undefined;
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = PythonRun;
 
 /** `python -m celery -A interop_app <args>`, with the broker in CELERIAC_BROKER_URL. */
 function celery(brokerUrl: string, args: string[], timeoutMs = 30_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(PYTHON, ["-m", "celery", "-A", "interop_app", ...args], {
-      cwd: PYTHON_DIR,
-      env: { ...process.env, CELERIAC_BROKER_URL: brokerUrl, CELERIAC_RESULT_URL: "", PYTHONPATH: PYTHON_DIR, PYTHONDONTWRITEBYTECODE: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCelery({ brokerUrl }, args, timeoutMs);
 }
 
 const show = (r: Run) => `exit ${String(r.code)}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
