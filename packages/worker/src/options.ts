@@ -16,7 +16,12 @@ export interface WorkerOptions {
   prefetchMultiplier?: number;
   /** How long `stop()` waits for running tasks before forcing. Default 30 s. */
   shutdownGraceMs?: number;
-  /** Names this worker in logs, contexts and results. Default `celeriac@<os hostname>`. */
+  /**
+   * Names this worker in logs, contexts, results, events and remote control (Celery's `-n`).
+   * Default `celeriac-<pid>@<os hostname>`: unique per process, because remote control gives each
+   * name one mailbox queue, and two processes sharing a name would split its messages between
+   * them (Celery warns of duplicate nodenames for the same reason).
+   */
   hostname?: string;
   /** Structured log sink. Default: JSON lines on stderr. */
   logger?: Logger;
@@ -169,7 +174,7 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
     concurrency,
     prefetch: concurrency * multiplier,
     shutdownGraceMs: positiveInt("shutdownGraceMs", options.shutdownGraceMs, 30_000, 0),
-    hostname: options.hostname ?? `celeriac@${osHostname()}`,
+    hostname: options.hostname ?? `celeriac-${process.pid}@${osHostname()}`,
     etaHeartbeatMs,
     visibilityExtensionMs: positiveInt("visibilityExtensionMs", options.visibilityExtensionMs, etaHeartbeatMs * 5),
     maxHeldEta: positiveInt("maxHeldEta", options.maxHeldEta, concurrency * multiplier, 0),
