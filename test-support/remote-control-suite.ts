@@ -225,12 +225,15 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
       }
     }, 60_000);
 
-    it("`celery control shutdown -d <ts host>` stops that TS worker and no other", async () => {
+    it("`celery control shutdown -d <ts host>` stops that TS worker and no other; a worker with remote control off does not answer", async () => {
       const otherHost = `ts-rc-other-${tag}@localhost`;
       const otherTransport = o.transport();
       await otherTransport.connect();
       const other = createWorker({ transport: otherTransport, queues: [`${queue}-other`], hostname: otherHost, silent: true });
       await other.start();
+      // Remote control off (Celery's worker_enable_remote_control = False): it must stay silent below.
+      const mute = createWorker({ transport: otherTransport, queues: [`${queue}-mute`], hostname: `ts-rc-mute-${tag}@localhost`, silent: true, remoteControl: false });
+      await mute.start();
       try {
         const r = await celery(o.brokerUrl(), ["control", "shutdown", "-d", host]);
         // Celery's workers do not answer shutdown, so its CLI reports no replies (exit 69).
@@ -244,6 +247,7 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
           await control.close();
         }
       } finally {
+        await mute.stop({ graceMs: 0 });
         await other.stop({ graceMs: 0 });
         await otherTransport.close();
       }

@@ -30,6 +30,7 @@ program
   .option("-n, --hostname <name>", "worker name, as in celery -n")
   .option("--shutdown-grace <seconds>", "time to finish tasks in flight on SIGTERM", "30")
   .option("-E, --events", "send Celery events (worker and task events on celeryev), like celery worker -E")
+  .option("--without-remote-control", "do not answer celery inspect/control (Celery's worker_enable_remote_control = False)")
   .option("--metrics-port <port>", "serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: any free port)")
   .option("--metrics-host <host>", "interface for --metrics-port; 0.0.0.0 to let a scraper on another machine in", "127.0.0.1")
   .option("-q, --quiet", "no log output")

@@ -16,6 +16,8 @@ export interface WorkerCommandOptions {
   quiet?: boolean;
   /** Celery's -E: send worker and task events. */
   events?: boolean;
+  /** `--without-remote-control`: Celery's worker_enable_remote_control = False. */
+  withoutRemoteControl?: boolean;
   /** Serve Prometheus metrics on this port (0: any free one), on `metricsHost`. */
   metricsPort?: string;
   metricsHost?: string;
@@ -53,6 +55,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     shutdownGraceMs: Number(opts.shutdownGrace) * 1000,
     ...(opts.quiet ? { silent: true } : {}),
     ...(opts.events ? { events: true } : {}),
+    ...(opts.withoutRemoteControl ? { remoteControl: false } : {}),
     // SIGTERM/SIGINT: warm shutdown (finish tasks in flight); a second signal forces.
     installSignalHandlers: true,
   });
