@@ -14,105 +14,19 @@
 // is kept), the raw loop when it has popped N.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
+import { fill as fillQueue, flush, measureDrain, median, numberArg, root, startRedis, STEPS, stopChild as stop } from "./redis-common.mjs";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const { createEnvelope, celeryJsonCodec } = await import(join(root, "packages/core/dist/index.js"));
-const { createRedisTransport } = await import(join(root, "packages/redis/dist/index.js"));
+const N = numberArg("tasks", 20_000);
+const CONCURRENCY = numberArg("concurrency", 50);
+const RUNS = numberArg("runs", 3);
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const N = arg("tasks", 20_000);
-const CONCURRENCY = arg("concurrency", 50);
-const RUNS = arg("runs", 3);
-const STEPS = ["", "\x06\x163", "\x06\x166", "\x06\x169"];
-
-const port = await new Promise((resolve) => {
-  const srv = createServer();
-  srv.listen(0, "127.0.0.1", () => {
-    const p = srv.address().port;
-    srv.close(() => resolve(p));
-  });
-});
-const dir = mkdtempSync(join(tmpdir(), "bench-redis-"));
-const server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: ["ignore", "pipe", "inherit"] });
-await new Promise((resolve, reject) => {
-  let out = "";
-  server.stdout.on("data", (d) => {
-    out += d;
-    if (out.includes("Ready to accept connections")) resolve();
-  });
-  server.once("exit", () => reject(new Error(`redis-server exited: ${out}`)));
-});
-const url = (db) => `redis://127.0.0.1:${port}/${db}`;
-
-async function flush(db) {
-  const r = new Redis(url(db));
-  await r.flushdb();
-  r.disconnect();
-}
-
-async function fill(db, queue = "celery") {
-  await flush(db);
-  const transport = createRedisTransport({ url: url(db) });
-  await transport.connect();
-  const started = performance.now();
-  for (let i = 0; i < N; i += 1000) {
-    const batch = [];
-    for (let j = i; j < Math.min(N, i + 1000); j++) {
-      const env = createEnvelope({ task: "bench.noop", id: crypto.randomUUID(), args: [j], headers: { ignoreResult: true } });
-      batch.push(transport.publish(queue, celeryJsonCodec.encode(env)));
-    }
-    await Promise.all(batch);
-  }
-  const secs = (performance.now() - started) / 1000;
-  await transport.close();
-  return N / secs;
-}
-
-/** Polls Redis until the queue lists and `unacked` are empty; seconds from the first take. */
-async function measure(db, child, queue = "celery") {
-  const r = new Redis(url(db));
-  let start = null;
-  let exited = false;
-  child.once("exit", () => (exited = true));
-  const deadline = Date.now() + 30 * 60_000;
-  try {
-    for (;;) {
-      const now = performance.now();
-      const p = r.multi();
-      for (const s of STEPS) p.llen(queue + s);
-      p.hlen("unacked");
-      const res = await p.exec();
-      const waiting = res.slice(0, 4).reduce((a, [, n]) => a + n, 0);
-      const unacked = res[4][1];
-      if (start === null && waiting < N) start = now;
-      if (start !== null && waiting === 0 && unacked === 0) return (now - start) / 1000;
-      if (exited) throw new Error("worker exited before draining the queue");
-      if (Date.now() > deadline) throw new Error("drain took over 30 minutes");
-      await new Promise((res) => setTimeout(res, 5));
-    }
-  } finally {
-    r.disconnect();
-  }
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-    setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
-  });
-}
+const redis = await startRedis();
+const { port, url } = redis;
+const fill = (db) => fillQueue(url(db), N);
+const measure = (db, child) => measureDrain(url(db), N, child);
 
 async function celeriacWorker() {
   const publishRate = await fill(1);
@@ -143,7 +57,7 @@ async function pythonWorker() {
 }
 
 async function bullmq() {
-  await flush(3);
+  await flush(url(3));
   const connection = { host: "127.0.0.1", port, db: 3, maxRetriesPerRequest: null };
   const queue = new Queue("bench", { connection });
   for (let i = 0; i < N; i += 1000) {
@@ -189,10 +103,6 @@ try {
     all.raw.push(await rawBrpop());
     console.log(`run ${i + 1}: ${["ts", "py", "bull", "raw"].map((k) => `${k} ${all[k][i].secs.toFixed(2)} s`).join(", ")}`);
   }
-  const median = (rs) => {
-    const sorted = [...rs].sort((a, b) => a.secs - b.secs);
-    return sorted[Math.floor(sorted.length / 2)];
-  };
   const ts = median(all.ts);
   const py = median(all.py);
   const bull = median(all.bull);
@@ -206,6 +116,5 @@ try {
   }
   console.log(`\nCeleriac publish rate into Redis (publishes in bursts of 1,000, auto-pipelined): ${Math.round(ts.publishRate)} tasks/s`);
 } finally {
-  server.kill("SIGKILL");
-  rmSync(dir, { recursive: true, force: true });
+  redis.stop();
 }

@@ -115,15 +115,22 @@ export function buildCeleryEvent(type: string, fields: Record<string, unknown>, 
   return { hostname: origin.hostname, utcoffset: pythonUtcOffset(new Date(timestampMs)), pid: origin.pid, clock, ...fields, type, timestamp: timestampMs / 1000 };
 }
 
-/** The message kombu's Producer.publish makes of an event (JSON, header `hostname`, transient). */
-export function celeryEventMessage(event: CeleryEvent): { routingKey: string; message: WireMessage } {
+/**
+ * The message kombu's Producer.publish makes of an event (JSON, header `hostname`, transient). A
+ * list of events of one group is what a Python worker's dispatcher sends for its buffered `task`
+ * group (celery/events/dispatcher.py `flush`): one message, routing key `task.multi`, body the
+ * list; receivers take a list body as several events (celery/events/receiver.py `_receive`).
+ */
+export function celeryEventMessage(event: CeleryEvent | readonly CeleryEvent[]): { routingKey: string; message: WireMessage } {
+  const first = Array.isArray(event) ? (event as readonly CeleryEvent[])[0] : (event as CeleryEvent);
+  if (!first) throw new Error("celeryEventMessage: an empty event group");
   return {
-    routingKey: event.type.replace(/-/g, "."),
+    routingKey: Array.isArray(event) ? `${first.type.split("-")[0]!}.multi` : first.type.replace(/-/g, "."),
     message: {
       body: new TextEncoder().encode(JSON.stringify(event)),
       contentType: "application/json",
       contentEncoding: "utf-8",
-      headers: { hostname: event.hostname },
+      headers: { hostname: first.hostname },
       properties: { deliveryMode: 1 },
     },
   };
@@ -133,9 +140,17 @@ export interface EventSenderOptions {
   exchanges: ExchangeMessaging;
   exchange: ExchangeSpec;
   log: LogFn;
-  /** Events waiting to be published; beyond it the oldest are dropped. Default 1000. */
+  /**
+   * Events waiting to be published; beyond it the oldest are dropped. Default 10,000: a few
+   * seconds of a busy worker's events (three or more per task), enough to ride out a broker
+   * hiccup without holding unbounded memory.
+   */
   maxBuffered?: number;
-  /** Publishes in flight at once. Default 16. */
+  /**
+   * Publishes in flight at once. Default 256. Measured with bench/ops-overhead.mjs: with 16, a
+   * worker draining ~4,500 tasks/s on Redis produced events faster than 16 round trips could
+   * carry them while its event loop was busy, and dropped over half of them.
+   */
   maxInFlight?: number;
 }
 
@@ -145,7 +160,9 @@ export interface EventSenderOptions {
  * logged once per burst of failures, and once more when publishing works again.
  */
 export class EventSender {
-  private readonly buffer: CeleryEvent[] = [];
+  /** Messages to publish (an event, or a group of them): `buffer[head..]`; compacted now and then, so taking is O(1). */
+  private buffer: (CeleryEvent | CeleryEvent[])[] = [];
+  private head = 0;
   private inFlight = 0;
   private failing = false;
   private dropped = 0;
@@ -154,22 +171,38 @@ export class EventSender {
   private readonly maxInFlight: number;
 
   constructor(private readonly opts: EventSenderOptions) {
-    this.maxBuffered = opts.maxBuffered ?? 1000;
-    this.maxInFlight = opts.maxInFlight ?? 16;
+    this.maxBuffered = opts.maxBuffered ?? 10_000;
+    this.maxInFlight = opts.maxInFlight ?? 256;
   }
 
-  send(event: CeleryEvent): void {
-    if (this.buffer.length >= this.maxBuffered) {
-      this.buffer.shift();
-      this.dropped++;
+  /** Events buffered and not yet handed to the broker. */
+  get buffered(): number {
+    return this.buffer.length - this.head;
+  }
+
+  /** Queues one event, or a group of events published as one `<group>.multi` message. */
+  send(event: CeleryEvent | CeleryEvent[]): void {
+    if (Array.isArray(event) && event.length === 0) return;
+    if (this.buffered >= this.maxBuffered) {
+      const oldest = this.buffer[this.head++]!;
+      this.dropped += Array.isArray(oldest) ? oldest.length : 1;
     }
     this.buffer.push(event);
     this.pump();
   }
 
+  private take(): CeleryEvent | CeleryEvent[] {
+    const event = this.buffer[this.head++]!;
+    if (this.head >= 1024 && this.head * 2 >= this.buffer.length) {
+      this.buffer = this.buffer.slice(this.head);
+      this.head = 0;
+    }
+    return event;
+  }
+
   private pump(): void {
-    while (this.inFlight < this.maxInFlight && this.buffer.length > 0) {
-      const event = this.buffer.shift()!;
+    while (this.inFlight < this.maxInFlight && this.buffered > 0) {
+      const event = this.take();
       const { routingKey, message } = celeryEventMessage(event);
       this.inFlight++;
       let p: Promise<void>;
@@ -187,11 +220,11 @@ export class EventSender {
           }
         },
         (err: unknown) => {
-          this.dropped++;
+          this.dropped += Array.isArray(event) ? event.length : 1;
           if (!this.failing) {
             this.failing = true;
             this.opts.log("warn", "could not publish a Celery event; dropping events until publishing works again", {
-              event: event.type,
+              event: Array.isArray(event) ? event[0]!.type : event.type,
               error: err instanceof Error ? err.message : String(err),
             });
           }
@@ -199,19 +232,22 @@ export class EventSender {
       ).finally(() => {
         this.inFlight--;
         this.pump();
-        if (this.inFlight === 0 && this.buffer.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+        if (this.inFlight === 0 && this.buffered === 0) for (const w of this.idleWaiters.splice(0)) w();
       });
     }
   }
 
   /** Resolves when everything sent so far is published (or failed), or after `timeoutMs`. */
   async flush(timeoutMs: number): Promise<void> {
-    if (this.inFlight === 0 && this.buffer.length === 0) return;
+    if (this.inFlight === 0 && this.buffered === 0) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([new Promise<void>((r) => this.idleWaiters.push(r)), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
   }
 }
+
+/** celery/events/dispatcher.py `buffer_limit`: most task events in one `task.multi` message. */
+const TASK_GROUP_LIMIT = 24;
 
 /** How long stop waits for worker-offline (and what is still buffered) to reach the broker. */
 const STOP_FLUSH_MS = 3_000;
@@ -225,9 +261,32 @@ export async function startCeleryEvents(host: AddonHost): Promise<WorkerAddon | 
   const origin: EventOrigin = { hostname: worker.hostname, pid: process.pid };
   const sender = new EventSender({ exchanges, exchange: celeryEventExchange(host.transport.name), log });
   let clock = 0;
+  // Task events are grouped as a Python worker groups them (buffer_group=['task'],
+  // buffer_limit=24, flushed on the next loop turn): one `task.multi` message instead of one per
+  // event. A busy worker sends three or more events per task; one broker round trip each cost a
+  // quarter of its throughput in bench/ops-overhead.mjs.
+  let taskGroup: CeleryEvent[] = [];
+  let flushScheduled = false;
+  const flushTaskGroup = (): void => {
+    flushScheduled = false;
+    if (taskGroup.length === 0) return;
+    sender.send(taskGroup);
+    taskGroup = [];
+  };
   const emit = (type: string, fields: Record<string, unknown>, timestampMs = Date.now()): void => {
     clock++;
-    sender.send(buildCeleryEvent(type, fields, origin, clock, timestampMs));
+    const event = buildCeleryEvent(type, fields, origin, clock, timestampMs);
+    if (!type.startsWith("task-")) {
+      flushTaskGroup();
+      sender.send(event);
+      return;
+    }
+    taskGroup.push(event);
+    if (taskGroup.length >= TASK_GROUP_LIMIT) flushTaskGroup();
+    else if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushTaskGroup);
+    }
   };
   const heartbeatFields = (): Record<string, unknown> => {
     const c = worker.counters;

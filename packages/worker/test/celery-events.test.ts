@@ -37,7 +37,8 @@ class RecordingExchanges implements ExchangeMessaging {
   }
 
   events(): CeleryEvent[] {
-    return this.published.map((p) => JSON.parse(new TextDecoder().decode(p.message.body)) as CeleryEvent);
+    // A `task.multi` message carries a list of events, as a Python worker sends them.
+    return this.published.flatMap((p) => JSON.parse(new TextDecoder().decode(p.message.body)) as CeleryEvent | CeleryEvent[]);
   }
 }
 
@@ -113,6 +114,17 @@ describe("Celery event payloads", () => {
     expect(pythonUtcOffset(at(-330))).toBe(-6); // India: -19800 // 3600 == -6 in Python
   });
 
+  it("a group of task events is one `task.multi` message whose body is the list (dispatcher.py flush)", () => {
+    const origin = { hostname: "w@h", pid: 7 };
+    const group = [buildCeleryEvent("task-received", { uuid: "a" }, origin, 1, 0), buildCeleryEvent("task-started", { uuid: "a" }, origin, 2, 0)];
+    const { routingKey, message } = celeryEventMessage(group);
+    expect(routingKey).toBe("task.multi");
+    expect(message.headers).toEqual({ hostname: "w@h" });
+    expect(JSON.parse(new TextDecoder().decode(message.body))).toEqual(group);
+    expect(celeryEventMessage(group[0]!).routingKey).toBe("task.received");
+    expect(() => celeryEventMessage([])).toThrow(/empty/);
+  });
+
   it("celeryev is topic on AMQP and fanout on Redis (events/event.py get_exchange)", () => {
     expect(celeryEventExchange("amqp")).toEqual({ name: "celeryev", type: "topic", durable: true, autoDelete: false });
     expect(celeryEventExchange("redis").type).toBe("fanout");
@@ -135,6 +147,21 @@ describe("EventSender", () => {
     const ns = ex.events().map((e) => e["n"]);
     // The hung one was in flight (not recorded); after it, only the newest 10 were still buffered.
     expect(ns).toEqual([991, 992, 993, 994, 995, 996, 997, 998, 999, 1000]);
+  });
+
+  it("publishes every event, in order, across many buffer compactions", async () => {
+    const ex = new RecordingExchanges();
+    ex.behaviour = "hang";
+    const sender = new EventSender({ exchanges: ex, exchange: celeryEventExchange("amqp"), log: () => {}, maxBuffered: 5000, maxInFlight: 1 });
+    for (let i = 1; i <= 4000; i++) sender.send(ev(i));
+    expect(sender.buffered).toBe(3999);
+    ex.behaviour = "ok";
+    ex.release();
+    for (let i = 4001; i <= 4500; i++) sender.send(ev(i));
+    await sender.flush(5000);
+    expect(sender.buffered).toBe(0);
+    // The first one hung in flight and is not recorded; the rest arrive in order, none lost.
+    expect(ex.events().map((e) => e["n"])).toEqual(Array.from({ length: 4499 }, (_, i) => i + 2));
   });
 
   it("logs a failure once per burst, and once when publishing works again", async () => {
@@ -181,7 +208,18 @@ describe("the events addon in a worker", () => {
     expect(events.every((e) => e.hostname === "events@test" && e["pid"] === process.pid)).toBe(true);
     expect(events.filter((e) => e.type.startsWith("task-")).map((e) => e.type)).toEqual(["task-received", "task-started", "task-succeeded"]);
     expect(events.find((e) => e.type === "task-succeeded")).toMatchObject({ result: "3" });
-    expect(ex.published.map((p) => `${p.exchange.name} ${p.routingKey}`)).toEqual(events.map((e) => `celeryev ${e.type.replace(/-/g, ".")}`));
+    // Worker events go one per message; task events in `task.multi` groups, as a Python worker sends them.
+    for (const p of ex.published) {
+      expect(p.exchange.name).toBe("celeryev");
+      const body = JSON.parse(new TextDecoder().decode(p.message.body)) as CeleryEvent | CeleryEvent[];
+      if (Array.isArray(body)) {
+        expect(p.routingKey).toBe("task.multi");
+        expect(body.every((e) => e.type.startsWith("task-"))).toBe(true);
+      } else {
+        expect(p.routingKey).toBe(body.type.replace(/-/g, "."));
+        expect(body.type.startsWith("worker-")).toBe(true);
+      }
+    }
 
     const quiet = new RecordingExchanges();
     const h2 = harness();
