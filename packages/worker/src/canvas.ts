@@ -1,6 +1,5 @@
 import {
   CeleriacError,
-  fromWireSignature,
   planCanvas,
   toWireSignature,
   type CanvasPlan,
@@ -79,11 +78,6 @@ export function errbackGroup(errbacks: readonly Signature[]): Signature {
 
 function asGroup(members: readonly Signature[]): Signature {
   return { task: "celery.group", args: [], kwargs: { tasks: members.map(toWireSignature) }, options: {}, subtaskType: "group", immutable: false };
-}
-
-/** A signature dict as found inside options (link, chain tasks): still in Celery's wire names. */
-export function signatureFromWire(v: unknown): Signature | null {
-  return fromWireSignature(v);
 }
 
 export type { WireSignature };

@@ -115,6 +115,8 @@ export function buildCeleryEvent(type: string, fields: Record<string, unknown>, 
   return { hostname: origin.hostname, utcoffset: pythonUtcOffset(new Date(timestampMs)), pid: origin.pid, clock, ...fields, type, timestamp: timestampMs / 1000 };
 }
 
+const UTF8 = new TextEncoder();
+
 /**
  * The message kombu's Producer.publish makes of an event (JSON, header `hostname`, transient). A
  * list of events of one group is what a Python worker's dispatcher sends for its buffered `task`
@@ -127,7 +129,7 @@ export function celeryEventMessage(event: CeleryEvent | readonly CeleryEvent[]):
   return {
     routingKey: Array.isArray(event) ? `${first.type.split("-")[0]!}.multi` : first.type.replace(/-/g, "."),
     message: {
-      body: new TextEncoder().encode(JSON.stringify(event)),
+      body: UTF8.encode(JSON.stringify(event)),
       contentType: "application/json",
       contentEncoding: "utf-8",
       headers: { hostname: first.hostname },

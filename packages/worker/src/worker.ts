@@ -2,6 +2,8 @@ import {
   CeleriacError,
   celeryJsonCodec,
   chordOutcome,
+  exceptionRepr,
+  fromWireSignature,
   type ChordPart,
   type Signature,
   decodeTask,
@@ -26,7 +28,7 @@ import {
   withTraceContext,
 } from "@celeriac/core";
 import { setMaxListeners } from "node:events";
-import { callbackSignatures, errbackGroup, followUps, signatureFromWire as signatureFromWireValue } from "./canvas.js";
+import { callbackSignatures, errbackGroup, followUps } from "./canvas.js";
 import { retryError, type TaskContext } from "./context.js";
 import { celeryException, describe, exceptionInfo, SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded, tracebackOf, WorkerShutdownError } from "./errors.js";
 import type { HeldTask, WorkerCounters, WorkerEvent, WorkerEventListener } from "./events.js";
@@ -37,7 +39,6 @@ import { RateLimiter } from "./rate-limit.js";
 import { Semaphore } from "./semaphore.js";
 import { installSignalHandlers } from "./signals.js";
 import { parseCeleryDate, sleep } from "./time.js";
-import { pyRepr } from "@celeriac/core";
 
 /**
  * The worker's life, after Temporal's: `idle` until `start()`, `running` while consuming,
@@ -930,7 +931,7 @@ class CeleriacWorker implements Worker {
     this.log("error", `Chord ${req.groupId} raised: ${error.exc_type}(${error.exc_message.map((m) => JSON.stringify(m)).join(", ")})`, { taskId: bodyId, groupId: req.groupId });
     if (!bodyId) return;
     const errbacks = (Array.isArray(body.options["link_error"]) ? body.options["link_error"] : [])
-      .map((e) => signatureFromWireValue(e))
+      .map((e) => fromWireSignature(e))
       .filter((e): e is Signature => e !== null);
     await this.publishErrbacksOf({ id: bodyId, rootId: bodyId, task: body.task }, errbacks, bodyId);
     await this.store({ status: "FAILURE", result: error, traceback: null, children: [], date_done: toCeleryNaiveUtc(new Date()), task_id: bodyId });
@@ -1106,11 +1107,6 @@ function safeJson(v: unknown): string {
   }
 }
 
-/** Celery's events carry `safe_repr(exc)`: `ValueError('boom')`. */
-export function exceptionRepr(info: ExceptionInfo): string {
-  return `${info.exc_type}(${info.exc_message.map((m) => pyRepr(m)).join(", ")})`;
-}
-
 /** Who sends a follow-up: its parent. */
 interface FollowUpSource {
   id: string;
@@ -1136,7 +1132,7 @@ function chordRequest(env: TaskEnvelope): ChordRequest | null {
 /** A chain step that is a chord member, as Celery rebuilds its request from the step's options. */
 function chordRequestOfStep(step: Signature, parent: { rootId: string | null }): ChordRequest | null {
   const o = step.options;
-  const chord = signatureFromWireValue(o["chord"]);
+  const chord = fromWireSignature(o["chord"]);
   if (!chord || typeof o["task_id"] !== "string" || typeof o["group_id"] !== "string") return null;
   return { taskId: o["task_id"], groupId: o["group_id"], groupIndex: typeof o["group_index"] === "number" ? o["group_index"] : null, chord, rootId: parent.rootId };
 }
