@@ -10,6 +10,7 @@ import {
   type WireMessage,
 } from "@celeriac/core";
 import { describe, type ReconnectingConnection } from "./connection.js";
+import { Declarations } from "./declarations.js";
 import { typeFieldTable } from "./field-table.js";
 
 /** What the exchange side needs from its transport. */
@@ -60,8 +61,8 @@ function declareExchangeError(spec: ExchangeSpec, err: unknown): unknown {
 
 /** `Transport.exchanges` for RabbitMQ: real exchanges, a queue per subscription, no-ack consumers. */
 export class AmqpExchanges implements ExchangeMessaging {
-  /** Declarations made on each connection; a broker restart (new connection) declares again. */
-  private readonly declared = new WeakMap<ChannelModel, Map<string, Promise<void>>>();
+  /** Exchanges declared on each connection; a broker restart (new connection) declares again. */
+  private readonly declared = new Declarations();
   private readonly subscriptions = new Set<AmqpExchangeSubscription>();
 
   constructor(private readonly host: ExchangeHost) {}
@@ -69,33 +70,19 @@ export class AmqpExchanges implements ExchangeMessaging {
   ensureExchange(conn: ChannelModel, spec: ExchangeSpec): Promise<void> {
     const f = flagsOf(spec);
     const key = `${spec.name}\0${spec.type}\0${f.durable}\0${f.autoDelete}`;
-    let map = this.declared.get(conn);
-    if (!map) this.declared.set(conn, (map = new Map()));
-    let p = map.get(key);
-    if (!p) {
-      p = (async () => {
-        // A channel of its own: a refused declaration (406) closes the channel it ran on.
-        const ch = await conn.createChannel();
-        ch.on("error", () => undefined);
+    // An auto-delete exchange can vanish once its last queue goes: never trust the cache for it.
+    return this.declared.once(
+      conn,
+      key,
+      async (ch) => {
         try {
           await ch.assertExchange(spec.name, spec.type, f);
         } catch (err) {
           throw declareExchangeError(spec, err);
-        } finally {
-          await ch.close().catch(() => undefined);
         }
-      })();
-      const m = map;
-      // An auto-delete exchange can vanish once its last queue goes: never trust the cache for it.
-      p.then(
-        () => {
-          if (f.autoDelete) m.delete(key);
-        },
-        () => m.delete(key),
-      );
-      map.set(key, p);
-    }
-    return p;
+      },
+      { cache: !f.autoDelete },
+    );
   }
 
   async publishToExchange(exchange: ExchangeSpec, routingKey: string, message: WireMessage): Promise<void> {
@@ -107,7 +94,7 @@ export class AmqpExchanges implements ExchangeMessaging {
       // channel, and amqplib reports only "channel closed". Declare again and publish once more.
       if (!/NOT_FOUND|\b404\b|channel closed/i.test(describe(err))) throw err;
       const conn = this.host.connection.current;
-      if (conn) this.declared.get(conn)?.clear();
+      if (conn) this.declared.forget(conn);
       await this.host.publishTo(exchange.name, routingKey, message, (c) => this.ensureExchange(c, exchange));
     }
   }

@@ -12,6 +12,7 @@ import {
   type WireMessage,
 } from "@celeriac/core";
 import { describe, ReconnectingConnection } from "./connection.js";
+import { Declarations } from "./declarations.js";
 import { AmqpExchanges } from "./exchanges.js";
 import { typeFieldTable } from "./field-table.js";
 
@@ -101,7 +102,7 @@ export class AmqpTransport implements Transport {
   private readonly opts: Required<Pick<AmqpTransportOptions, "declare" | "confirm" | "publishTimeoutMs">> & AmqpTransportOptions;
   private isClosed = false;
   private readonly publishChannels = new WeakMap<ChannelModel, Promise<Channel>>();
-  private readonly declared = new WeakMap<ChannelModel, Map<string, Promise<void>>>();
+  private readonly declared = new Declarations();
   private readonly consumers = new Set<AmqpConsumer>();
   private inFlight = 0;
   private idle: (() => void) | null = null;
@@ -167,22 +168,10 @@ export class AmqpTransport implements Transport {
 
   /** Declares (or checks, in passive mode) a queue as Celery does, once per connection. */
   ensureQueue(conn: ChannelModel, queue: string): Promise<void> {
-    let map = this.declared.get(conn);
-    if (!map) this.declared.set(conn, (map = new Map()));
-    let p = map.get(queue);
-    if (!p) {
-      p = this.declareQueue(conn, queue);
-      const m = map;
-      p.catch(() => m.delete(queue));
-      map.set(queue, p);
-    }
-    return p;
+    return this.declared.once(conn, queue, (ch) => this.declareQueue(ch, queue));
   }
 
-  private async declareQueue(conn: ChannelModel, queue: string): Promise<void> {
-    // A channel of its own: a failed declaration closes the channel it ran on.
-    const ch = await conn.createChannel();
-    ch.on("error", () => undefined);
+  private async declareQueue(ch: Channel, queue: string): Promise<void> {
     try {
       if (this.opts.declare === "passive") {
         await ch.checkQueue(queue);
@@ -194,8 +183,6 @@ export class AmqpTransport implements Transport {
       }
     } catch (err) {
       throw declareError(queue, this.opts.declare, this.queueArguments(queue), err);
-    } finally {
-      await ch.close().catch(() => undefined);
     }
   }
 
@@ -330,27 +317,11 @@ export class AmqpTransport implements Transport {
 
   ensureDeadLetterQueue(conn: ChannelModel, queue: string): Promise<void> {
     const exchange = this.opts.deadLetterExchange!;
-    let map = this.declared.get(conn);
-    if (!map) this.declared.set(conn, (map = new Map()));
-    const key = `\0dead:${queue}`;
-    let p = map.get(key);
-    if (!p) {
-      p = (async () => {
-        const ch = await conn.createChannel();
-        ch.on("error", () => undefined);
-        try {
-          if (exchange !== "") await ch.assertExchange(exchange, "direct", { durable: true });
-          await ch.assertQueue(`${queue}.dead`, { durable: true });
-          if (exchange !== "") await ch.bindQueue(`${queue}.dead`, exchange, queue);
-        } finally {
-          await ch.close().catch(() => undefined);
-        }
-      })();
-      const m = map;
-      p.catch(() => m.delete(key));
-      map.set(key, p);
-    }
-    return p;
+    return this.declared.once(conn, `\0dead:${queue}`, async (ch) => {
+      if (exchange !== "") await ch.assertExchange(exchange, "direct", { durable: true });
+      await ch.assertQueue(`${queue}.dead`, { durable: true });
+      if (exchange !== "") await ch.bindQueue(`${queue}.dead`, exchange, queue);
+    });
   }
 
   /** Copies a rejected message to the dead-letter exchange with its reason. */
