@@ -1,5 +1,6 @@
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from "amqplib";
 import {
+  assertConsumeArguments,
   assertKnownOptions,
   CeleriacError,
   type ConsumeOptions,
@@ -263,9 +264,7 @@ export class AmqpTransport implements Transport {
 
   consume(queues: readonly string[], options: ConsumeOptions): Consumer {
     this.assertOpen();
-    if (!(Number.isInteger(options.prefetch) && options.prefetch >= 1)) {
-      throw new CeleriacError("invalid_argument", `consume: prefetch must be a positive integer, got ${String(options.prefetch)}`);
-    }
+    assertConsumeArguments(queues, options);
     const c = new AmqpConsumer(this, [...queues], options.prefetch, this.opts.onEvent);
     this.consumers.add(c);
     void c.finished.then(() => this.consumers.delete(c));

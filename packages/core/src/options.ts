@@ -14,3 +14,11 @@ export function assertKnownOptions(where: string, options: object | undefined, k
     );
   }
 }
+
+/** The argument checks every `Transport.consume` makes: at least one queue, a positive integer prefetch. */
+export function assertConsumeArguments(queues: readonly string[], options: { prefetch: number }): void {
+  if (queues.length === 0) throw new CeleriacError("invalid_argument", "consume: at least one queue is required");
+  if (!Number.isInteger(options.prefetch) || options.prefetch < 1) {
+    throw new CeleriacError("invalid_argument", `consume: prefetch must be a positive integer, got ${String(options.prefetch)}`);
+  }
+}

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import {
   CeleriacError,
+  assertConsumeArguments,
   assertKnownOptions,
   kombuValueEncoder,
   parseKombuEnvelope,
@@ -429,11 +430,8 @@ export class RedisTransport implements Transport {
 
   consume(queues: readonly string[], options: ConsumeOptions): Consumer {
     this.open("consume");
-    if (queues.length === 0) throw new CeleriacError("invalid_argument", "consume: at least one queue is required");
+    assertConsumeArguments(queues, options);
     const prefetch = options.prefetch;
-    if (!Number.isInteger(prefetch) || prefetch < 1) {
-      throw new CeleriacError("invalid_argument", `consume: prefetch must be a positive integer, got ${String(prefetch)}`);
-    }
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const transport = this;
     // kombu's BRPOP order: every queue's step 0, then every queue's step 3, ...

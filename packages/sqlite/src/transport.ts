@@ -3,6 +3,7 @@ import type Database from "better-sqlite3";
 import {
   CeleriacError,
   ChangeSignal,
+  assertConsumeArguments,
   assertKnownOptions,
   parseKombuEnvelope,
   stringifyKombuEnvelope,
@@ -410,11 +411,8 @@ export class SqliteTransport implements Transport {
 
   consume(queues: readonly string[], options: ConsumeOptions): Consumer {
     if (this.isClosed) throw new CeleriacError("closed", "sqlite transport is closed; cannot consume");
-    if (queues.length === 0) throw new CeleriacError("invalid_argument", "consume: at least one queue is required");
+    assertConsumeArguments(queues, options);
     const prefetch = options.prefetch;
-    if (!Number.isInteger(prefetch) || prefetch < 1) {
-      throw new CeleriacError("invalid_argument", `consume: prefetch must be a positive integer, got ${String(prefetch)}`);
-    }
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const transport = this;
     const buffer: ClaimedRow[] = [];

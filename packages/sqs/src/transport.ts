@@ -19,6 +19,7 @@ import {
 } from "@aws-sdk/client-sqs";
 import {
   CeleriacError,
+  assertConsumeArguments,
   assertKnownOptions,
   parseKombuEnvelope,
   stringifyKombuEnvelope,
@@ -501,11 +502,8 @@ export class SqsTransport implements Transport {
 
   consume(queues: readonly string[], options: ConsumeOptions): Consumer {
     this.guardOpen("consume");
-    if (queues.length === 0) throw new CeleriacError("invalid_argument", "consume: at least one queue is required");
+    assertConsumeArguments(queues, options);
     const prefetch = options.prefetch;
-    if (!Number.isInteger(prefetch) || prefetch < 1) {
-      throw new CeleriacError("invalid_argument", `consume: prefetch must be a positive integer, got ${String(prefetch)}`);
-    }
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const transport = this;
     const buffer: Received[] = [];
