@@ -36,9 +36,17 @@ export interface CeleriacWorker {
   stop(): Promise<number | null>;
 }
 
-/** Starts `celeriac worker` and resolves once it logged that it is ready. */
-export async function startCeleriacWorker(args: string[]): Promise<CeleriacWorker> {
-  const child = spawn(process.execPath, [BIN, "worker", ...args], {
+export interface SpawnedWorker {
+  child: ChildProcess;
+  /** stdout and stderr so far. */
+  output(): string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+/** Spawns `celeriac worker <args>` (the CLI at `bin`) with no broker settings inherited from the environment. */
+export function spawnCeleriacWorker(args: string[], bin = BIN): SpawnedWorker {
+  const child = spawn(process.execPath, [bin, "worker", ...args], {
     env: { ...process.env, CELERIAC_BROKER_URL: "", CELERIAC_RESULT_BACKEND: "" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -46,18 +54,24 @@ export async function startCeleriacWorker(args: string[]): Promise<CeleriacWorke
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  return { child, output: () => out, exited };
+}
+
+/** Starts `celeriac worker` and resolves once it logged that it is ready. */
+export async function startCeleriacWorker(args: string[]): Promise<CeleriacWorker> {
+  const { child, output, exited } = spawnCeleriacWorker(args);
   const deadline = Date.now() + 20_000;
-  while (!out.includes("celeriac worker ready")) {
-    if (child.exitCode !== null) throw new Error(`celeriac worker exited early (${child.exitCode}):\n${out}`);
+  while (!output().includes("celeriac worker ready")) {
+    if (child.exitCode !== null) throw new Error(`celeriac worker exited early (${child.exitCode}):\n${output()}`);
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`celeriac worker not ready after 20 s:\n${out}`);
+      throw new Error(`celeriac worker not ready after 20 s:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 25));
   }
   return {
     child,
-    output: () => out,
+    output,
     async stop() {
       if (child.exitCode === null) child.kill("SIGTERM");
       return exited;

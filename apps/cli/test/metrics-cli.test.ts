@@ -1,4 +1,4 @@
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +7,7 @@ import { createClient, createFileResultBackend } from "@celeriac/core";
 import { sqliteTransportFromUrl } from "@celeriac/sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildForChildren, type ChildBuild } from "../../../test-support/build-for-children.js";
-import { TS_TASKS } from "./cli-helpers.js";
+import { spawnCeleriacWorker, TS_TASKS, type SpawnedWorker } from "./cli-helpers.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 let build: ChildBuild;
@@ -29,23 +29,7 @@ beforeAll(() => {
 }, 180_000);
 afterAll(() => build?.cleanup());
 
-interface Running {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<number | null>;
-}
-
-function startWorker(args: string[]): Running {
-  const child = spawn(process.execPath, [bin, "worker", ...args], {
-    env: { ...process.env, CELERIAC_BROKER_URL: "", CELERIAC_RESULT_BACKEND: "" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  return { child, output: () => out, exited };
-}
+const startWorker = (args: string[]): SpawnedWorker => spawnCeleriacWorker(args, bin);
 
 async function until<T>(what: string, check: () => T | null | undefined | Promise<T | null | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
