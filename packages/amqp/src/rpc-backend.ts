@@ -3,9 +3,8 @@ import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import {
   assertKnownOptions,
   CeleriacError,
-  kombuValueEncoder,
-  pyParse,
-  pyStringify,
+  parseResultMeta,
+  stringifyCeleryJson,
   READY_STATES,
   type ResultBackend,
   type ResultMeta,
@@ -105,8 +104,7 @@ export class RpcResultBackend implements ResultBackend {
 
   private onReply(message: WireMessage, correlationId: string | null): void {
     if (message.contentType !== "application/json") return;
-    const meta = pyParse(new TextDecoder().decode(message.body)) as ResultMeta;
-    if (typeof meta !== "object" || meta === null) return;
+    const meta = parseResultMeta(new TextDecoder().decode(message.body), "rpc reply");
     const id = typeof meta.task_id === "string" ? meta.task_id : correlationId;
     if (!id) return;
     const previous = this.results.get(id);
@@ -139,7 +137,7 @@ export class RpcResultBackend implements ResultBackend {
     if (this.closed) throw new CeleriacError("closed", "rpc result backend is closed");
     // Celery's rpc body: task_id, status, result, traceback, children (no date_done).
     const body = { task_id: meta.task_id, status: meta.status, result: meta.result, traceback: meta.traceback, children: meta.children };
-    const encoded = new TextEncoder().encode(pyStringify(body, { encodeSpecial: kombuValueEncoder("kombu52") }));
+    const encoded = new TextEncoder().encode(stringifyCeleryJson(body));
     const message: WireMessage = {
       body: encoded,
       contentType: "application/json",

@@ -5,6 +5,7 @@ import type { ResultMeta } from "./envelope.js";
 import { CeleriacError } from "./errors.js";
 import { pollForResult } from "./memory-backend.js";
 import { assertKnownOptions } from "./options.js";
+import { parseResultMeta, stringifyCeleryJson } from "./result-json.js";
 import type { ResultBackend } from "./transport.js";
 
 export interface FileResultBackendOptions {
@@ -44,7 +45,8 @@ export class FileResultBackend implements ResultBackend {
     const target = this.path(meta.task_id);
     // Write then rename so a reader never sees half a file.
     const tmp = `${target}.${process.pid}.${Date.now()}.tmp`;
-    await writeFile(tmp, JSON.stringify(meta));
+    // Celery's dialect, not JSON.stringify: big integers exact, NaN/Infinity as Python writes them.
+    await writeFile(tmp, stringifyCeleryJson(meta));
     await rename(tmp, target);
   }
 
@@ -56,11 +58,7 @@ export class FileResultBackend implements ResultBackend {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw CeleriacError.from(err, "connection");
     }
-    try {
-      return JSON.parse(text) as ResultMeta;
-    } catch (err) {
-      throw new CeleriacError("decode_failed", `result file for ${taskId} is not JSON: ${(err as Error).message}`);
-    }
+    return parseResultMeta(text, `result file for ${taskId}`);
   }
 
   waitFor(taskId: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<ResultMeta> {

@@ -29,6 +29,7 @@ export type { ExchangeMessaging, ExchangeSpec, SubscribeOptions, ExchangeDeliver
 export { toWireProperties, type WireMessage, type WireProperties } from "./wire.js";
 export { toKombuEnvelope, fromKombuEnvelope, stringifyKombuEnvelope, parseKombuEnvelope, type KombuEnvelope, type KombuFraming } from "./kombu-envelope.js";
 export { pyParse, pyStringify, formatPyFloat, MAX_JSON_DEPTH, type PyStringifyOptions } from "./codec/py-json.js";
+export { stringifyCeleryJson, parseCeleryJson, parseResultMeta } from "./result-json.js";
 export { assertKnownOptions, assertConsumeArguments } from "./options.js";
 export { ChangeSignal } from "./change-signal.js";
 export { pollForResult } from "./memory-backend.js";

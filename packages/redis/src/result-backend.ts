@@ -4,7 +4,9 @@ import {
   READY_STATES,
   assertKnownOptions,
   pyParse,
+  parseResultMeta,
   pyStringify,
+  stringifyCeleryJson,
   type ChordPart,
   type ChordPartReturn,
   type ResultBackend,
@@ -49,14 +51,6 @@ end
 redis.call('PUBLISH', KEYS[1], ARGV[1])
 return 1
 `;
-
-function parseMeta(text: string): ResultMeta {
-  const v = pyParse(text);
-  if (typeof v !== "object" || v === null || Array.isArray(v) || typeof (v as Record<string, unknown>)["status"] !== "string") {
-    throw new CeleriacError("decode_failed", "redis result is not a Celery result meta");
-  }
-  return v as ResultMeta;
-}
 
 interface Waiter {
   resolve: (m: ResultMeta) => void;
@@ -106,14 +100,14 @@ export class RedisResultBackend implements ResultBackend {
     const ttlMs = options.ttlMs ?? this.expiresMs;
     const ttl = ttlMs === null ? "" : String(Math.max(1, Math.round(ttlMs / 1000)));
     // Python's json.dumps form, byte for byte what Celery writes.
-    const value = pyStringify(meta);
+    const value = stringifyCeleryJson(meta);
     await this.client.eval(STORE_LUA, 1, TASK_KEY_PREFIX + meta.task_id, value, ttl);
   }
 
   async get(taskId: string): Promise<ResultMeta | null> {
     this.open("get");
     const text = await this.client.get(TASK_KEY_PREFIX + taskId);
-    return text === null ? null : parseMeta(text);
+    return text === null ? null : parseResultMeta(text, "redis result");
   }
 
   private ensureSubscriber(): Redis {
@@ -125,7 +119,7 @@ export class RedisResultBackend implements ResultBackend {
       if (!set) return;
       let meta: ResultMeta;
       try {
-        meta = parseMeta(text);
+        meta = parseResultMeta(text, "redis result");
       } catch {
         return;
       }
@@ -247,7 +241,7 @@ export class RedisResultBackend implements ResultBackend {
     const jkey = `${base}.j`;
     const tkey = `${base}.t`;
     const skey = `${base}.s`;
-    const encoded = pyStringify([1, part.taskId, part.state, part.result]);
+    const encoded = stringifyCeleryJson([1, part.taskId, part.state, part.result]);
     const score = part.groupIndex === null ? "+inf" : String(part.groupIndex);
     const pipe = this.client.multi().zadd(jkey, score, encoded).zcount(jkey, "-inf", "+inf").get(tkey).get(skey);
     const ttl = this.expirySeconds();

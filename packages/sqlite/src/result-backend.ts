@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { CeleriacError, assertKnownOptions, pollForResult, type ResultBackend, type ResultMeta } from "@celeriac/core";
+import { CeleriacError, assertKnownOptions, parseResultMeta, pollForResult, stringifyCeleryJson, type ResultBackend, type ResultMeta } from "@celeriac/core";
 import { openDatabase } from "./schema.js";
 
 export interface SqliteResultBackendOptions {
@@ -78,7 +78,7 @@ export class SqliteResultBackend implements ResultBackend {
     this.open("store");
     const ttl = options.ttlMs !== undefined ? msOption("ttlMs", options.ttlMs, 0) : this.expiresMs;
     const now = Date.now();
-    this.stmt.upsert.run(meta.task_id, meta.status, JSON.stringify(meta), meta.date_done ?? null, ttl === null ? null : now + ttl, now);
+    this.stmt.upsert.run(meta.task_id, meta.status, stringifyCeleryJson(meta), meta.date_done ?? null, ttl === null ? null : now + ttl, now);
     if (now - this.lastCleanup >= this.cleanupMs) {
       this.lastCleanup = now;
       this.stmt.cleanup.run(now);
@@ -88,7 +88,7 @@ export class SqliteResultBackend implements ResultBackend {
   async get(taskId: string): Promise<ResultMeta | null> {
     this.open("get");
     const row = this.stmt.get.get(taskId, Date.now());
-    return row ? (JSON.parse(row.meta) as ResultMeta) : null;
+    return row ? parseResultMeta(row.meta, `sqlite result of ${taskId}`) : null;
   }
 
   waitFor(taskId: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<ResultMeta> {
