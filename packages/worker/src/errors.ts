@@ -1,4 +1,4 @@
-import type { ExceptionInfo } from "@celeriac/core";
+import { stringifyCeleryJson, type ExceptionInfo } from "@celeriac/core";
 
 /**
  * The reason of `ctx.signal` when the soft time limit passes. Named and moduled like billiard's,
@@ -86,9 +86,10 @@ export function describe(err: unknown): string {
 /** Exception args must survive JSON; anything that does not is stored as its string form. */
 function jsonSafe(values: unknown[]): unknown[] {
   return values.map((v) => {
+    if (v === undefined) return null;
     try {
-      JSON.stringify(v);
-      return v === undefined ? null : v;
+      stringifyCeleryJson(v);
+      return v;
     } catch {
       return String(v);
     }

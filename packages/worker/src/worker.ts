@@ -26,6 +26,7 @@ import {
   traceContextFromHeaders,
   traceHeaders,
   withTraceContext,
+  stringifyCeleryJson,
 } from "@celeriac/core";
 import { setMaxListeners } from "node:events";
 import { callbackSignatures, errbackGroup, followUps } from "./canvas.js";
@@ -635,7 +636,8 @@ class CeleriacWorker implements Worker {
     const h = env.headers;
     const result = value === undefined ? null : value;
     try {
-      JSON.stringify(result);
+      // The dialect every result backend writes (bigint as digits, NaN/Infinity as Python does).
+      stringifyCeleryJson(result);
     } catch (err) {
       // A result no backend can store would leave the client waiting forever; say why instead.
       const info = celeryException("EncodeError", [`result of ${h.task} is not JSON-serialisable: ${describe(err)}`], "kombu.exceptions");
@@ -774,6 +776,9 @@ class CeleriacWorker implements Worker {
     await this.settle(delivery, "reject", `malformed message: ${reason}`);
     this.log("error", `Received invalid task message: ${reason}. The message has been rejected.`, { taskId: id, task, queue: delivery.queue });
     if (id !== null) {
+      // The reply destination comes from the wire: without it an rpc:// client would never hear
+      // of the refusal and wait until its timeout.
+      const replyTo = delivery.message.properties.replyTo;
       await this.store({
         status: "FAILURE",
         result: celeryException("InvalidTaskError", [reason]),
@@ -781,7 +786,7 @@ class CeleriacWorker implements Worker {
         children: [],
         date_done: toCeleryNaiveUtc(new Date()),
         task_id: id,
-      });
+      }, undefined, typeof replyTo === "string" && replyTo !== "" ? replyTo : undefined);
     }
     this.emit({ type: "task-rejected", taskId: id, task, queue: delivery.queue, timestamp: Date.now(), reason, requeue: false });
   }
@@ -958,11 +963,10 @@ class CeleriacWorker implements Worker {
     };
   }
 
-  private async store(meta: ResultMeta, env?: TaskEnvelope): Promise<void> {
+  private async store(meta: ResultMeta, env?: TaskEnvelope, replyTo = env?.properties.replyTo): Promise<void> {
     const backend = this.opts.resultBackend;
     if (!backend) return;
     try {
-      const replyTo = env?.properties.replyTo;
       await backend.store(meta, replyTo ? { replyTo } : undefined);
     } catch (err) {
       this.log("error", `could not store ${meta.status} for task ${meta.task_id}`, { taskId: meta.task_id, error: describe(err) });
