@@ -28,11 +28,6 @@ export type Direction = "toWire" | "fromWire";
 export interface ConvertOptions {
   /** Drop fields the schema does not know instead of reporting them (results: newer workers may add fields). */
   ignoreUnknown?: boolean;
-  /**
-   * Write 64-bit integers as plain numbers, failing beyond 2^53 (results: Celeriac's result
-   * backends store JSON with JSON.stringify/JSON.parse, which have no exact big integers).
-   */
-  int64AsNumber?: boolean;
 }
 
 const INT32_MIN = -(2 ** 31);
@@ -169,26 +164,20 @@ function convertSingle(
         return d;
       }
     case "scalar":
-      return convertScalar(t.scalar, v, direction, bad, options);
+      return convertScalar(t.scalar, v, direction, bad);
   }
 }
 
-function convertScalar(scalar: ScalarType, v: unknown, direction: Direction, bad: (expected: string) => unknown, options: ConvertOptions): unknown {
+function convertScalar(scalar: ScalarType, v: unknown, direction: Direction, bad: (expected: string) => unknown): unknown {
   if (INT64_TYPES.has(scalar)) {
     let big: bigint;
     if (typeof v === "bigint") big = v;
     else if (typeof v === "number" && Number.isSafeInteger(v)) big = BigInt(v);
-    else if (typeof v === "number" && Number.isInteger(v)) return bad(`${scalar} within 2^53 (a larger integer was read as an inexact double; Celeriac's result backends parse JSON with JSON.parse)`);
+    else if (typeof v === "number" && Number.isInteger(v)) return bad(`${scalar} within 2^53 (a larger integer was read as an inexact double)`);
     else return bad(`${scalar} (a bigint, or an integer number within 2^53)`);
     const unsigned = UNSIGNED_TYPES.has(scalar);
     if (big < (unsigned ? 0n : INT64_MIN) || big > (unsigned ? UINT64_MAX : INT64_MAX)) return bad(`${scalar} in range`);
     if (direction === "fromWire") return big;
-    if (options.int64AsNumber) {
-      if (big > BigInt(Number.MAX_SAFE_INTEGER) || big < BigInt(Number.MIN_SAFE_INTEGER)) {
-        return bad(`${scalar} within 2^53 in a result (Celeriac's result backends store JSON numbers as doubles)`);
-      }
-      return Number(big);
-    }
     // Celery JSON writes a bigint as plain digits, which Python reads as an int.
     return big;
   }

@@ -71,7 +71,7 @@ export function createTaskHandle<Request extends Record<string, unknown>, Result
   const definition = defineTask<[], Result, Request>(name, definitionOptions(model));
   const encodeRequest = (request: Request) => convertOrThrow(schema, model.request, request, "toWire", `${name}: invalid kwargs`);
   const decodeRequest = (kwargs: unknown) => convertOrThrow(schema, model.request, kwargs, "fromWire", `${name}: invalid kwargs received`) as Request;
-  const encodeResult = (result: Result) => convertOrThrow(schema, model.response, result, "toWire", `${name}: invalid result returned by the handler`, { int64AsNumber: true });
+  const encodeResult = (result: Result) => convertOrThrow(schema, model.response, result, "toWire", `${name}: invalid result returned by the handler`);
   const decodeResult = (result: unknown) =>
     convertOrThrow(schema, model.response, result, "fromWire", `${name}: invalid result stored`, { ignoreUnknown: true }) as Result;
   let jsonSchema: TaskJsonSchemas | undefined;
