@@ -1,4 +1,4 @@
-import { CeleriacError, createClient, type SendOptions } from "@celeriac/core";
+import { CeleriacError, createClient, parseCeleryJson, stringifyCeleryJson, type SendOptions } from "@celeriac/core";
 import { displayUrl, openConnections } from "../config.js";
 
 export interface CallOptions {
@@ -16,9 +16,13 @@ export interface CallOptions {
   timeout: string;
 }
 
+/**
+ * Python's `json.loads`, as `celery call` reads --args/--kwargs: integers stay exact however large
+ * (bigint), and NaN, Infinity and -Infinity are accepted.
+ */
 function parseJson(what: string, text: string): unknown {
   try {
-    return JSON.parse(text);
+    return parseCeleryJson(text);
   } catch (err) {
     throw new CeleriacError("invalid_argument", `--${what} is not valid JSON: ${(err as Error).message}`);
   }
@@ -57,7 +61,9 @@ export async function callCommand(name: string, opts: CallOptions): Promise<void
       if (!conn.resultBackend) throw new CeleriacError("invalid_argument", "--wait needs a result backend (--result-backend URL)");
       process.stderr.write(`waiting for ${name}[${result.id}] on ${displayUrl(conn.brokerUrl)} ...\n`);
       const value = await result.get({ timeoutMs: seconds("timeout", opts.timeout) * 1000 });
-      console.log(JSON.stringify(value));
+      // Printed as Python's json.dumps prints what result.get() returns: exact integers, NaN and
+      // Infinity as Python writes them (so the line is also what Python's json.loads reads back).
+      console.log(stringifyCeleryJson(value));
     }
   } finally {
     await conn.close();
