@@ -79,3 +79,9 @@ def record(path, label):
 def now():
     """The time the task ran, in ms since the epoch (for countdown/eta tests)."""
     return int(time.time() * 1000)
+
+
+@app.task(name="pytasks.exact_values")
+def exact_values():
+    """Numbers that a plain JSON.parse would bend: ints beyond 2**53 and 2**63, NaN, +-inf, -0.0."""
+    return [2**53 + 1, 2**63 - 1, -(2**100), float("inf"), float("-inf"), float("nan"), -0.0, 5e-324]
