@@ -57,11 +57,21 @@ describe("worker basics", () => {
 
   it("fails with EncodeError when the result cannot be stored as JSON", async () => {
     h = harness();
-    const w = h.worker().register("tasks.bigint", () => 10n);
+    const w = h.worker().register("tasks.map", () => new Map([["a", 1]]));
     await w.start();
-    const meta = await result(h, await h.send("tasks.bigint"));
+    const meta = await result(h, await h.send("tasks.map"));
     expect(meta.status).toBe("FAILURE");
     expect(meta.result).toMatchObject({ exc_type: "EncodeError", exc_module: "kombu.exceptions" });
+    expect(String((meta.result as { exc_message: unknown[] }).exc_message[0])).toMatch(/Map/);
+  });
+
+  it("stores a bigint result (a Python int written as digits)", async () => {
+    h = harness();
+    const w = h.worker().register("tasks.bigint", () => [2n ** 64n, NaN]);
+    await w.start();
+    const meta = await result(h, await h.send("tasks.bigint"));
+    expect(meta.status).toBe("SUCCESS");
+    expect(meta.result).toEqual([2n ** 64n, NaN]);
   });
 
   it("stores nothing when ignore_result is set by header or by task option", async () => {
