@@ -769,7 +769,9 @@ class CeleriacWorker implements Worker {
   private async onMalformed(delivery: Delivery, err: unknown): Promise<void> {
     const reason = err instanceof Error ? err.message : String(err);
     const rawId = delivery.message.headers["id"];
-    const id = typeof rawId === "string" && rawId !== "" ? rawId : null;
+    // Protocol 1 keeps the id in the (refused) body; Celery sets correlation_id to it as well.
+    const corrId = delivery.message.properties.correlationId;
+    const id = typeof rawId === "string" && rawId !== "" ? rawId : typeof corrId === "string" && corrId !== "" ? corrId : null;
     const rawTask = delivery.message.headers["task"];
     const task = typeof rawTask === "string" ? rawTask : null;
     this.counters.rejected++;

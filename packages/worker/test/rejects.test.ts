@@ -41,6 +41,24 @@ describe("messages that cannot run", () => {
     expect(w.state).toBe("running");
   });
 
+  it("a refused message with only a correlation id (protocol 1 pickle) still gets its FAILURE", async () => {
+    h = harness();
+    const w = h.worker().register("tasks.ok", () => "fine");
+    await w.start();
+    await h.transport.publish("celery", {
+      body: new Uint8Array([0x80, 0x02]),
+      contentType: "application/x-python-serialize",
+      contentEncoding: "binary",
+      headers: {},
+      properties: { correlationId: "v1-pickle", replyTo: "client-reply-queue" },
+    });
+    await until("rejected", () => h.transport.deadLetters.length === 1);
+    const failed = await result(h, "v1-pickle");
+    expect(failed).toMatchObject({ status: "FAILURE", result: { exc_type: "InvalidTaskError" } });
+    expect(String((failed.result as { exc_message: unknown[] }).exc_message[0])).toMatch(/pickle/);
+    expect(w.state).toBe("running");
+  });
+
   it("Reject in a late-ack task dead-letters the message; Reject with requeue runs it again", async () => {
     h = harness();
     const strict = defineTask("tasks.strict", { acksLate: true });
