@@ -122,8 +122,9 @@ export function assertExactlyOnce(broker: string, report: HaReport): void {
   const twice = [...report.received].filter(([, n]) => n !== 1);
   expect(twice, "due times received more than once").toEqual([]);
   expect([...report.idsPerDue.values()].every((ids) => ids.size === 1)).toBe(true);
-  // The dead leader's runs were caught up by its successor, late, once each.
-  expect(report.outputs.join("\n")).toMatch(/late by/);
+  // When the takeover waited for the lease to expire (SQLite, Redis), the due times in between
+  // were caught up by the successor, late, once each; RabbitMQ hands over as the socket closes.
+  if (report.killTakeoverMs > 1500) expect(report.outputs.join("\n")).toMatch(/late by/);
   // Takeover after SIGKILL within the documented bound: lease + one poll (a quarter lease) + start slack.
   expect(report.killTakeoverMs).toBeLessThan(LEASE_S * 1000 * 1.25 + 1000);
   // After SIGTERM the lease is released: one poll, not a lease.

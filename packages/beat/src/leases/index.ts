@@ -2,7 +2,8 @@ import { CeleriacError } from "@celeriac/core";
 import type { LeaderLease, LeaseOptions } from "../lease.js";
 
 /**
- * The lease for a broker URL, on that broker: a row in the SQLite file, a Redis key. Each kind's
+ * The lease for a broker URL, on that broker: a row in the SQLite file, a Redis key,
+ * RabbitMQ's single-active-consumer queue. Each kind's
  * client library is imported only when its URL is used.
  */
 export async function leaseFromUrl(url: string, options: LeaseOptions = {}): Promise<LeaderLease> {
@@ -23,5 +24,9 @@ export async function leaseFromUrl(url: string, options: LeaseOptions = {}): Pro
     const { createRedisLease } = await import("./redis.js");
     return createRedisLease({ ...options, url });
   }
-  throw new CeleriacError("unsupported", `beat: no leader election for ${JSON.stringify(scheme ?? url)} brokers yet (supported: sqlite, redis)`);
+  if (scheme === "amqp" || scheme === "amqps") {
+    const { createAmqpLease } = await import("./amqp.js");
+    return createAmqpLease({ ...options, url });
+  }
+  throw new CeleriacError("unsupported", `beat: no leader election for ${JSON.stringify(scheme ?? url)} brokers yet (supported: sqlite, redis, amqp)`);
 }
