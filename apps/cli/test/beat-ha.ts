@@ -80,22 +80,29 @@ export async function runHaScenario(brokerUrl: string, queue: string): Promise<H
   const replicas = [0, 1, 2].map(() => spawnBeat(["-b", brokerUrl, "-s", schedulePath, "--lease", String(LEASE_S), "--max-interval", "1", "--name", queue]));
   const outputs = () => replicas.map((r, i) => `--- replica ${i}:\n${r.output()}`).join("\n");
   try {
-    const leaderOf = (skip: Replica[]) => replicas.find((r) => !skip.includes(r) && /leader now/.test(r.output()));
+    // The current leader: its last leadership line says it leads. `since` ignores older output.
+    const leads = (r: Replica, since = 0) => {
+      const out = r.output().slice(since);
+      return out.lastIndexOf("leader now") > Math.max(out.lastIndexOf("no longer leader"), out.lastIndexOf("released the lease"));
+    };
+    const leaderOf = (skip: Replica[], since: number[] = [0, 0, 0]) => replicas.find((r, i) => !skip.includes(r) && leads(r, since[i]));
     const first = await until("a first leader", () => leaderOf([]), 20_000, outputs);
     await until("5 runs", () => received.size >= 5, 15_000, outputs);
     // SIGKILL mid-run: no release, the others must wait for the lease to expire.
+    let mark = replicas.map((r) => r.output().length);
     first.child.kill("SIGKILL");
     const killedAt = Date.now();
     await first.exited;
-    const second = await until("a leader after SIGKILL", () => leaderOf([first]), 3 * LEASE_S * 1000, outputs);
+    const second = await until("a leader after SIGKILL", () => leaderOf([first], mark), 3 * LEASE_S * 1000, outputs);
     const killTakeoverMs = Date.now() - killedAt;
     const countAtTakeover = received.size;
     await until("4 more runs", () => received.size >= countAtTakeover + 4, 15_000, outputs);
     // SIGTERM: the leader releases the lease; the last replica takes over within one poll.
+    mark = replicas.map((r) => r.output().length);
     second.child.kill("SIGTERM");
     const termAt = Date.now();
     expect(await second.exited).toBe(0);
-    const third = await until("a leader after SIGTERM", () => leaderOf([first, second]), 3 * LEASE_S * 1000, outputs);
+    const third = await until("a leader after SIGTERM", () => leaderOf([first, second], mark), 3 * LEASE_S * 1000, outputs);
     const termTakeoverMs = Date.now() - termAt;
     const countAtSecond = received.size;
     await until("3 more runs", () => received.size >= countAtSecond + 3, 15_000, outputs);
@@ -122,6 +129,8 @@ export function assertExactlyOnce(broker: string, report: HaReport): void {
   const twice = [...report.received].filter(([, n]) => n !== 1);
   expect(twice, "due times received more than once").toEqual([]);
   expect([...report.idsPerDue.values()].every((ids) => ids.size === 1)).toBe(true);
+  // Leadership changed hands only when a leader was killed or stopped: three "leader now" lines.
+  expect(report.outputs.join("\n").match(/leader now/g), report.outputs.join("\n")).toHaveLength(3);
   // When the takeover waited for the lease to expire (SQLite, Redis), the due times in between
   // were caught up by the successor, late, once each; RabbitMQ hands over as the socket closes.
   if (report.killTakeoverMs > 1500) expect(report.outputs.join("\n")).toMatch(/late by/);

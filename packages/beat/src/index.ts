@@ -19,5 +19,6 @@ export { leaseFromUrl } from "./leases/index.js";
 export { createSqliteLease, type SqliteLeaseOptions } from "./leases/sqlite.js";
 export { createRedisLease, type RedisLeaseOptions } from "./leases/redis.js";
 export { createAmqpLease, type AmqpLeaseOptions } from "./leases/amqp.js";
+export { createSqsLease, type SqsLeaseOptions } from "./leases/sqs.js";
 export { DEFAULT_LEASE_MS, type LeaderLease, type LeaseOptions, type EntryState } from "./lease.js";
 export { instrumentBeat, type BeatMetrics } from "./metrics.js";

@@ -3,7 +3,7 @@ import type { LeaderLease, LeaseOptions } from "../lease.js";
 
 /**
  * The lease for a broker URL, on that broker: a row in the SQLite file, a Redis key,
- * RabbitMQ's single-active-consumer queue. Each kind's
+ * RabbitMQ's single-active-consumer queue, an SQS FIFO token kept in flight. Each kind's
  * client library is imported only when its URL is used.
  */
 export async function leaseFromUrl(url: string, options: LeaseOptions = {}): Promise<LeaderLease> {
@@ -28,5 +28,9 @@ export async function leaseFromUrl(url: string, options: LeaseOptions = {}): Pro
     const { createAmqpLease } = await import("./amqp.js");
     return createAmqpLease({ ...options, url });
   }
-  throw new CeleriacError("unsupported", `beat: no leader election for ${JSON.stringify(scheme ?? url)} brokers yet (supported: sqlite, redis, amqp)`);
+  if (scheme === "sqs") {
+    const { createSqsLease } = await import("./sqs.js");
+    return createSqsLease({ ...options, url });
+  }
+  throw new CeleriacError("unsupported", `beat: no leader election for ${JSON.stringify(scheme ?? url)} brokers (supported: sqlite, redis, amqp, sqs)`);
 }
