@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { transportFromUrl } from "@celeriac/core";
 import { createWorker } from "@celeriac/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +10,7 @@ import { spawnBeat } from "./beat-ha.js";
 import { celeriac } from "./cli-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "celeriac-beat-cli-"));
+const SCHEDULE_MODULE = fileURLToPath(new URL("./fixtures/beat-schedule.mjs", import.meta.url));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function scheduleFile(name: string, value: unknown): string {
@@ -61,6 +63,30 @@ describe("celeriac beat --dry-run", () => {
     expect(lines.slice(2, 5).every((l) => /^ {2}\d{4}-\d\d-\d\dT02:30:00-0[45]:00 {2}\(/.test(l))).toBe(true);
     expect(lines[5]).toBe("ping: t.ping <freq: 60 s>");
     expect(lines).toHaveLength(9);
+  });
+});
+
+describe("celeriac beat with a schedule module and --metrics-port", () => {
+  it("loads defineSchedule(...) from a module, logs each sent run and serves Prometheus metrics", async () => {
+    const beat = spawnBeat(["-b", `sqlite:///${join(dir, "module.db")}`, "-s", SCHEDULE_MODULE, "--metrics-port", "0", "--max-interval", "1"]);
+    try {
+      const deadline = Date.now() + 20_000;
+      while ((beat.output().match(/beat: sent ts\.add/g) ?? []).length < 3 && Date.now() < deadline) {
+        if (beat.child.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const out = beat.output();
+      expect(out).toMatch(/"mornings" reports\.daily <crontab: 30 7 mon-fri \* \* \(m\/h\/d\/dM\/MY\)> next run \d{4}-\d\d-\d\dT07:30:00-0[45]:00/);
+      expect(out).toMatch(/timezone America\/New_York, 2 entries/);
+      const url = /celeriac beat metrics: (http:\S+)/.exec(out)?.[1];
+      expect(url, out).toBeDefined();
+      const text = await (await fetch(url!)).text();
+      expect(text).toMatch(/celeriac_beat_leader 1/);
+      expect(Number(/celeriac_beat_sent_total\{entry="add-fast",task="ts.add"\} (\d+)/.exec(text)?.[1])).toBeGreaterThanOrEqual(3);
+    } finally {
+      beat.child.kill("SIGTERM");
+      expect(await beat.exited).toBe(0);
+    }
   });
 });
 

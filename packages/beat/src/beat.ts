@@ -62,6 +62,9 @@ export function nextRuns(entry: ResolvedEntry, zone: Zone, fromMs: number, count
 
 class LeaseLost extends Error {}
 
+/** Due times looked at per entry and tick (a 1-second schedule's 28 hours). */
+const MAX_DUES_PER_TICK = 100_000;
+
 export function createBeat(options: BeatOptions): Beat {
   if (options === null || typeof options !== "object") throw new CeleriacError("invalid_argument", "createBeat: options are required");
   assertKnownOptions("createBeat", options, KNOWN_OPTIONS);
@@ -138,9 +141,12 @@ export function createBeat(options: BeatOptions): Beat {
         await save(entry.name, st);
       }
       const dues: number[] = [];
-      for (let d = entry.schedule.nextAfter(st.lastDueAt, zone); d <= now && dues.length < 100_000; d = entry.schedule.nextAfter(d, zone)) dues.push(d);
+      for (let d = entry.schedule.nextAfter(st.lastDueAt, zone); d <= now && dues.length < MAX_DUES_PER_TICK; d = entry.schedule.nextAfter(d, zone)) dues.push(d);
       let toSend: number[];
-      if (entry.missed === "all") toSend = dues.slice(-1000);
+      // After a very long gap the due times are walked in batches; only the batch that reaches
+      // "now" may send, so a policy still sends at most what it promises.
+      if (dues.length === MAX_DUES_PER_TICK) toSend = [];
+      else if (entry.missed === "all") toSend = dues.slice(-1000);
       else if (entry.missed === "skip") toSend = dues.slice(-1).filter((d) => now - d <= entry.graceMs);
       else toSend = dues.slice(-1);
       const missed = dues.filter((d) => !toSend.includes(d));

@@ -130,6 +130,23 @@ describe("createBeat", () => {
     });
   }
 
+  it("after two days without a leader, a 1-second entry with missed: \"once\" still sends one run", async () => {
+    const path = leaseFile();
+    const schedule = defineSchedule({ entries: { tick: { task: add, schedule: every(1000), args: [1, 1] } } });
+    const seed = await createSqliteLease({ path, leaseMs: 1000 });
+    const epoch = (await seed.tryAcquire())!;
+    await seed.saveState(epoch, "tick", { lastDueAt: Date.now() - 2 * 86_400_000 - 500, schedule: "<freq: 1 s>" });
+    await seed.release(epoch);
+    await seed.close();
+    const lease = await createSqliteLease({ path, leaseMs: 5000 });
+    const start = Date.now();
+    const { sent, events } = await runBeat(schedule, lease, 400);
+    await lease.close();
+    // One run for the whole gap (the latest due time); runs due after the start are on time.
+    expect(sent.filter((s) => Date.parse(String(s.envelope.headers.extra["celeriac_beat_due"])) < start)).toHaveLength(1);
+    expect(events.flatMap((e) => (e.type === "missed" ? e.dueAts : [])).length).toBe(2 * 86_400 - 1);
+  });
+
   it("re-sends a run the previous leader may have died sending, under the same task id", async () => {
     const path = leaseFile();
     const schedule = defineSchedule({ entries: { tick: { task: add, schedule: every(60_000), args: [1, 1] } } });
