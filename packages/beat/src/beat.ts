@@ -141,7 +141,13 @@ export function createBeat(options: BeatOptions): Beat {
         await save(entry.name, st);
       }
       const dues: number[] = [];
-      for (let d = entry.schedule.nextAfter(st.lastDueAt, zone); d <= now && dues.length < MAX_DUES_PER_TICK; d = entry.schedule.nextAfter(d, zone)) dues.push(d);
+      const advance = (after: number) => {
+        const d = entry.schedule.nextAfter(after, zone);
+        // A schedule that does not move forward would send the same run forever.
+        if (!(d > after)) throw new CeleriacError("internal", `schedule of ${JSON.stringify(entry.name)} does not advance after ${new Date(after).toISOString()}`);
+        return d;
+      };
+      for (let d = advance(st.lastDueAt); d <= now && dues.length < MAX_DUES_PER_TICK; d = advance(d)) dues.push(d);
       let toSend: number[];
       // After a very long gap the due times are walked in batches; only the batch that reaches
       // "now" may send, so a policy still sends at most what it promises.

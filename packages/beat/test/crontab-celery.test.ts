@@ -162,6 +162,25 @@ describe("crontab against celery.schedules.crontab (Celery 5.2.6)", () => {
     expect(new Date(c0130.nextAfter(Date.UTC(2026, 10, 1, 5, 30), ny)).toISOString()).toBe("2026-11-02T06:30:00.000Z");
   });
 
+  it("always moves forward: nextAfter(t) > t for 5000 generated crontabs in DST zones", () => {
+    const rnd = seededRandom(7);
+    const int = (a: number, b: number) => a + Math.floor(rnd() * (b - a + 1));
+    const zones = ["America/New_York", "Europe/London", "Australia/Sydney", "America/Los_Angeles", "Pacific/Auckland"].map((z) => zoneOf(z));
+    const stuck: string[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const spec = { minute: String(int(0, 59)), hour: rnd() < 0.5 ? "*" : `${int(0, 23)}`, dayOfMonth: rnd() < 0.3 ? `${int(1, 28)}` : "*", dayOfWeek: rnd() < 0.3 ? `${int(0, 6)}` : "*" };
+      const cron = crontab(spec);
+      const zone = zones[int(0, zones.length - 1)]!;
+      let t = Date.UTC(2026, int(0, 11), int(1, 28), int(0, 23), int(0, 59));
+      for (let k = 0; k < 5; k++) {
+        const next = cron.nextAfter(t, zone);
+        if (next <= t) stuck.push(`${JSON.stringify(spec)} ${zone.name} ${new Date(t).toISOString()} -> ${new Date(next).toISOString()}`);
+        t = Math.max(next, t + 60_000);
+      }
+    }
+    expect(stuck).toEqual([]);
+  });
+
   it("parses Celery's syntax and refuses what Celery refuses", () => {
     expect(crontab({ minute: "*/15" }).minute).toEqual([0, 15, 30, 45]);
     expect(crontab({ hour: "0,8-17/2" }).hour).toEqual([0, 8, 10, 12, 14, 16]);
