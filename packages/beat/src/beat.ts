@@ -133,9 +133,10 @@ export function createBeat(options: BeatOptions): Beat {
         continue;
       }
       if (st.pendingDueAt !== undefined) {
-        // The previous leader died between deciding to send this run and recording it: it may or
-        // may not have gone out. Re-send it with the same task id so a receiver can tell.
-        log(`beat: re-sending the run of ${JSON.stringify(entry.name)} due ${formatInZone(st.pendingDueAt, zone)} that the previous leader may not have sent (same task id)`);
+        // A leader (a previous one, or this one before a broker error) stopped between deciding to
+        // send this run and recording it: it may or may not have gone out. Re-send it with the
+        // same task id so a receiver can tell.
+        log(`beat: re-sending the run of ${JSON.stringify(entry.name)} due ${formatInZone(st.pendingDueAt, zone)} whose earlier send may not have completed (same task id)`);
         await send(entry, st.pendingDueAt, true);
         st = { lastDueAt: st.pendingDueAt, schedule: desc };
         await save(entry.name, st);

@@ -83,6 +83,9 @@ function unknownKeys(where: string, value: object, known: readonly string[]): vo
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+/** By shape, not instanceof: a schedule module may load its own copy of this package. */
+const isSchedule = (v: unknown): v is Crontab | Interval =>
+  isObject(v) && (v["kind"] === "crontab" || v["kind"] === "interval") && typeof v["nextAfter"] === "function";
 
 /**
  * The typed form: entries are checked against their task definitions (`args` and `kwargs` must
@@ -131,7 +134,7 @@ function resolveEntry(name: string, entry: unknown): ResolvedEntry {
     if (typeof encode === "function") kwargs = (encode as (r: unknown) => Record<string, unknown>).call(task, kwargs);
   } else throw invalid("names no task (task must be a task name or a task definition)");
   const schedule = entry["schedule"];
-  if (!(schedule instanceof Crontab) && !(schedule instanceof Interval)) throw invalid("schedule must be crontab(...) or every(...)");
+  if (!isSchedule(schedule)) throw invalid("schedule must be crontab(...) or every(...)");
   const args = entry["args"] ?? [];
   if (!Array.isArray(args)) throw invalid("args must be an array");
   if (!isObject(kwargs)) throw invalid("kwargs must be an object");
@@ -228,7 +231,7 @@ function entryFromJson(raw: unknown): unknown {
 export function toBeatSchedule(value: unknown): BeatSchedule {
   if (isObject(value) && value["zone"] !== undefined && Array.isArray(value["entries"])) return value as unknown as BeatSchedule;
   if (isObject(value) && isObject(value["entries"])) {
-    const anyJson = Object.values(value["entries"]).some((e) => isObject(e) && !(e["schedule"] instanceof Crontab) && !(e["schedule"] instanceof Interval));
+    const anyJson = Object.values(value["entries"]).some((e) => isObject(e) && !isSchedule(e["schedule"]));
     return anyJson ? scheduleFromJson(value) : resolveSchedule(value);
   }
   throw invalid("schedule: expected defineSchedule(...)'s result, or an object with entries");
