@@ -2,7 +2,7 @@
 
 Reads a JSON list of cases on stdin, prints a JSON list of answers: for each case Celery 5.2.6's
 crontab(...).remaining_estimate(last) and is_due(last) with nowfun returning `now` in the app's
-timezone (enable_utc=True), and optionally ("sim") the first instant a beat that checks at least
+timezone (enable_utc=True), or for {"every": ms, "relative": bool} cases schedule(...)'s; and optionally ("sim") the first instant a beat that checks at least
 every 300 s (Celery's default beat_max_loop_interval) finds the entry due. Times are epoch ms.
 """
 import json
@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytz
 from celery import Celery
-from celery.schedules import crontab
+from celery.schedules import crontab, schedule
 
 apps = {}
 
@@ -37,6 +37,12 @@ def answer(case):
     tz = pytz.timezone(case["tz"])
     app = app_for(case["tz"])
     now = {"t": at(case["now"], tz)}
+    if "every" in case:
+        # Celery's schedule(run_every, relative): the end of the interval after `last`.
+        s = schedule(run_every=timedelta(milliseconds=case["every"]), relative=case["relative"],
+                     nowfun=lambda: now["t"], app=app)
+        rem = s.remaining_estimate(at(case["last"], tz))
+        return {"end": case["now"] + round(rem / timedelta(milliseconds=1))}
     try:
         c = crontab(minute=case["minute"], hour=case["hour"], day_of_week=case["dow"],
                     day_of_month=case["dom"], month_of_year=case["moy"],
