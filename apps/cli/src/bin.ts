@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
 import { CeleriacError } from "@celeriac/core";
+import { beatCommand } from "./commands/beat.js";
 import { callCommand } from "./commands/call.js";
 import { codegenCommand } from "./commands/codegen.js";
 import { controlRevokeCommand, controlShutdownCommand } from "./commands/control.js";
@@ -35,6 +36,20 @@ program
   .option("--metrics-host <host>", "interface for --metrics-port; 0.0.0.0 to let a scraper on another machine in", "127.0.0.1")
   .option("-q, --quiet", "no log output")
   .action((opts) => workerCommand(opts));
+
+program
+  .command("beat")
+  .description("send periodic tasks from a schedule, like `celery beat`; run several for high availability, one sends")
+  .addOption(broker())
+  .option("-s, --schedule <file>", "schedule: a .json file, or a module exporting defineSchedule(...)")
+  .option("--max-interval <seconds>", "longest sleep between two looks at the schedule", "300")
+  .option("--lease <seconds>", "leader lease: a dead leader is replaced within this plus a quarter of it", "10")
+  .option("--name <name>", "replicas with the same name on the same broker elect one leader", "celery")
+  .option("--dry-run [count]", "print the next fire times of each entry (default 5) and exit; nothing is sent")
+  .option("--metrics-port <port>", "serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: any free port)")
+  .option("--metrics-host <host>", "interface for --metrics-port", "127.0.0.1")
+  .option("-q, --quiet", "no log output")
+  .action((opts) => beatCommand(opts));
 
 program
   .command("call")
