@@ -15,6 +15,7 @@ export default defineConfig({
       "@celeriac/sqs": src("./packages/sqs/src/index.ts"),
       "@celeriac/schema": src("./packages/schema/src/index.ts"),
       "@celeriac/metrics": src("./packages/metrics/src/index.ts"),
+      "@celeriac/dashboard": src("./apps/dashboard/src/index.ts"),
     },
   },
   test: {
