@@ -123,6 +123,15 @@ function useHash(): string {
   return h;
 }
 
+/**
+ * What a failure says: the exception, or, when Celery sent a wrapper (`ExceptionWithTraceback()`
+ * from its pool), the last line of the traceback, which names the real one.
+ */
+function failureText(t: Task): string {
+  const last = t.traceback?.trim().split("\n").pop() ?? "";
+  return !t.exception || /^ExceptionWithTraceback\(/.test(t.exception) ? last || (t.exception ?? "") : t.exception;
+}
+
 const time = (s: number | null) => (s === null ? "" : new Date(s * 1000).toISOString().replace("T", " ").slice(0, 23));
 const ago = (s: number | null) => (s === null ? "never" : `${Math.max(0, Math.round(Date.now() / 1000 - s))} s ago`);
 
@@ -321,7 +330,7 @@ function TasksPage({ o, version }: { o: Overview; version: number }) {
               </td>
               <td class="mono">{t.args}</td>
               <td class="mono">{t.kwargs}</td>
-              <td class="mono">{t.state === "FAILURE" ? t.exception : t.result}</td>
+              <td class="mono">{t.state === "FAILURE" ? failureText(t) : t.result}</td>
               <td>{time(t.received)}</td>
               <td>{t.runtime === null ? "" : `${t.runtime.toFixed(3)} s`}</td>
               <td>{t.worker}</td>
@@ -367,7 +376,7 @@ function TaskPage({ id, o, version, act, result }: { id: string; o: Overview; ve
           {row("worker", t.worker)}
           {row("args", t.args)}
           {row("kwargs", t.kwargs)}
-          {row(t.state === "FAILURE" ? "exception" : "result", t.state === "FAILURE" ? t.exception : t.result)}
+          {row(t.state === "FAILURE" ? "exception" : "result", t.state === "FAILURE" ? failureText(t) : t.result)}
           {row("runtime", t.runtime === null ? null : `${t.runtime} s`)}
           {row("retries", t.retries)}
           {row("eta", t.eta)}
