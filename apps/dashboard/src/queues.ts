@@ -4,7 +4,8 @@ import { CeleriacError } from "@celeriac/core";
  * Queue depth and consumers, read from the broker itself. The Transport contract has no
  * queue-stats call (it is about moving messages), so each broker is asked here with its own
  * client, imported only when that broker is used: amqplib's passive declare on RabbitMQ, LLEN
- * of kombu's priority lists on Redis, a count of visible rows in the SQLite file.
+ * of kombu's priority lists on Redis, a count of visible rows in the SQLite file, SQS's
+ * `ApproximateNumberOfMessages` (approximate, as SQS says; priority-tier queues not included).
  */
 export interface QueueStats {
   name: string;
@@ -46,6 +47,8 @@ export async function createQueueInspector(brokerUrl: string, importer: Importer
     case "sqlite":
     case "sqla+sqlite":
       return sqliteInspector(brokerUrl, importer);
+    case "sqs":
+      return sqsInspector(brokerUrl, importer);
     default:
       return null;
   }
@@ -162,6 +165,55 @@ async function sqliteInspector(url: string, importer: Importer): Promise<QueueIn
     },
     async close() {
       db.close();
+    },
+  };
+}
+
+interface SqsModule {
+  parseSqsUrl(url: string): { region?: string; endpoint?: string; credentials?: { accessKeyId: string; secretAccessKey: string }; queueNamePrefix?: string };
+  sqsQueueName(prefix: string, queue: string): string;
+}
+interface SqsSdk {
+  SQSClient: new (config: object) => { send(cmd: unknown): Promise<Record<string, unknown>>; destroy(): void };
+  GetQueueUrlCommand: new (input: object) => unknown;
+  GetQueueAttributesCommand: new (input: object) => unknown;
+}
+
+async function sqsInspector(url: string, importer: Importer): Promise<QueueInspector> {
+  // The URL and queue naming rules are @celeriac/sqs's (kombu's), not written again here.
+  const sqs = await load<SqsModule>("@celeriac/sqs", "SQS", importer);
+  const sdk = await load<SqsSdk>("@aws-sdk/client-sqs", "SQS", importer);
+  const o = sqs.parseSqsUrl(url);
+  const client = new sdk.SQSClient({
+    region: o.region ?? process.env["AWS_REGION"] ?? process.env["AWS_DEFAULT_REGION"] ?? "us-east-1",
+    ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+    ...(o.credentials ? { credentials: o.credentials } : {}),
+  });
+  const urls = new Map<string, string>();
+  return {
+    broker: "sqs",
+    async stats(queues) {
+      return Promise.all(
+        queues.map(async (name) => {
+          const physical = sqs.sqsQueueName(o.queueNamePrefix ?? "", name);
+          let queueUrl = urls.get(physical);
+          if (!queueUrl) {
+            try {
+              queueUrl = String((await client.send(new sdk.GetQueueUrlCommand({ QueueName: physical })))["QueueUrl"]);
+              urls.set(physical, queueUrl);
+            } catch (err) {
+              if (/NonExistentQueue|does not exist/i.test(String((err as { name?: string }).name) + String(err))) return { name, messages: 0, consumers: null, exists: false };
+              throw err;
+            }
+          }
+          const r = await client.send(new sdk.GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
+          const attrs = (r["Attributes"] ?? {}) as Record<string, string>;
+          return { name, messages: Number(attrs["ApproximateNumberOfMessages"] ?? 0), consumers: null, exists: true };
+        }),
+      );
+    },
+    async close() {
+      client.destroy();
     },
   };
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CeleriacError, createClient, transportFromUrl } from "@celeriac/core";
 import { createDashboard, serveDashboard, type Dashboard } from "@celeriac/dashboard";
+import { startSqsEmulator } from "../../../test-support/sqs-emulator.mjs";
 
 // The embedded memory broker: no exchanges, so no events or remote control, which is what a
 // SQS or SQLite deployment sees too.
@@ -116,4 +117,28 @@ describe("queue depths on the SQLite broker", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("queue depths on SQS (the local emulator)", () => {
+  it("reads ApproximateNumberOfMessages per queue, by kombu's queue names, and says the broker has no events", async () => {
+    const emulator = await startSqsEmulator();
+    const url = `sqs://x:y@${new URL(emulator.endpoint).host}?queue_name_prefix=dash-`;
+    const producer = await transportFromUrl(url);
+    let dash: Dashboard | null = null;
+    try {
+      await producer.connect();
+      const client = createClient({ transport: producer });
+      for (let i = 0; i < 2; i++) await client.sendTask("t.add", { args: [i], queue: "sqs.a" });
+      dash = await createDashboard({ brokerUrl: url, queues: ["sqs.a", "sqs.none"], log: () => undefined });
+      expect(dash.hasEvents).toBe(false);
+      expect(await dash.queues(true)).toEqual([
+        { name: "sqs.a", messages: 2, consumers: null, exists: true },
+        { name: "sqs.none", messages: 0, consumers: null, exists: false },
+      ]);
+    } finally {
+      await dash?.close();
+      await producer.close();
+      await emulator.close();
+    }
+  }, 60_000);
 });
