@@ -68,7 +68,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   const log = options.log ?? defaultLog;
   const inspectIntervalMs = options.inspectIntervalMs ?? 5_000;
   const controlTimeoutMs = options.controlTimeoutMs ?? 1_000;
-  const state = new FleetState(options.maxTasks !== undefined ? { maxTasks: options.maxTasks } : {});
+  const state = new FleetState({ inspectAliveMs: 3 * inspectIntervalMs, ...(options.maxTasks !== undefined ? { maxTasks: options.maxTasks } : {}) });
   const store: TaskStore | null = options.persistPath ? await openTaskStore(options.persistPath, state, { intervalMs: options.persistIntervalMs ?? 2_000, log }) : null;
 
   const transport: Transport = await transportFromUrl(options.brokerUrl);

@@ -164,6 +164,11 @@ export interface FleetStateOptions {
   maxTasks?: number;
   /** Clock for liveness and the chart, epoch ms; tests pass their own. */
   now?: () => number;
+  /**
+   * A worker that answered remote control this recently counts as online even without
+   * heartbeats (a worker started without -E). Default 15 s, three of the dashboard's polls.
+   */
+  inspectAliveMs?: number;
 }
 
 /**
@@ -261,6 +266,7 @@ export function emptyTask(uuid: string, timestamp: number): TaskRecord {
 export class FleetState {
   readonly maxTasks: number;
   private readonly now: () => number;
+  private readonly inspectAliveMs: number;
   private readonly tasks = new Map<string, TaskRecord>();
   /** Tasks in order of first sight; evicted ones are dropped at the next compaction. */
   private order: Kept[] = [];
@@ -280,6 +286,7 @@ export class FleetState {
     this.maxTasks = options.maxTasks ?? 100_000;
     if (!Number.isInteger(this.maxTasks) || this.maxTasks < 1) throw new RangeError("maxTasks must be a positive integer");
     this.now = options.now ?? Date.now;
+    this.inspectAliveMs = options.inspectAliveMs ?? 15_000;
   }
 
   get taskCount(): number {
@@ -538,8 +545,10 @@ export class FleetState {
   }
 
   isAlive(w: WorkerRecord): boolean {
-    if (w.offlineAt !== null || w.lastHeartbeat === null) return false;
-    return this.now() / 1000 - w.lastHeartbeat <= w.freq * HEARTBEAT_EXPIRE_WINDOW;
+    if (w.offlineAt !== null) return false;
+    const now = this.now() / 1000;
+    if (w.lastHeartbeat !== null && now - w.lastHeartbeat <= w.freq * HEARTBEAT_EXPIRE_WINDOW) return true;
+    return w.inspectedAt !== null && now - w.inspectedAt <= this.inspectAliveMs / 1000;
   }
 
   listWorkers(): WorkerRecord[] {
@@ -567,6 +576,8 @@ export class FleetState {
     if (info.reserved) w.reserved = info.reserved;
     if (info.queues) w.queues = info.queues;
     w.inspectedAt = this.now() / 1000;
+    // It answers, so it is back (a restart under the same name, maybe without -E).
+    if (w.offlineAt !== null && w.inspectedAt > w.offlineAt + 1) w.offlineAt = null;
     this.emit({ kind: "worker", worker: w });
   }
 

@@ -63,6 +63,21 @@ describe("FleetState: Celery's merge rules", () => {
     expect(s.isAlive(py!)).toBe(false);
   });
 
+  it("a worker without events (no -E) is online while it answers remote control", () => {
+    let now = 1_000_000;
+    const s = new FleetState({ now: () => now, inspectAliveMs: 15_000 });
+    s.updateFromInspect("quiet@h", { stats: { pid: 9, pool: { "max-concurrency": 4 } }, registered: ["t.a"], queues: ["celery"] });
+    const w = s.workerRecord("quiet@h")!;
+    expect(w).toMatchObject({ pid: 9, concurrency: 4, registered: ["t.a"], queues: ["celery"], lastHeartbeat: null });
+    expect(s.isAlive(w)).toBe(true);
+    now += 15_001;
+    expect(s.isAlive(w)).toBe(false);
+    s.ingest({ type: "worker-offline", hostname: "quiet@h", timestamp: now / 1000, freq: 2 });
+    now += 5_000;
+    s.updateFromInspect("quiet@h", {});
+    expect(s.isAlive(w)).toBe(true);
+  });
+
   it("ignores events without a type or uuid, and counts every event by type", () => {
     const s = new FleetState();
     s.ingest({ nothing: 1 });
