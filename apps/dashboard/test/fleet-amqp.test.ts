@@ -10,7 +10,7 @@ beforeAll(async () => {
 afterAll(() => rabbit?.shutdown());
 
 describe("dashboard on RabbitMQ, in Chromium", () => {
-  it("shows a Python and a TypeScript worker, their tasks and results, a traceback, queue depths, and revokes a queued task", async () => {
+  it("shows a Python and a TypeScript worker, their tasks and results, a traceback, queue depths; revokes a queued task, sets a rate limit and shuts a worker down from the page", async () => {
     await runFleetScenario({
       brokerUrl: rabbit.url,
       makeTransport: () => createAmqpTransport({ url: rabbit.url }),

@@ -11,7 +11,7 @@ beforeAll(async () => {
 afterAll(() => server?.dispose());
 
 describe("dashboard on Redis, in Chromium", () => {
-  it("shows a Python and a TypeScript worker, their tasks and results, a traceback, queue depths, and revokes a queued task", async () => {
+  it("shows a Python and a TypeScript worker, their tasks and results, a traceback, queue depths; revokes a queued task, sets a rate limit and shuts a worker down from the page", async () => {
     const url = server.url(2);
     await runFleetScenario({
       brokerUrl: url,

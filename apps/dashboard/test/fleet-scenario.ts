@@ -203,6 +203,11 @@ export async function runFleetScenario(setup: FleetSetup): Promise<void> {
     await textOf("the failed task's traceback", page.getByTestId("traceback"), ["Traceback (most recent call last)", "ValueError: dashboard boom"]);
     await textOf("the timeline", page.getByTestId("timeline"), ["task-received", "task-started", "task-failed"]);
     await screenshot(page, shots.dir, `dashboard-task-failed-${setup.label}.png`);
+    // Rate limit from the page: each worker's own answer is shown (ours does not implement it yet).
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.getByLabel("rate limit").fill("5/m");
+    await page.getByRole("button", { name: "Set rate limit" }).click();
+    await textOf("the rate-limit replies", page.getByTestId("action-result"), [pyHost, "new rate limit set successfully", tsHost, "KeyError('rate_limit')"]);
 
     await page.goto(`${server.url}/#/queues`);
     await textOf("the parked queue's depth", page.locator(`tr[data-queue="${parked}"]`), [parked, "3"]);
@@ -232,6 +237,15 @@ export async function runFleetScenario(setup: FleetSetup): Promise<void> {
     expect(revoked.started).toBeNull(); // it never ran
     expect(revoked.result).toBeNull();
     await until("the busy task to finish", () => d.state.task(busy)?.state === "SUCCESS", 15_000);
+
+    // ---- shut the TypeScript worker down from the page ---------------------------------------
+    await page.goto(`${server.url}/#/`);
+    page.once("dialog", (dialog) => void dialog.accept());
+    await tsRow.getByRole("button", { name: "Shut down" }).click();
+    await textOf("the shutdown note", page.getByTestId("action-result"), ["do not reply"]);
+    await textOf("the TypeScript worker to go offline", tsRow, ["offline"], 15_000);
+    await until("the worker to have stopped", () => worker!.state === "stopped", 15_000);
+    await textOf("the Python worker still online", pyRow, ["online"]);
     expect(pageErrors).toEqual([]);
   } finally {
     await context?.close().catch(() => undefined);
