@@ -406,7 +406,7 @@ export class FleetState {
       else w.failed++;
       this.countThroughput(type === "task-succeeded", ts);
     }
-    this.emit({ kind: "task", task: t });
+    if (this.listeners.size > 0) this.emit({ kind: "task", task: t });
   }
 
   private setField(t: TaskRecord, field: (typeof TASK_FIELDS)[number], value: unknown): void {
