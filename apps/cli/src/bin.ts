@@ -95,6 +95,7 @@ program
   .command("dashboard")
   .description("live web dashboard for Python and TypeScript workers, with Flower's HTTP API (needs @celeriac/dashboard)")
   .addOption(broker())
+  .addOption(backend())
   .option("-p, --port <port>", "port to listen on (0: any free port)", "5555")
   .option("--address <host>", "interface to bind; anything but 127.0.0.1 needs --basic-auth or --auth-token", "127.0.0.1")
   .option("--basic-auth <user:password,...>", "HTTP basic auth, as flower --basic-auth")

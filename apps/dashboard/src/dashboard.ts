@@ -1,4 +1,4 @@
-import { assertKnownOptions, CeleriacError, createClient, createControl, transportFromUrl, type Client, type Control, type ExchangeSubscription, type Transport } from "@celeriac/core";
+import { assertKnownOptions, CeleriacError, createClient, createControl, resultBackendFromUrl, transportFromUrl, type Client, type Control, type ExchangeSubscription, type ResultBackend, type ResultMeta, type Transport } from "@celeriac/core";
 import { receiveCeleryEvents, type EventReceiverStats } from "./events.js";
 import { createQueueInspector, type QueueInspector, type QueueStats } from "./queues.js";
 import { FleetState } from "./state.js";
@@ -7,6 +7,8 @@ import { openTaskStore, type TaskStore } from "./store.js";
 export interface DashboardOptions {
   /** Broker URL (amqp://, redis://, sqs://, sqlite:///): events, remote control and queue depths come from it. */
   brokerUrl: string;
+  /** Result backend URL: task results as stored (Flower's `/api/task/result`), where events carry only a repr. Default none. */
+  resultBackendUrl?: string;
   /** Most tasks kept in memory (and in the SQLite file). Default 100,000. */
   maxTasks?: number;
   /** Ask the workers (`inspect stats/registered/active/reserved/active_queues`) this often. Default 5 s. */
@@ -42,12 +44,15 @@ export interface Dashboard {
   revoke(taskId: string, options?: { terminate?: boolean; signal?: string }): Promise<ActionResult>;
   rateLimit(taskName: string, rateLimit: string, destination?: string[]): Promise<ActionResult>;
   shutdown(hostname: string): Promise<void>;
+  /** The stored result meta (null when none); throws `unsupported` without a result backend. */
+  storedResult(taskId: string): Promise<ResultMeta | null>;
+  readonly hasResultBackend: boolean;
   /** Sends a task by name (Flower's async-apply / send-task). */
   sendTask(name: string, args: unknown[], kwargs: Record<string, unknown>, options: { queue?: string; countdownMs?: number; taskId?: string }): Promise<string>;
   close(): Promise<void>;
 }
 
-const OPTION_KEYS = ["brokerUrl", "maxTasks", "inspectIntervalMs", "controlTimeoutMs", "queues", "persistPath", "persistIntervalMs", "log"] as const;
+const OPTION_KEYS = ["brokerUrl", "resultBackendUrl", "maxTasks", "inspectIntervalMs", "controlTimeoutMs", "queues", "persistPath", "persistIntervalMs", "log"] as const;
 
 function defaultLog(level: string, message: string): void {
   process.stderr.write(`celeriac dashboard ${level}: ${message}\n`);
@@ -72,6 +77,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   const store: TaskStore | null = options.persistPath ? await openTaskStore(options.persistPath, state, { intervalMs: options.persistIntervalMs ?? 2_000, log }) : null;
 
   const transport: Transport = await transportFromUrl(options.brokerUrl);
+  let backend: ResultBackend | null = null;
   let control: Control | null = null;
   let subscription: ExchangeSubscription | null = null;
   let inspector: QueueInspector | null = null;
@@ -83,6 +89,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
 
   try {
     await transport.connect();
+    if (options.resultBackendUrl) backend = await resultBackendFromUrl(options.resultBackendUrl);
     client = createClient({ transport });
     if (transport.exchanges) {
       subscription = await receiveCeleryEvents(transport, (e) => state.ingest(e), receiverStats);
@@ -99,6 +106,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     await subscription?.close().catch(() => undefined);
     await control?.close().catch(() => undefined);
     await transport.close().catch(() => undefined);
+    await backend?.close().catch(() => undefined);
     await store?.close().catch(() => undefined);
     throw CeleriacError.from(err, "connection");
   }
@@ -179,6 +187,11 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       return refresh || lastQueues.length === 0 ? refreshQueues() : lastQueues;
     },
     refreshWorkers,
+    hasResultBackend: backend !== null,
+    async storedResult(taskId) {
+      if (!backend) throw new CeleriacError("unsupported", "no result backend: start the dashboard with --result-backend URL");
+      return backend.get(taskId);
+    },
     async revoke(taskId, o = {}) {
       const replies = await needControl("revoke").revoke(taskId, { terminate: o.terminate ?? false, ...(o.signal ? { signal: o.signal } : {}) });
       return { replies };
@@ -204,6 +217,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       await control?.close().catch(() => undefined);
       await inspector?.close().catch(() => undefined);
       await transport.close().catch(() => undefined);
+      await backend?.close().catch(() => undefined);
       await store?.close();
     },
   };

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono, type Context } from "hono";
 import { streamSSE } from "hono/streaming";
-import { assertKnownOptions, CeleriacError } from "@celeriac/core";
+import { asExceptionInfo, assertKnownOptions, CeleriacError, pyRepr, type ResultMeta } from "@celeriac/core";
 import type { Dashboard } from "./dashboard.js";
 import { createFleetMetrics } from "./metrics.js";
 import { TASK_STATES, type TaskFilter, type TaskRecord, type WorkerRecord } from "./state.js";
@@ -60,6 +60,15 @@ function parseTime(v: string | undefined): number | undefined {
 export function flowerTask(t: TaskRecord): Record<string, unknown> {
   const { timeline: _timeline, root_id, parent_id, ...rest } = t;
   return { ...rest, root_id, parent_id, root: root_id, parent: parent_id };
+}
+
+/** A stored result as Flower's `TaskResult` writes it: the value, or the exception's repr and the traceback. */
+function storedView(taskId: string, meta: ResultMeta | null): Record<string, unknown> {
+  if (!meta) return { "task-id": taskId, state: "PENDING" };
+  if (meta.status === "SUCCESS") return { "task-id": taskId, state: meta.status, result: meta.result };
+  const info = asExceptionInfo(meta.result);
+  const result = info ? `${info.exc_type}(${info.exc_message.map((m) => pyRepr(m)).join(", ")})` : meta.result;
+  return { "task-id": taskId, state: meta.status, result, ...(meta.status === "FAILURE" ? { traceback: meta.traceback } : {}) };
 }
 
 function workerView(d: Dashboard, w: WorkerRecord): Record<string, unknown> {
@@ -206,6 +215,11 @@ export async function serveDashboard(d: Dashboard, options: ServeOptions = {}): 
     await d.shutdown(c.req.param("name"));
     return c.json({ message: "Shutting down!" });
   });
+  app.get("/api/task/result/:id", async (c) => {
+    // Flower answers 503 when no result backend is configured.
+    if (!d.hasResultBackend) return c.json({ error: "no result backend: start the dashboard with --result-backend URL" }, 503);
+    return c.json(storedView(c.req.param("id"), await d.storedResult(c.req.param("id"))));
+  });
   app.get("/api/queues/length", async (c) => {
     const queues = await d.queues(true);
     return c.json({ active_queues: queues.map((q) => ({ name: q.name, messages: q.messages })) });
@@ -239,10 +253,18 @@ export async function serveDashboard(d: Dashboard, options: ServeOptions = {}): 
     const page = d.state.listTasks(filterOf(c, false), intOf(c.req.query("offset"), 0, "offset")!, limit);
     return c.json({ total: page.total, tasks: page.tasks.map(flowerTask) });
   });
-  app.get("/ui-api/task/:id", (c) => {
+  app.get("/ui-api/task/:id", async (c) => {
     const t = d.state.task(c.req.param("id"));
     if (!t) return c.json({ error: "unknown task (never seen, or evicted)" }, 404);
-    return c.json({ ...t, children: d.state.children(t.uuid).map((x) => ({ uuid: x.uuid, name: x.name, state: x.state })) });
+    let stored: Record<string, unknown> | null = null;
+    if (d.hasResultBackend) {
+      try {
+        stored = storedView(t.uuid, await d.storedResult(t.uuid));
+      } catch (err) {
+        stored = { error: CeleriacError.from(err).message };
+      }
+    }
+    return c.json({ ...t, stored, children: d.state.children(t.uuid).map((x) => ({ uuid: x.uuid, name: x.name, state: x.state })) });
   });
   app.post("/ui-api/revoke/:id", async (c) => {
     const denied = action(c);

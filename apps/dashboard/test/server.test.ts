@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CeleriacError, createClient, transportFromUrl } from "@celeriac/core";
+import { CeleriacError, createClient, resultBackendFromUrl, transportFromUrl } from "@celeriac/core";
 import { createDashboard, serveDashboard, type Dashboard } from "@celeriac/dashboard";
 import { startSqsEmulator } from "../../../test-support/sqs-emulator.mjs";
 
@@ -86,6 +86,7 @@ describe("a broker without exchanges", () => {
       expect((await fetch(`${s.url}/api/tasks?limit=-1`)).status).toBe(400);
       expect((await fetch(`${s.url}/api/tasks?received_start=yesterday`)).status).toBe(400);
       expect((await fetch(`${s.url}/api/task/info/unknown`)).status).toBe(404);
+      expect((await fetch(`${s.url}/api/task/result/abc`)).status).toBe(503); // no result backend, as Flower
     } finally {
       await s.close();
     }
@@ -103,7 +104,7 @@ describe("queue depths on the SQLite broker", () => {
       const client = createClient({ transport: producer });
       for (let i = 0; i < 4; i++) await client.sendTask("t.add", { args: [i], queue: "sq-a" });
       await client.sendTask("t.add", { args: [9], queue: "sq-b" });
-      dash = await createDashboard({ brokerUrl: url, queues: ["sq-a", "sq-b", "sq-none"], log: () => undefined });
+      dash = await createDashboard({ brokerUrl: url, resultBackendUrl: url, queues: ["sq-a", "sq-b", "sq-none"], log: () => undefined });
       expect(dash.hasEvents).toBe(false);
       const stats = await dash.queues(true);
       expect(stats).toEqual([
@@ -111,6 +112,19 @@ describe("queue depths on the SQLite broker", () => {
         { name: "sq-b", messages: 1, consumers: null, exists: true },
         { name: "sq-none", messages: 0, consumers: null, exists: false },
       ]);
+      // Flower's /api/task/result, from the result backend (the same SQLite file here).
+      const backend = await resultBackendFromUrl(url);
+      await backend.store({ task_id: "ok-1", status: "SUCCESS", result: { sum: 3 }, traceback: null, children: [], date_done: null });
+      await backend.store({ task_id: "bad-1", status: "FAILURE", result: { exc_type: "ValueError", exc_message: ["no"], exc_module: "builtins" }, traceback: "Traceback ...\nValueError: no", children: [], date_done: null });
+      await backend.close();
+      const s = await serveDashboard(dash, { port: 0 });
+      try {
+        expect(await (await fetch(`${s.url}/api/task/result/ok-1`)).json()).toEqual({ "task-id": "ok-1", state: "SUCCESS", result: { sum: 3 } });
+        expect(await (await fetch(`${s.url}/api/task/result/bad-1`)).json()).toEqual({ "task-id": "bad-1", state: "FAILURE", result: "ValueError('no')", traceback: "Traceback ...\nValueError: no" });
+        expect(await (await fetch(`${s.url}/api/task/result/nobody`)).json()).toEqual({ "task-id": "nobody", state: "PENDING" });
+      } finally {
+        await s.close();
+      }
     } finally {
       await dash?.close();
       await producer.close();

@@ -66,6 +66,8 @@ interface Task {
   expires: string | null;
   timeline?: { type: string; timestamp: number; hostname: string }[];
   children?: { uuid: string; name: string | null; state: string }[];
+  /** From the result backend, when the dashboard has one. */
+  stored?: { state?: string; result?: unknown; error?: string } | null;
 }
 
 // A token given as ?token=... on the page's URL is passed on to every API call.
@@ -377,6 +379,7 @@ function TaskPage({ id, o, version, act, result }: { id: string; o: Overview; ve
           {row("args", t.args)}
           {row("kwargs", t.kwargs)}
           {row(t.state === "FAILURE" ? "exception" : "result", t.state === "FAILURE" ? failureText(t) : t.result)}
+          {t.stored ? row("stored result", t.stored.error ? `(backend: ${t.stored.error})` : `${t.stored.state}: ${JSON.stringify(t.stored.result ?? null)}`) : null}
           {row("runtime", t.runtime === null ? null : `${t.runtime} s`)}
           {row("retries", t.retries)}
           {row("eta", t.eta)}

@@ -3,6 +3,7 @@ import { displayUrl } from "../config.js";
 
 export interface DashboardCliOptions {
   broker?: string;
+  resultBackend?: string;
   port?: string;
   address?: string;
   basicAuth?: string;
@@ -47,6 +48,7 @@ export async function dashboardCommand(opts: DashboardCliOptions): Promise<void>
   const { createDashboard, serveDashboard } = await loadDashboard();
   const dashboard = await createDashboard({
     brokerUrl,
+    ...(opts.resultBackend && opts.resultBackend !== "none" ? { resultBackendUrl: opts.resultBackend } : {}),
     ...(maxTasks !== undefined ? { maxTasks } : {}),
     ...(opts.persist ? { persistPath: opts.persist } : {}),
     ...(inspectSeconds !== undefined ? { inspectIntervalMs: inspectSeconds * 1000 } : {}),
