@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { loadDashboard } from "../src/commands/dashboard.js";
 import { BIN, celeriac } from "./cli-helpers.js";
 
 describe("celeriac dashboard", () => {
@@ -16,6 +17,13 @@ describe("celeriac dashboard", () => {
     const bad = await celeriac(["dashboard", "-b", "memory://", "--max-tasks", "0"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("--max-tasks must be a positive integer");
+  });
+
+  it("says which package to install when @celeriac/dashboard is missing, and passes other errors on", async () => {
+    const missing = Object.assign(new Error("Cannot find package '@celeriac/dashboard' imported from /x/bin.js"), { code: "ERR_MODULE_NOT_FOUND" });
+    await expect(loadDashboard(() => Promise.reject(missing))).rejects.toThrow("npm install @celeriac/dashboard");
+    const other = new Error("boom inside the package");
+    await expect(loadDashboard(() => Promise.reject(other))).rejects.toBe(other);
   });
 
   it("serves the page and Flower's API on the SQLite broker, says it has no events, and stops on SIGTERM", async () => {

@@ -17,9 +17,9 @@ export interface DashboardCliOptions {
 type DashboardModule = typeof import("@celeriac/dashboard");
 
 /** The dashboard is its own package (a web server and a bundled page): loaded only for this command. */
-async function loadDashboard(): Promise<DashboardModule> {
+export async function loadDashboard(importer: () => Promise<unknown> = () => import("@celeriac/dashboard")): Promise<DashboardModule> {
   try {
-    return await import("@celeriac/dashboard");
+    return (await importer()) as DashboardModule;
   } catch (err) {
     if ((err as { code?: string }).code === "ERR_MODULE_NOT_FOUND" && String(err).includes("@celeriac/dashboard")) {
       throw new CeleriacError("unsupported", "celeriac dashboard needs the dashboard package: npm install @celeriac/dashboard");
