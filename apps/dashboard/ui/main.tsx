@@ -160,8 +160,10 @@ function Replies({ result }: { result: { replies?: Record<string, unknown>; note
 }
 
 /** Runs a remote-control action after the user confirms, and shows the workers' replies. */
-function useAction(): [(question: string, path: string) => Promise<void>, { replies?: Record<string, unknown>; error?: string } | null] {
+function useAction(page: string): [(question: string, path: string) => Promise<void>, { replies?: Record<string, unknown>; error?: string } | null] {
   const [result, setResult] = useState<{ replies?: Record<string, unknown>; error?: string } | null>(null);
+  // Replies belong to the page the action was taken on.
+  useEffect(() => setResult(null), [page]);
   const run = async (question: string, path: string) => {
     if (!confirm(question)) return;
     try {
@@ -478,7 +480,7 @@ function App() {
   const version = useLiveVersion();
   const hash = useHash();
   const { data: o, error } = useData<Overview>("/ui-api/overview", version);
-  const [act, result] = useAction();
+  const [act, result] = useAction(hash);
   if (!o) return <main>{error ? <p class="error">{error}</p> : <p>Loading...</p>}</main>;
   const page = hash.split("/")[1] ?? "";
   const nav = (h: string, label: string) => (
