@@ -104,6 +104,7 @@ program
   .option("--max-tasks <n>", "tasks kept; the oldest finished ones are evicted beyond it", "100000")
   .option("--persist <file.db>", "keep task history in this SQLite file across restarts")
   .option("--inspect-interval <seconds>", "how often to ask the workers through remote control", "5")
+  .option("-Q, --queues <list>", "comma-separated queues to show besides those workers report consuming", "celery")
   .action((opts) => dashboardCommand(opts));
 
 // Remote control, as `celery inspect` / `celery control`: Celery's -d/-t/-j options.

@@ -28,7 +28,7 @@ describe("celeriac dashboard", () => {
 
   it("serves the page and Flower's API on the SQLite broker, says it has no events, and stops on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "cli-dash-"));
-    const child = spawn(process.execPath, [BIN, "dashboard", "-b", `sqlite:///${join(dir, "b.db")}`, "-p", "0", "--read-only"], {
+    const child = spawn(process.execPath, [BIN, "dashboard", "-b", `sqlite:///${join(dir, "b.db")}`, "-p", "0", "--read-only", "-Q", "celery,reports"], {
       env: { ...process.env, CELERIAC_BROKER_URL: "", CELERIAC_DASHBOARD_TOKEN: "" },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -46,7 +46,7 @@ describe("celeriac dashboard", () => {
       expect(out).toContain("no Celery events and no remote control");
       expect(out).toContain("read-only");
       expect(await (await fetch(`${url}/healthcheck`)).text()).toBe("OK");
-      expect(await (await fetch(`${url}/api/queues/length`)).json()).toEqual({ active_queues: [{ name: "celery", messages: 0 }] });
+      expect(await (await fetch(`${url}/api/queues/length`)).json()).toEqual({ active_queues: [{ name: "celery", messages: 0 }, { name: "reports", messages: 0 }] });
       expect((await fetch(`${url}/`)).headers.get("content-type")).toContain("text/html");
       child.kill("SIGTERM");
       expect(await exited).toBe(0);

@@ -156,3 +156,26 @@ describe("queue depths on SQS (the local emulator)", () => {
     }
   }, 60_000);
 });
+
+describe("persistence through createDashboard", () => {
+  it("a restarted dashboard shows the tasks the first one saw", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dash-persist-"));
+    const persistPath = join(dir, "history.db");
+    try {
+      const first = await createDashboard({ brokerUrl: "memory://", persistPath, log: () => undefined });
+      first.state.ingest({ type: "task-received", uuid: "kept-1", name: "t.add", args: "(1, 2)", hostname: "w@h", timestamp: 1 });
+      first.state.ingest({ type: "task-succeeded", uuid: "kept-1", result: "3", hostname: "w@h", timestamp: 2 });
+      await first.close();
+      const logs: string[] = [];
+      const second = await createDashboard({ brokerUrl: "memory://", persistPath, log: (_l, m) => logs.push(m) });
+      try {
+        expect(second.state.task("kept-1")).toMatchObject({ state: "SUCCESS", name: "t.add", result: "3", worker: "w@h" });
+        expect(logs.join("\n")).toContain("restored 1 tasks");
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

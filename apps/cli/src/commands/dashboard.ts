@@ -12,6 +12,7 @@ export interface DashboardCliOptions {
   maxTasks?: string;
   persist?: string;
   inspectInterval?: string;
+  queues?: string;
 }
 
 type DashboardModule = typeof import("@celeriac/dashboard");
@@ -52,6 +53,7 @@ export async function dashboardCommand(opts: DashboardCliOptions): Promise<void>
     ...(maxTasks !== undefined ? { maxTasks } : {}),
     ...(opts.persist ? { persistPath: opts.persist } : {}),
     ...(inspectSeconds !== undefined ? { inspectIntervalMs: inspectSeconds * 1000 } : {}),
+    ...(opts.queues !== undefined ? { queues: opts.queues.split(",").map((q) => q.trim()).filter(Boolean) } : {}),
   });
   let server;
   try {
