@@ -5,13 +5,16 @@ import { fileURLToPath } from "node:url";
 import { chromium, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { expect } from "vitest";
 import { createClient, type Transport } from "@celeriac/core";
-import { createWorker, type Worker } from "@celeriac/worker";
 import { createDashboard, serveDashboard, type Dashboard, type DashboardServer } from "@celeriac/dashboard";
 import { runPython, spawnPython, type PythonProcess } from "../../../test-support/python.js";
+import { startCeleriacWorker, type CeleriacWorker } from "../../cli/test/cli-helpers.js";
+
+/** The TypeScript worker's tasks, for `celeriac worker --tasks`. */
+const TS_TASKS = fileURLToPath(new URL("./fixtures/ts-tasks.mjs", import.meta.url));
 
 /**
  * The issue's "must show", run against one broker: a Python worker (`celery worker -E`) and a
- * TypeScript worker (`events: true`) side by side, watched by the dashboard in Debian's Chromium.
+ * TypeScript worker (`celeriac worker -E`, the built CLI) side by side, watched by the dashboard in Debian's Chromium.
  * Tasks cross languages (Python sends to the TypeScript worker and the other way round), one
  * fails in Python, three wait in a queue nobody consumes, and one queued task is revoked from
  * the page.
@@ -99,30 +102,20 @@ export async function runFleetScenario(setup: FleetSetup): Promise<void> {
   let dashboard: Dashboard | null = null;
   let server: DashboardServer | null = null;
   let py: PythonProcess | null = null;
-  let worker: Worker | null = null;
+  let worker: CeleriacWorker | null = null;
   let context: BrowserContext | null = null;
   const userDataDir = mkdtempSync(join(tmpdir(), "dash-chromium-"));
-  const workerTransport = setup.makeTransport();
   const clientTransport = setup.makeTransport();
-  const debug = () => `--- python worker ---\n${py?.output() ?? ""}`;
+  const debug = () => `--- python worker ---\n${py?.output() ?? ""}\n--- celeriac worker ---\n${worker?.output() ?? ""}`;
   try {
     // The dashboard first, so it hears the workers come online.
     dashboard = await createDashboard({ brokerUrl: setup.brokerUrl, inspectIntervalMs: 1000, queues: [parked], log: () => undefined });
     server = await serveDashboard(dashboard, { port: 0 });
 
     py = spawnPython({ brokerUrl: setup.brokerUrl }, ["-m", "celery", "-A", "interop_app", "worker", "-E", "--pool", "solo", "--loglevel", "INFO", "-Q", pyQueue, "-n", pyHost, "--without-gossip", "--without-mingle"]);
-    await workerTransport.connect();
     await clientTransport.connect();
-    worker = createWorker({ transport: workerTransport, queues: [tsQueue], concurrency: 1, events: true, hostname: tsHost, silent: true })
-      .register("tsk.add", (_ctx, a, b) => (a as number) + (b as number))
-      .register("tsk.sleep", async (ctx, ms) => {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, ms as number);
-          ctx.signal.addEventListener("abort", () => (clearTimeout(t), resolve()));
-        });
-        return "slept";
-      });
-    await worker.start();
+    // One slot, so that a second task waits behind a busy first one.
+    worker = await startCeleriacWorker(["-b", setup.brokerUrl, "--result-backend", "none", "--tasks", TS_TASKS, "-Q", tsQueue, "-c", "1", "-n", tsHost, "-E"]);
     await until("the Python worker to be ready", () => / ready\.?/.test(py!.output()), 30_000, debug);
 
     const client = createClient({ transport: clientTransport });
@@ -244,16 +237,17 @@ export async function runFleetScenario(setup: FleetSetup): Promise<void> {
     await tsRow.getByRole("button", { name: "Shut down" }).click();
     await textOf("the shutdown note", page.getByTestId("action-result"), ["do not reply"]);
     await textOf("the TypeScript worker to go offline", tsRow, ["offline"], 15_000);
-    await until("the worker to have stopped", () => worker!.state === "stopped", 15_000);
+    await until("the celeriac worker process to exit", () => worker!.child.exitCode !== null, 15_000, debug);
+    expect(worker.child.exitCode).toBe(0);
     await textOf("the Python worker still online", pyRow, ["online"]);
     expect(pageErrors).toEqual([]);
   } finally {
     await context?.close().catch(() => undefined);
-    await worker?.stop().catch(() => undefined);
+    await worker?.stop();
     await py?.stop();
     await server?.close();
     await dashboard?.close();
-    for (const t of [workerTransport, clientTransport]) await t.close().catch(() => undefined);
+    await clientTransport.close().catch(() => undefined);
     rmSync(userDataDir, { recursive: true, force: true });
     shots.cleanup();
   }
