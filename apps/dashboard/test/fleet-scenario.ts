@@ -208,8 +208,9 @@ export async function runFleetScenario(setup: FleetSetup): Promise<void> {
     await screenshot(page, shots.dir, `dashboard-queues-${setup.label}.png`);
 
     // ---- revoke a queued task from the page --------------------------------------------------
-    // The TypeScript worker runs one task at a time: the second waits behind the first.
-    const busy = (await client.sendTask("tsk.sleep", { args: [2500], queue: tsQueue })).id;
+    // The TypeScript worker runs one task at a time: the second waits behind the first, which
+    // runs until it is terminated (so a slow machine cannot let the queued one start first).
+    const busy = (await client.sendTask("tsk.sleep", { args: [120_000], queue: tsQueue })).id;
     const queued = (await client.sendTask("tsk.add", { args: [7, 7], queue: tsQueue })).id;
     await until("the queued task to be received", () => d.state.task(queued)?.state === "RECEIVED" && d.state.task(busy)?.state === "STARTED");
     await page.goto(`${server.url}/#/task/${queued}`);
@@ -223,13 +224,16 @@ export async function runFleetScenario(setup: FleetSetup): Promise<void> {
     const reply = await textOf("the workers' replies", page.getByTestId("action-result"), [tsHost, "flagged as revoked", pyHost]);
     expect(question).toContain(`Revoke task ${queued}`);
     expect(reply).toContain(queued);
+    // Terminate the busy one through Flower's API: the queued task's turn comes, and it is skipped.
+    const terminated = await api(`/api/task/revoke/${busy}?terminate=true`, { method: "POST" });
+    expect(terminated.body).toMatchObject({ message: `Revoked '${busy}'`, replies: { [tsHost]: { ok: `terminate: ${busy}` } } });
     await textOf("the task to show REVOKED", page.getByTestId("task-detail"), ["REVOKED", "task-revoked"], 15_000);
     await screenshot(page, shots.dir, `dashboard-revoked-${setup.label}.png`);
     const revoked = d.state.task(queued)!;
     expect(revoked.state).toBe("REVOKED");
     expect(revoked.started).toBeNull(); // it never ran
     expect(revoked.result).toBeNull();
-    await until("the busy task to finish", () => d.state.task(busy)?.state === "SUCCESS", 15_000);
+    await until("the terminated task to be REVOKED", () => d.state.task(busy)?.state === "REVOKED", 15_000);
 
     // ---- shut the TypeScript worker down from the page ---------------------------------------
     await page.goto(`${server.url}/#/`);
