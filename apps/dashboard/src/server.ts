@@ -94,6 +94,7 @@ export async function serveDashboard(d: Dashboard, options: ServeOptions = {}): 
   const app = new Hono();
 
   app.onError((err, c) => {
+    if (err instanceof URIError) return c.json({ error: "malformed URL encoding" }, 400);
     const e = CeleriacError.from(err);
     const status = e.code === "invalid_argument" ? 400 : e.code === "unsupported" ? 501 : 500;
     return c.json({ error: e.message }, status);

@@ -86,6 +86,9 @@ describe("a broker without exchanges", () => {
       expect((await fetch(`${s.url}/api/tasks?limit=-1`)).status).toBe(400);
       expect((await fetch(`${s.url}/api/tasks?received_start=yesterday`)).status).toBe(400);
       expect((await fetch(`${s.url}/api/task/info/unknown`)).status).toBe(404);
+      expect((await fetch(`${s.url}/assets/%E0%A4%A`)).status).toBe(400);
+      const page = await fetch(`${s.url}/../../etc/passwd`);
+      expect(await page.text()).not.toContain("root:");
       expect((await fetch(`${s.url}/api/task/result/abc`)).status).toBe(503); // no result backend, as Flower
     } finally {
       await s.close();
