@@ -16,6 +16,7 @@ export default defineConfig({
       "@celeriac/schema": src("./packages/schema/src/index.ts"),
       "@celeriac/metrics": src("./packages/metrics/src/index.ts"),
       "@celeriac/beat": src("./packages/beat/src/index.ts"),
+      "@celeriac/dashboard": src("./apps/dashboard/src/index.ts"),
     },
   },
   test: {

@@ -5,6 +5,7 @@ import { beatCommand } from "./commands/beat.js";
 import { callCommand } from "./commands/call.js";
 import { codegenCommand } from "./commands/codegen.js";
 import { controlRevokeCommand, controlShutdownCommand } from "./commands/control.js";
+import { dashboardCommand } from "./commands/dashboard.js";
 import { demoCommand } from "./commands/demo.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { purgeCommand } from "./commands/purge.js";
@@ -104,6 +105,22 @@ program
   .option("-I, --proto-path <dir...>", "directories to search for imports")
   .option("--json", "print the report as JSON")
   .action((oldFiles: string, newFiles: string, opts) => schemaCheckCommand(oldFiles, newFiles, opts));
+
+program
+  .command("dashboard")
+  .description("live web dashboard for Python and TypeScript workers, with Flower's HTTP API (needs @celeriac/dashboard)")
+  .addOption(broker())
+  .addOption(backend())
+  .option("-p, --port <port>", "port to listen on (0: any free port)", "5555")
+  .option("--address <host>", "interface to bind; anything but 127.0.0.1 needs --basic-auth or --auth-token", "127.0.0.1")
+  .option("--basic-auth <user:password,...>", "HTTP basic auth, as flower --basic-auth")
+  .addOption(new Option("--auth-token <token>", "bearer token (or ?token= on the page URL)").env("CELERIAC_DASHBOARD_TOKEN"))
+  .option("--read-only", "disable revoke, rate limit, shutdown and task sending")
+  .option("--max-tasks <n>", "tasks kept; the oldest finished ones are evicted beyond it", "100000")
+  .option("--persist <file.db>", "keep task history in this SQLite file across restarts")
+  .option("--inspect-interval <seconds>", "how often to ask the workers through remote control", "5")
+  .option("-Q, --queues <list>", "comma-separated queues to show besides those workers report consuming", "celery")
+  .action((opts) => dashboardCommand(opts));
 
 // Remote control, as `celery inspect` / `celery control`: Celery's -d/-t/-j options.
 const remote = (cmd: Command) =>
