@@ -1,4 +1,4 @@
-import { assertKnownOptions, CeleriacError } from "@celeriac/core";
+import { assertKnownOptions, optionKeys, CeleriacError } from "@celeriac/core";
 import type { Worker, WorkerEvent } from "@celeriac/worker";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
@@ -23,7 +23,13 @@ export interface InstrumentWorkerOptions {
   processMetrics?: boolean;
 }
 
-const KNOWN_OPTIONS = ["registry", "prefix", "runtimeBuckets", "queueWaitBuckets", "processMetrics"] as const;
+const KNOWN_OPTIONS = optionKeys<InstrumentWorkerOptions>({
+  registry: true,
+  prefix: true,
+  runtimeBuckets: true,
+  queueWaitBuckets: true,
+  processMetrics: true,
+});
 
 /** Tasks run from milliseconds (I/O calls) to many minutes (reports, exports). */
 export const DEFAULT_RUNTIME_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
