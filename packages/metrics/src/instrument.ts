@@ -104,7 +104,8 @@ export function instrumentWorker(worker: Worker, options: InstrumentWorkerOption
   const finished = new Counter({
     name: named("tasks_finished_total"),
     help:
-      "Task messages this worker is done with, by task name and final state: succeeded; failed; retried (this run asked for a retry, which is a new message); rejected (unknown task, malformed message, or Reject); revoked (expired, revoked, or terminated).",
+      "Task messages this worker is done with, by task name and final state: succeeded; failed; retried (this run asked for a retry, which is a new message); " +
+      "rejected (unknown task, malformed message, or Reject); revoked (expired, revoked, or terminated).",
     labelNames: ["task", "state"] as const,
     registers,
   });
@@ -118,7 +119,8 @@ export function instrumentWorker(worker: Worker, options: InstrumentWorkerOption
   const queueWait = new Histogram({
     name: named("task_queue_wait_seconds"),
     help:
-      "Time a task waited inside this worker before its handler started, by task name: from the later of its receipt and its ETA to its start, i.e. waiting for a concurrency slot or a rate limit. Time spent in the broker is not included (Celery messages carry no send time).",
+      "Time a task waited inside this worker before its handler started, by task name: from the later of its receipt and its ETA to its start, " +
+      "i.e. waiting for a concurrency slot or a rate limit. Time spent in the broker is not included (Celery messages carry no send time).",
     labelNames: ["task"] as const,
     buckets: queueWaitBuckets,
     registers,
