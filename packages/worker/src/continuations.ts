@@ -101,13 +101,21 @@ export class Continuations {
   /** Publishes a follow-up; false when its shape is not supported (logged, nothing published). */
   private async publishSignature(from: FollowUpSource, sig: Signature, value: unknown[], chain: Signature[] | null): Promise<boolean> {
     const { transport, resultBackend: backend, log } = this.deps;
-    const made = followUps(sig, value, { parentId: from.id, rootId: from.rootId ?? from.id, defaultQueue: this.deps.defaultQueue, route: this.deps.route, now: new Date() }, chain);
+    const made = followUps(
+      sig,
+      value,
+      { parentId: from.id, rootId: from.rootId ?? from.id, defaultQueue: this.deps.defaultQueue, route: this.deps.route, now: new Date() },
+      chain,
+    );
     if (typeof made === "string") {
       log("error", `skipping callback ${sig.task} of ${from.task}[${from.id}]: ${made}`, { taskId: from.id, task: from.task });
       return false;
     }
     if (made.chordSizes.length > 0 && !backend?.setChordSize) {
-      log("error", `skipping callback ${sig.task} of ${from.task}[${from.id}]: it starts a chord and the result backend cannot count chord parts`, { taskId: from.id, task: from.task });
+      log("error", `skipping callback ${sig.task} of ${from.task}[${from.id}]: it starts a chord and the result backend cannot count chord parts`, {
+        taskId: from.id,
+        task: from.task,
+      });
       return false;
     }
     // Celery sets the chord size before it publishes the header (group._apply_tasks).
@@ -159,7 +167,10 @@ export class Continuations {
       error = outcome.error;
     }
     const bodyId = typeof body.options["task_id"] === "string" ? body.options["task_id"] : null;
-    log("error", `Chord ${req.groupId} raised: ${error.exc_type}(${error.exc_message.map((m) => JSON.stringify(m)).join(", ")})`, { taskId: bodyId, groupId: req.groupId });
+    log("error", `Chord ${req.groupId} raised: ${error.exc_type}(${error.exc_message.map((m) => JSON.stringify(m)).join(", ")})`, {
+      taskId: bodyId,
+      groupId: req.groupId,
+    });
     if (!bodyId) return;
     const errbacks = (Array.isArray(body.options["link_error"]) ? body.options["link_error"] : [])
       .map((e) => fromWireSignature(e))
@@ -196,5 +207,11 @@ function chordRequestOfStep(step: Signature, parent: { rootId: string | null }):
   const o = step.options;
   const chord = fromWireSignature(o["chord"]);
   if (!chord || typeof o["task_id"] !== "string" || typeof o["group_id"] !== "string") return null;
-  return { taskId: o["task_id"], groupId: o["group_id"], groupIndex: typeof o["group_index"] === "number" ? o["group_index"] : null, chord, rootId: parent.rootId };
+  return {
+    taskId: o["task_id"],
+    groupId: o["group_id"],
+    groupIndex: typeof o["group_index"] === "number" ? o["group_index"] : null,
+    chord,
+    rootId: parent.rootId,
+  };
 }
