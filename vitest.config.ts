@@ -1,26 +1,20 @@
-import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+import { sourceEntryPoints, workspacePackages } from "./scripts/workspaces.mjs";
 
-const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
-// Tests import workspace packages by name; point the names at the sources so tests need no build.
+// Tests import workspace packages by name; point each exported entry point at its source so tests
+// need no build. The list comes from the workspace folders (scripts/workspaces.mjs), exact match
+// only, so `@celeriac/core` does not swallow `@celeriac/core/transport`.
+const entries = sourceEntryPoints();
+const folders = workspacePackages().map((p) => p.dir);
+
 export default defineConfig({
   resolve: {
-    alias: {
-      "@celeriac/core": src("./packages/core/src/index.ts"),
-      "@celeriac/worker": src("./packages/worker/src/index.ts"),
-      "@celeriac/sqlite": src("./packages/sqlite/src/index.ts"),
-      "@celeriac/amqp": src("./packages/amqp/src/index.ts"),
-      "@celeriac/redis": src("./packages/redis/src/index.ts"),
-      "@celeriac/sqs": src("./packages/sqs/src/index.ts"),
-      "@celeriac/schema": src("./packages/schema/src/index.ts"),
-      "@celeriac/metrics": src("./packages/metrics/src/index.ts"),
-      "@celeriac/beat": src("./packages/beat/src/index.ts"),
-      "@celeriac/dashboard": src("./apps/dashboard/src/index.ts"),
-    },
+    alias: entries.map((e) => ({ find: new RegExp(`^${escape(e.specifier)}$`), replacement: e.source })),
   },
   test: {
-    include: ["packages/*/test/**/*.test.ts", "apps/*/test/**/*.test.ts"],
+    include: folders.map((dir) => `${dir}/test/**/*.test.ts`),
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -290,7 +290,12 @@ try {
       .map(([label, v], i) => {
         const y = 40 + i * 34;
         const w = Math.max(1, (v / max) * 430);
-        return `<text x="190" y="${y + 17}" text-anchor="end">${label}</text><rect x="200" y="${y}" width="${w.toFixed(1)}" height="24" fill="${i < 3 ? "#3b7dd8" : "#e08a2c"}"/><text x="${(205 + w).toFixed(1)}" y="${y + 17}">${Math.round(v)}/s</text>`;
+        const fill = i < 3 ? "#3b7dd8" : "#e08a2c";
+        return (
+          `<text x="190" y="${y + 17}" text-anchor="end">${label}</text>` +
+          `<rect x="200" y="${y}" width="${w.toFixed(1)}" height="24" fill="${fill}"/>` +
+          `<text x="${(205 + w).toFixed(1)}" y="${y + 17}">${Math.round(v)}/s</text>`
+        );
       })
       .join("\n");
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="760" height="${60 + bars.length * 34}" font-family="sans-serif" font-size="13">

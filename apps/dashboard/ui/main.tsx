@@ -246,7 +246,7 @@ function WorkersPage({ o, act }: { o: Overview; act: (q: string, p: string) => P
               <td class="small">{(w.registered ?? []).join(", ")}</td>
               {o.readOnly ? null : (
                 <td>
-                  <button class="danger" onClick={() => act(`Shut down ${w.hostname}? It finishes its running tasks and stops.`, `/ui-api/shutdown/${encodeURIComponent(w.hostname)}`)}>
+                  <button class="danger" onClick={() => void act(`Shut down ${w.hostname}? It finishes its running tasks and stops.`, `/ui-api/shutdown/${encodeURIComponent(w.hostname)}`)}>
                     Shut down
                   </button>
                 </td>
@@ -428,16 +428,16 @@ function TaskPage({ id, o, version, act, result }: { id: string; o: Overview; ve
         <p class="muted">Read-only: actions are disabled.</p>
       ) : (
         <div class="actions">
-          <button class="danger" onClick={() => act(`Revoke task ${t.uuid}? Workers will not run it.`, `/ui-api/revoke/${t.uuid}`)}>
+          <button class="danger" onClick={() => void act(`Revoke task ${t.uuid}? Workers will not run it.`, `/ui-api/revoke/${t.uuid}`)}>
             Revoke
           </button>
-          <button class="danger" onClick={() => act(`Revoke and terminate task ${t.uuid}? A running task is stopped.`, `/ui-api/revoke/${t.uuid}?terminate=1`)}>
+          <button class="danger" onClick={() => void act(`Revoke and terminate task ${t.uuid}? A running task is stopped.`, `/ui-api/revoke/${t.uuid}?terminate=1`)}>
             Terminate
           </button>
           {t.name ? (
             <span>
               <input value={limit} onInput={(e) => setLimit((e.target as HTMLInputElement).value)} size={6} aria-label="rate limit" />
-              <button onClick={() => act(`Set the rate limit of ${t.name} to ${limit} on every worker?`, `/ui-api/rate-limit/${encodeURIComponent(t.name!)}?limit=${encodeURIComponent(limit)}`)}>Set rate limit</button>
+              <button onClick={() => void act(`Set the rate limit of ${t.name} to ${limit} on every worker?`, `/ui-api/rate-limit/${encodeURIComponent(t.name!)}?limit=${encodeURIComponent(limit)}`)}>Set rate limit</button>
             </span>
           ) : null}
         </div>

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import {
   assertKnownOptions,
+  optionKeys,
   CeleriacError,
   parseResultMeta,
   stringifyCeleryJson,
@@ -27,7 +28,7 @@ export interface RpcResultBackendOptions {
   publishTimeoutMs?: number;
 }
 
-const OPTION_KEYS = ["url", "tls", "replyQueue", "publishTimeoutMs"] as const;
+const OPTION_KEYS = optionKeys<RpcResultBackendOptions>({ url: true, tls: true, replyQueue: true, publishTimeoutMs: true });
 
 /**
  * Celery's `rpc://` result backend. A client receives results on a reply queue of its own (its

@@ -2,6 +2,7 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } f
 import {
   assertConsumeArguments,
   assertKnownOptions,
+  optionKeys,
   CeleriacError,
   type ConsumeOptions,
   type Consumer,
@@ -56,20 +57,20 @@ export interface AmqpTransportOptions {
   onEvent?: (event: string, detail?: unknown) => void;
 }
 
-const OPTION_KEYS = [
-  "url",
-  "tls",
-  "declare",
-  "queueArguments",
-  "queues",
-  "maxPriority",
-  "confirm",
-  "publishTimeoutMs",
-  "reconnectInitialDelayMs",
-  "reconnectMaxDelayMs",
-  "deadLetterExchange",
-  "onEvent",
-] as const;
+const OPTION_KEYS = optionKeys<AmqpTransportOptions>({
+  url: true,
+  tls: true,
+  declare: true,
+  queueArguments: true,
+  queues: true,
+  maxPriority: true,
+  confirm: true,
+  publishTimeoutMs: true,
+  reconnectInitialDelayMs: true,
+  reconnectMaxDelayMs: true,
+  deadLetterExchange: true,
+  onEvent: true,
+});
 
 export const DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672//";
 export const REJECT_REASON_HEADER = "x-celeriac-reject-reason";

@@ -447,7 +447,12 @@ function expandChain(sig: Signature, partial: readonly unknown[], ctx: CanvasCon
   const steps = prepareSteps(
     tasksOf(sig),
     args,
-    { taskId: run.taskId ?? str(o["task_id"]), groupId: run.groupId ?? str(o["group_id"]), chord: run.chord ?? (isRecord(o["chord"]) ? o["chord"] : undefined), groupIndex: run.groupIndex ?? numberOr(o["group_index"]) },
+    {
+      taskId: run.taskId ?? str(o["task_id"]),
+      groupId: run.groupId ?? str(o["group_id"]),
+      chord: run.chord ?? (isRecord(o["chord"]) ? o["chord"] : undefined),
+      groupIndex: run.groupIndex ?? numberOr(o["group_index"]),
+    },
     listOption(o["link_error"]),
   );
   if (steps.length === 0) throw new CeleriacError("invalid_argument", "chain: no steps");

@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { celeryJsonCodec, type Codec } from "./codec/index.js";
 import { createEnvelope, type Signature, type TaskEnvelope } from "./envelope.js";
 import { CeleriacError } from "./errors.js";
-import { assertKnownOptions } from "./options.js";
+import { assertKnownOptions, optionKeys } from "./options.js";
 import { truncatedRepr } from "./py-repr.js";
 import { planCanvas, type CanvasHandle, type CanvasResult, type ResultRef } from "./canvas.js";
 import { AsyncResult, GroupResult } from "./result.js";
@@ -59,28 +59,28 @@ export interface SendOptions {
   traceContext?: TraceContext | null;
 }
 
-const SEND_OPTION_KEYS = [
-  "countdownMs",
-  "eta",
-  "expires",
-  "priority",
-  "queue",
-  "routingKey",
-  "taskId",
-  "headers",
-  "retries",
-  "timeLimitMs",
-  "softTimeLimitMs",
-  "link",
-  "linkError",
-  "ignoreResult",
-  "shadow",
-  "parentId",
-  "rootId",
-  "groupId",
-  "groupIndex",
-  "traceContext",
-] as const;
+const SEND_OPTION_KEYS = optionKeys<SendOptions>({
+  countdownMs: true,
+  eta: true,
+  expires: true,
+  priority: true,
+  queue: true,
+  routingKey: true,
+  taskId: true,
+  headers: true,
+  retries: true,
+  timeLimitMs: true,
+  softTimeLimitMs: true,
+  link: true,
+  linkError: true,
+  ignoreResult: true,
+  shadow: true,
+  parentId: true,
+  rootId: true,
+  groupId: true,
+  groupIndex: true,
+  traceContext: true,
+});
 
 /** Options of `client.apply(canvas)`. */
 export interface ApplyOptions {
@@ -93,7 +93,7 @@ export interface ApplyOptions {
   saveGroup?: boolean;
 }
 
-const APPLY_OPTION_KEYS = ["args", "saveGroup"] as const;
+const APPLY_OPTION_KEYS = optionKeys<ApplyOptions>({ args: true, saveGroup: true });
 
 /** What `client.apply(canvas)` resolves with: an `AsyncResult` or, for a group, a `GroupResult`. */
 export type CanvasResultHandle<C> = [CanvasHandle<C>] extends ["group"]
@@ -115,7 +115,7 @@ export interface ClientOptions {
   routes?: Record<string, string>;
 }
 
-const CLIENT_OPTION_KEYS = ["transport", "resultBackend", "codec", "defaultQueue", "routes"] as const;
+const CLIENT_OPTION_KEYS = optionKeys<ClientOptions>({ transport: true, resultBackend: true, codec: true, defaultQueue: true, routes: true });
 
 /** The producer: sends tasks and hands back their `AsyncResult`s. */
 export class Client {

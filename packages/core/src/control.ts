@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { pyParse, pyStringify } from "./codec/py-json.js";
 import { CeleriacError } from "./errors.js";
-import { assertKnownOptions } from "./options.js";
+import { assertKnownOptions, optionKeys } from "./options.js";
 import type { ExchangeDelivery, ExchangeMessaging, ExchangeSpec, ExchangeSubscription, Transport } from "./transport.js";
 import type { WireMessage } from "./wire.js";
 
@@ -116,6 +116,7 @@ export interface BroadcastOptions {
 }
 
 type TargetOptions = Pick<BroadcastOptions, "destination" | "pattern" | "matcher" | "timeoutMs" | "limit" | "onReply">;
+type ShutdownOptions = Pick<BroadcastOptions, "destination" | "pattern" | "matcher">;
 
 export interface Inspect {
   ping(options?: TargetOptions): Promise<ControlReplies<ControlOkReply>>;
@@ -144,7 +145,7 @@ export interface Control {
   /** Celery's `control.revoke`: the workers will not run these ids (`terminate` stops running ones). */
   revoke(taskIds: string | readonly string[], options?: RevokeOptions): Promise<ControlReplies<ControlReply>>;
   /** Asks workers to shut down (warm). Workers do not reply to it, as in Celery, so nothing is awaited. */
-  shutdown(options?: Pick<BroadcastOptions, "destination" | "pattern" | "matcher">): Promise<void>;
+  shutdown(options?: ShutdownOptions): Promise<void>;
   /** Stops listening for replies. The transport stays open: whoever created it closes it. */
   close(): Promise<void>;
 }
@@ -189,8 +190,28 @@ interface Collector {
   add(hostname: string, reply: unknown): void;
 }
 
-const BROADCAST_KEYS = ["destination", "pattern", "matcher", "timeoutMs", "limit", "reply", "onReply"] as const;
-const TARGET_KEYS = ["destination", "pattern", "matcher", "timeoutMs", "limit", "onReply"] as const;
+const BROADCAST_KEYS = optionKeys<BroadcastOptions>({
+  destination: true,
+  pattern: true,
+  matcher: true,
+  timeoutMs: true,
+  limit: true,
+  reply: true,
+  onReply: true,
+});
+const TARGET_KEYS = optionKeys<TargetOptions>({ destination: true, pattern: true, matcher: true, timeoutMs: true, limit: true, onReply: true });
+const REVOKE_KEYS = optionKeys<RevokeOptions>({
+  destination: true,
+  pattern: true,
+  matcher: true,
+  timeoutMs: true,
+  limit: true,
+  onReply: true,
+  terminate: true,
+  signal: true,
+  reply: true,
+});
+const SHUTDOWN_KEYS = optionKeys<ShutdownOptions>({ destination: true, pattern: true, matcher: true });
 
 /**
  * A remote-control client on a connected transport with exchanges (AMQP, Redis). Replies come to
@@ -198,7 +219,7 @@ const TARGET_KEYS = ["destination", "pattern", "matcher", "timeoutMs", "limit", 
  * `Mailbox.reply_queue`; it is declared on first use and removed by `close()`.
  */
 export function createControl(transport: Transport, options: ControlOptions = {}): Control {
-  assertKnownOptions("createControl", options, ["timeoutMs"] as const);
+  assertKnownOptions("createControl", options, optionKeys<ControlOptions>({ timeoutMs: true }));
   const maybeExchanges = transport.exchanges;
   if (!maybeExchanges) {
     throw new CeleriacError("unsupported", `remote control needs a transport with exchanges (AMQP, Redis); ${transport.name} has none`);
@@ -327,7 +348,7 @@ export function createControl(transport: Transport, options: ControlOptions = {}
     broadcast,
     inspect,
     async revoke(taskIds, ro = {}) {
-      assertKnownOptions("revoke", ro, [...TARGET_KEYS, "terminate", "signal", "reply"]);
+      assertKnownOptions("revoke", ro, REVOKE_KEYS);
       const ids = typeof taskIds === "string" ? [taskIds] : [...taskIds];
       if (ids.length === 0 || ids.some((id) => typeof id !== "string" || id === "")) {
         throw new CeleriacError("invalid_argument", "revoke: task ids must be non-empty strings");
@@ -337,7 +358,7 @@ export function createControl(transport: Transport, options: ControlOptions = {}
       return broadcast("revoke", { task_id: typeof taskIds === "string" ? taskIds : ids, terminate: terminate ?? false, signal: signal ?? "SIGTERM" }, rest);
     },
     async shutdown(so = {}) {
-      assertKnownOptions("shutdown", so, ["destination", "pattern", "matcher"]);
+      assertKnownOptions("shutdown", so, SHUTDOWN_KEYS);
       await broadcast("shutdown", {}, { ...so, reply: false });
     },
     async close() {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { ResultMeta } from "./envelope.js";
 import { CeleriacError } from "./errors.js";
 import { pollForResult } from "./memory-backend.js";
-import { assertKnownOptions } from "./options.js";
+import { assertKnownOptions, optionKeys } from "./options.js";
 import { parseResultMeta, stringifyCeleryJson } from "./result-json.js";
 import type { ResultBackend } from "./transport.js";
 
@@ -27,7 +27,7 @@ export class FileResultBackend implements ResultBackend {
   private readonly pollIntervalMs: number;
 
   constructor(options: FileResultBackendOptions) {
-    assertKnownOptions("createFileResultBackend", options, ["directory", "pollIntervalMs"]);
+    assertKnownOptions("createFileResultBackend", options, optionKeys<FileResultBackendOptions>({ directory: true, pollIntervalMs: true }));
     if (!options.directory) throw new CeleriacError("invalid_argument", "createFileResultBackend: directory is required");
     this.directory = options.directory;
     this.pollIntervalMs = options.pollIntervalMs ?? 100;

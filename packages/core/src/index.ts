@@ -30,7 +30,7 @@ export { toWireProperties, type WireMessage, type WireProperties } from "./wire.
 export { toKombuEnvelope, fromKombuEnvelope, stringifyKombuEnvelope, parseKombuEnvelope, type KombuEnvelope, type KombuFraming } from "./kombu-envelope.js";
 export { pyParse, pyStringify, formatPyFloat, MAX_JSON_DEPTH, type PyStringifyOptions } from "./codec/py-json.js";
 export { stringifyCeleryJson, parseCeleryJson, parseResultMeta } from "./result-json.js";
-export { assertKnownOptions, assertConsumeArguments } from "./options.js";
+export { assertKnownOptions, assertConsumeArguments, optionKeys } from "./options.js";
 export { ChangeSignal } from "./change-signal.js";
 export { pollForResult } from "./memory-backend.js";
 export { toCeleryIso, toCeleryNaiveUtc, parseCeleryTime } from "./time.js";

@@ -1,6 +1,6 @@
 import { ChangeSignal } from "./change-signal.js";
 import { CeleriacError } from "./errors.js";
-import { assertKnownOptions } from "./options.js";
+import { assertKnownOptions, optionKeys } from "./options.js";
 import type { ConsumeOptions, Consumer, Delivery, NackOptions, PublishOptions, Transport, TransportCapabilities } from "./transport.js";
 import type { WireMessage } from "./wire.js";
 
@@ -42,7 +42,7 @@ export class MemoryTransport implements Transport {
   private resolveClosed!: () => void;
 
   constructor(options: MemoryTransportOptions = {}) {
-    assertKnownOptions("createMemoryTransport", options, ["visibilityTimeoutMs"]);
+    assertKnownOptions("createMemoryTransport", options, optionKeys<MemoryTransportOptions>({ visibilityTimeoutMs: true }));
     this.visibilityTimeoutMs = options.visibilityTimeoutMs ?? 30 * 60_000;
     this.closed = new Promise((r) => (this.resolveClosed = r));
   }

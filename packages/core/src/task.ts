@@ -1,5 +1,5 @@
 import { CeleriacError } from "./errors.js";
-import { assertKnownOptions } from "./options.js";
+import { assertKnownOptions, optionKeys } from "./options.js";
 
 /** Per-task defaults, Celery's task options in TypeScript's naming (durations in ms). */
 export interface TaskOptions {
@@ -29,20 +29,20 @@ export interface TaskOptions {
   priority?: number;
 }
 
-const TASK_OPTION_KEYS = [
-  "queue",
-  "maxRetries",
-  "defaultRetryDelayMs",
-  "retryBackoffMs",
-  "retryBackoffMaxMs",
-  "retryJitter",
-  "acksLate",
-  "timeLimitMs",
-  "softTimeLimitMs",
-  "rateLimit",
-  "ignoreResult",
-  "priority",
-] as const;
+const TASK_OPTION_KEYS = optionKeys<TaskOptions>({
+  queue: true,
+  maxRetries: true,
+  defaultRetryDelayMs: true,
+  retryBackoffMs: true,
+  retryBackoffMaxMs: true,
+  retryJitter: true,
+  acksLate: true,
+  timeLimitMs: true,
+  softTimeLimitMs: true,
+  rateLimit: true,
+  ignoreResult: true,
+  priority: true,
+});
 
 /**
  * A task's name and types, shared by producers and workers. It carries no implementation, so a

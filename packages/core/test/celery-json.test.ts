@@ -172,7 +172,8 @@ describe("decode", () => {
       {"__type__": "bytes", "__value__": "h\\u00e9"}, {"__type__": "base64", "__value__": "/wA="},
       {"__type__": "datetime", "__value__": "x", "extra": 1}, {"__type__": "custom.Type", "__value__": 1}],
       {"nested": [{"__type__": "datetime", "__value__": "2024-01-01T00:00:00"}]},
-      {"callbacks": [{"task": "cb", "args": [{"__type__": "decimal", "__value__": "1"}], "kwargs": {}, "options": {}, "subtask_type": null, "immutable": false}], "errbacks": null, "chain": null, "chord": null}]`;
+      {"callbacks": [{"task": "cb", "args": [{"__type__": "decimal", "__value__": "1"}], "kwargs": {}, "options": {},
+        "subtask_type": null, "immutable": false}], "errbacks": null, "chain": null, "chord": null}]`;
     const env = celeryJsonCodec.decode(wire(body));
     expect(env.args).toEqual([
       new Date(Date.UTC(2024, 4, 6, 5, 8, 9, 123)), "2024-05-06", "07:08:09", "3.10", "12345678-1234-5678-1234-567812345678",

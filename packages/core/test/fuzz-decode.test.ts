@@ -226,7 +226,8 @@ describe("decoder fuzzing", () => {
           if (err instanceof CeleriacError && err.code === "decode_failed" && err.message.length > 0) {
             s.failed++;
           } else if (escaped.length < 5) {
-            escaped.push(`${name}: ${err instanceof Error ? `${err.name} ${(err as { code?: string }).code ?? ""} ${err.message}` : String(err)}\n${"text" in input ? input.text.slice(0, 300) : pyStringify(input.value).slice(0, 300)}`);
+            const what = err instanceof Error ? `${err.name} ${(err as { code?: string }).code ?? ""} ${err.message}` : String(err);
+            escaped.push(`${name}: ${what}\n${"text" in input ? input.text.slice(0, 300) : pyStringify(input.value).slice(0, 300)}`);
           }
         }
       }

@@ -1,4 +1,4 @@
-import { assertKnownOptions, CeleriacError } from "@celeriac/core";
+import { assertKnownOptions, optionKeys, CeleriacError } from "@celeriac/core";
 import type { Worker, WorkerEvent } from "@celeriac/worker";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
@@ -23,7 +23,13 @@ export interface InstrumentWorkerOptions {
   processMetrics?: boolean;
 }
 
-const KNOWN_OPTIONS = ["registry", "prefix", "runtimeBuckets", "queueWaitBuckets", "processMetrics"] as const;
+const KNOWN_OPTIONS = optionKeys<InstrumentWorkerOptions>({
+  registry: true,
+  prefix: true,
+  runtimeBuckets: true,
+  queueWaitBuckets: true,
+  processMetrics: true,
+});
 
 /** Tasks run from milliseconds (I/O calls) to many minutes (reports, exports). */
 export const DEFAULT_RUNTIME_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
@@ -98,7 +104,8 @@ export function instrumentWorker(worker: Worker, options: InstrumentWorkerOption
   const finished = new Counter({
     name: named("tasks_finished_total"),
     help:
-      "Task messages this worker is done with, by task name and final state: succeeded; failed; retried (this run asked for a retry, which is a new message); rejected (unknown task, malformed message, or Reject); revoked (expired, revoked, or terminated).",
+      "Task messages this worker is done with, by task name and final state: succeeded; failed; retried (this run asked for a retry, which is a new message); " +
+      "rejected (unknown task, malformed message, or Reject); revoked (expired, revoked, or terminated).",
     labelNames: ["task", "state"] as const,
     registers,
   });
@@ -112,7 +119,8 @@ export function instrumentWorker(worker: Worker, options: InstrumentWorkerOption
   const queueWait = new Histogram({
     name: named("task_queue_wait_seconds"),
     help:
-      "Time a task waited inside this worker before its handler started, by task name: from the later of its receipt and its ETA to its start, i.e. waiting for a concurrency slot or a rate limit. Time spent in the broker is not included (Celery messages carry no send time).",
+      "Time a task waited inside this worker before its handler started, by task name: from the later of its receipt and its ETA to its start, " +
+      "i.e. waiting for a concurrency slot or a rate limit. Time spent in the broker is not included (Celery messages carry no send time).",
     labelNames: ["task"] as const,
     buckets: queueWaitBuckets,
     registers,

@@ -1,4 +1,4 @@
-import { assertKnownOptions, CeleriacError } from "@celeriac/core";
+import { assertKnownOptions, optionKeys, CeleriacError } from "@celeriac/core";
 import type { Worker } from "@celeriac/worker";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,7 +17,7 @@ export interface ServeMetricsOptions {
   path?: string;
 }
 
-const KNOWN_OPTIONS = ["port", "host", "path"] as const;
+const KNOWN_OPTIONS = optionKeys<ServeMetricsOptions>({ port: true, host: true, path: true });
 
 export interface MetricsServer {
   /** Where to scrape, e.g. `http://127.0.0.1:9808/metrics`. */

@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import {
   CeleriacError,
   assertKnownOptions,
+  optionKeys,
   parseKombuEnvelope,
   stringifyKombuEnvelope,
   toKombuEnvelope,
@@ -31,7 +32,7 @@ import { PRIORITY_STEPS, SEP, bindingKey, fromRedisPriority, listKey, stepOf, to
  * publish (virtual/base.py `_inplace_augment_message`) and a fresh delivery tag.
  */
 
-const SUBSCRIBE_KNOWN = ["bindingKey", "queue", "messageTtlMs", "queueExpiresMs"] as const;
+const SUBSCRIBE_KNOWN = optionKeys<SubscribeOptions>({ bindingKey: true, queue: true, messageTtlMs: true, queueExpiresMs: true });
 const TYPES: readonly string[] = ["direct", "fanout", "topic"];
 
 /** kombu's `keyprefix_fanout` for a `fanout_prefix` transport option, with `{db}` filled in (redis.py `_get_pool`). */

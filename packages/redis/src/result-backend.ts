@@ -3,6 +3,7 @@ import {
   CeleriacError,
   READY_STATES,
   assertKnownOptions,
+  optionKeys,
   pyParse,
   parseResultMeta,
   pyStringify,
@@ -27,7 +28,7 @@ export interface RedisResultBackendOptions {
   expiresMs?: number | null;
 }
 
-const KNOWN = ["url", "client", "expiresMs"] as const;
+const KNOWN = optionKeys<RedisResultBackendOptions>({ url: true, client: true, expiresMs: true });
 
 export const TASK_KEY_PREFIX = "celery-task-meta-";
 export const GROUP_KEY_PREFIX = "celery-taskset-meta-";

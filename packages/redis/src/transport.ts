@@ -4,6 +4,7 @@ import {
   CeleriacError,
   assertConsumeArguments,
   assertKnownOptions,
+  optionKeys,
   kombuValueEncoder,
   parseKombuEnvelope,
   pyParse,
@@ -83,7 +84,17 @@ export interface RedisTransportOptions {
   fanoutPatterns?: boolean;
 }
 
-const KNOWN = ["url", "client", "visibilityTimeoutMs", "restoreIntervalMs", "batchSize", "unackedMutexExpireMs", "blockTimeoutMs", "fanoutPrefix", "fanoutPatterns"] as const;
+const KNOWN = optionKeys<RedisTransportOptions>({
+  url: true,
+  client: true,
+  visibilityTimeoutMs: true,
+  restoreIntervalMs: true,
+  batchSize: true,
+  unackedMutexExpireMs: true,
+  blockTimeoutMs: true,
+  fanoutPrefix: true,
+  fanoutPatterns: true,
+});
 
 const encodeSpecial = kombuValueEncoder("kombu52");
 

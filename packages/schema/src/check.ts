@@ -42,7 +42,8 @@ export function checkCompatibility(oldSchema: SchemaModel, newSchema: SchemaMode
     if (!newTask) {
       const moved = newSchema.tasks.find((t) => t.service === oldTask.service && t.method === oldTask.method);
       if (moved) {
-        breaking.push({ kind: "task_renamed", task: oldTask.name, path: "", message: `task ${oldTask.name} (${oldTask.service}.${oldTask.method}) was renamed to ${moved.name}; queued messages and workers in other languages still use the old name` });
+        const message = `task ${oldTask.name} (${oldTask.service}.${oldTask.method}) was renamed to ${moved.name}; queued messages and workers in other languages still use the old name`;
+        breaking.push({ kind: "task_renamed", task: oldTask.name, path: "", message });
       } else {
         breaking.push({ kind: "task_removed", task: oldTask.name, path: "", message: `task ${oldTask.name} was removed` });
       }
@@ -52,7 +53,10 @@ export function checkCompatibility(oldSchema: SchemaModel, newSchema: SchemaMode
     compareMessage(oldSchema, newSchema, oldTask.request, newTask.request, "kwargs", "kwargs", oldTask.name, breaking, compatible, seen);
     compareMessage(oldSchema, newSchema, oldTask.response, newTask.response, "result", "result", oldTask.name, breaking, compatible, seen);
   }
-  for (const t of newSchema.tasks) if (!oldSchema.tasks.some((o) => o.name === t.name) && !oldSchema.tasks.some((o) => o.service === t.service && o.method === t.method)) compatible.push(`task ${t.name} added`);
+  for (const t of newSchema.tasks) {
+    const known = oldSchema.tasks.some((o) => o.name === t.name || (o.service === t.service && o.method === t.method));
+    if (!known) compatible.push(`task ${t.name} added`);
+  }
   return { breaking, compatible };
 }
 

@@ -48,6 +48,8 @@ export function producerTypes(): void {
 }
 
 /** Never called: only type-checked. */
+// Not reformatted: each @ts-expect-error must stay right above the statement it is about.
+// prettier-ignore
 export function workerTypes(): void {
   const worker = createWorker({ transport: createMemoryTransport() });
   worker.register(chargeInvoice, chargeInvoice.implement((req) => ({ ...result, invoice_id: req.invoice_id })));

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { CeleriacError, assertKnownOptions, parseResultMeta, pollForResult, stringifyCeleryJson, type ResultBackend, type ResultMeta } from "@celeriac/core";
+import { CeleriacError, assertKnownOptions, optionKeys, parseResultMeta, pollForResult, stringifyCeleryJson, type ResultBackend, type ResultMeta } from "@celeriac/core";
 import { openDatabase } from "./schema.js";
 
 export interface SqliteResultBackendOptions {
@@ -18,7 +18,13 @@ export interface SqliteResultBackendOptions {
   cleanupIntervalMs?: number;
 }
 
-const KNOWN = ["path", "expiresMs", "busyTimeoutMs", "maxPollIntervalMs", "cleanupIntervalMs"] as const;
+const KNOWN = optionKeys<SqliteResultBackendOptions>({
+  path: true,
+  expiresMs: true,
+  busyTimeoutMs: true,
+  maxPollIntervalMs: true,
+  cleanupIntervalMs: true,
+});
 
 function msOption(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;

@@ -5,6 +5,7 @@ import {
   ChangeSignal,
   assertConsumeArguments,
   assertKnownOptions,
+  optionKeys,
   parseKombuEnvelope,
   stringifyKombuEnvelope,
   toKombuEnvelope,
@@ -46,7 +47,13 @@ export interface SqliteTransportOptions {
   maxPollIntervalMs?: number;
 }
 
-const KNOWN_OPTIONS = ["path", "visibilityTimeoutMs", "busyTimeoutMs", "minPollIntervalMs", "maxPollIntervalMs"] as const;
+const KNOWN_OPTIONS = optionKeys<SqliteTransportOptions>({
+  path: true,
+  visibilityTimeoutMs: true,
+  busyTimeoutMs: true,
+  minPollIntervalMs: true,
+  maxPollIntervalMs: true,
+});
 
 /** Most rows claimed in one transaction, so one claim never holds the write lock for long. */
 const MAX_BATCH = 200;

@@ -21,6 +21,7 @@ import {
   CeleriacError,
   assertConsumeArguments,
   assertKnownOptions,
+  optionKeys,
   parseKombuEnvelope,
   stringifyKombuEnvelope,
   toKombuEnvelope,
@@ -100,26 +101,26 @@ export interface SqsTransportOptions {
   rescheduleEtaBeyondMs?: number;
 }
 
-const KNOWN_OPTIONS = [
-  "region",
-  "endpoint",
-  "credentials",
-  "client",
-  "queueNamePrefix",
-  "predefinedQueues",
-  "createQueues",
-  "visibilityTimeoutMs",
-  "waitTimeSeconds",
-  "pollers",
-  "bodyEncoding",
-  "messageGroupId",
-  "deadLetterQueue",
-  "maxReceiveCount",
-  "priorityTiers",
-  "batchDelayMs",
-  "maxSockets",
-  "rescheduleEtaBeyondMs",
-] as const;
+const KNOWN_OPTIONS = optionKeys<SqsTransportOptions>({
+  region: true,
+  endpoint: true,
+  credentials: true,
+  client: true,
+  queueNamePrefix: true,
+  predefinedQueues: true,
+  createQueues: true,
+  visibilityTimeoutMs: true,
+  waitTimeSeconds: true,
+  pollers: true,
+  bodyEncoding: true,
+  messageGroupId: true,
+  deadLetterQueue: true,
+  maxReceiveCount: true,
+  priorityTiers: true,
+  batchDelayMs: true,
+  maxSockets: true,
+  rescheduleEtaBeyondMs: true,
+});
 
 /** SQS's limits. */
 const MAX_BODY_BYTES = 262_144;

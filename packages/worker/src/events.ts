@@ -1,3 +1,6 @@
+import { describe } from "./errors.js";
+import type { LogFn } from "./logger.js";
+
 /** Fields every task event has. `timestamp` is epoch milliseconds; `queue` is where it came from. */
 interface TaskEventBase {
   taskId: string;
@@ -95,4 +98,46 @@ export interface HeldTask {
   startedAt: number | null;
   /** The message has been acked (early ack, or a finished late-ack task). */
   acknowledged: boolean;
+}
+
+type EventType = WorkerEvent["type"];
+type EventOf<T extends EventType> = Extract<WorkerEvent, { type: T }>;
+/** Which task and queue an event is about (`taskId`/`task` are null for a message that did not decode). */
+export type EventSubject<T extends EventType> = Pick<EventOf<T>, "taskId" | "task" | "queue">;
+/** The fields particular to one event type. */
+export type EventFields<T extends EventType> = Omit<EventOf<T>, "type" | "taskId" | "task" | "queue" | "timestamp">;
+
+/**
+ * The one place task events leave the worker: to the `onEvent` option and to every `subscribe`
+ * listener. A listener that throws is logged and the others still get the event, so a broken
+ * monitor cannot break task processing.
+ */
+export class WorkerEvents {
+  private readonly listeners = new Set<WorkerEventListener>();
+
+  constructor(
+    private readonly hook: WorkerEventListener | null,
+    private readonly log: LogFn,
+  ) {}
+
+  subscribe(listener: WorkerEventListener): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  /** Sends a `type` event about `subject`, stamped `timestamp` (default now). */
+  emit<T extends EventType>(type: T, subject: NoInfer<EventSubject<T>>, fields: NoInfer<EventFields<T>>, timestamp = Date.now()): void {
+    // tsc cannot see that spreading the fields of one event type back together gives that type.
+    const event = { type, taskId: subject.taskId, task: subject.task, queue: subject.queue, timestamp, ...fields } as unknown as WorkerEvent;
+    if (this.hook) this.deliver(this.hook, event, "onEvent hook threw");
+    for (const listener of this.listeners) this.deliver(listener, event, "event listener threw");
+  }
+
+  private deliver(listener: WorkerEventListener, event: WorkerEvent, failure: string): void {
+    try {
+      listener(event);
+    } catch (err) {
+      this.log("warn", failure, { event: event.type, error: describe(err) });
+    }
+  }
 }

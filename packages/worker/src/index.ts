@@ -9,4 +9,4 @@ export { installSignalHandlers } from "./signals.js";
 export { SoftTimeLimitExceeded, TimeLimitExceeded, WorkerShutdownError, TaskRevokedError } from "./errors.js";
 
 // For tooling built on the worker.
-export { retryDelayMs } from "./worker.js";
+export { retryDelayMs } from "./retry.js";

@@ -1,4 +1,4 @@
-import { assertKnownOptions, CeleriacError, type Codec, type ResultBackend, type Transport } from "@celeriac/core";
+import { assertKnownOptions, optionKeys, CeleriacError, type Codec, type ResultBackend, type Transport } from "@celeriac/core";
 import { hostname as osHostname } from "node:os";
 import type { Logger, LogLevel } from "./logger.js";
 import type { WorkerEvent } from "./events.js";
@@ -92,27 +92,27 @@ export interface ResolvedOptions {
   route: (task: string) => string | null;
 }
 
-const KNOWN = [
-  "transport",
-  "resultBackend",
-  "queues",
-  "concurrency",
-  "prefetchMultiplier",
-  "shutdownGraceMs",
-  "hostname",
-  "logger",
-  "logLevel",
-  "silent",
-  "etaHeartbeatMs",
-  "visibilityExtensionMs",
-  "maxHeldEta",
-  "onEvent",
-  "codecs",
-  "trackStarted",
-  "events",
-  "remoteControl",
-  "routes",
-] as const;
+const KNOWN = optionKeys<WorkerOptions>({
+  transport: true,
+  resultBackend: true,
+  queues: true,
+  concurrency: true,
+  prefetchMultiplier: true,
+  shutdownGraceMs: true,
+  hostname: true,
+  logger: true,
+  logLevel: true,
+  silent: true,
+  etaHeartbeatMs: true,
+  visibilityExtensionMs: true,
+  maxHeldEta: true,
+  onEvent: true,
+  codecs: true,
+  trackStarted: true,
+  events: true,
+  remoteControl: true,
+  routes: true,
+});
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -153,7 +153,7 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
       throw new CeleriacError("invalid_argument", "createWorker: events must be a boolean or { heartbeatMs }");
     }
     const eo = options.events === true ? {} : options.events;
-    assertKnownOptions("createWorker events", eo, ["heartbeatMs"] as const);
+    assertKnownOptions("createWorker events", eo, optionKeys<EventsOptions>({ heartbeatMs: true }));
     if (!hasExchanges) {
       throw new CeleriacError("unsupported", `createWorker: events need a transport with exchanges (AMQP, Redis); ${options.transport.name} has none`);
     }

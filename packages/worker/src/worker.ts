@@ -1,15 +1,9 @@
 import {
   CeleriacError,
   celeryJsonCodec,
-  chordOutcome,
-  exceptionRepr,
-  fromWireSignature,
-  type ChordPart,
-  type Signature,
   decodeTask,
+  exceptionRepr,
   parseRateLimit,
-  Reject,
-  Retry,
   type Codec,
   type Consumer,
   type Delivery,
@@ -18,25 +12,27 @@ import {
   type TaskDefinition,
   type TaskEnvelope,
   type TaskOptions,
-  type TaskState,
-  toCeleryIso,
+  Reject,
+  Retry,
   toCeleryNaiveUtc,
   childTraceContext,
   currentTraceContext,
   traceContextFromHeaders,
-  traceHeaders,
   withTraceContext,
   stringifyCeleryJson,
 } from "@celeriac/core";
 import { setMaxListeners } from "node:events";
-import { callbackSignatures, errbackGroup, followUps } from "./canvas.js";
-import { retryError, type TaskContext } from "./context.js";
-import { celeryException, describe, exceptionInfo, SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded, tracebackOf, WorkerShutdownError } from "./errors.js";
-import type { HeldTask, WorkerCounters, WorkerEvent, WorkerEventListener } from "./events.js";
 import { startAddons, stopAddons, type WorkerAddon } from "./addons.js";
+import { retryError, type TaskContext } from "./context.js";
+import { Continuations } from "./continuations.js";
+import { celeryException, describe, exceptionInfo, SoftTimeLimitExceeded, TimeLimitExceeded, tracebackOf, WorkerShutdownError } from "./errors.js";
+import { WorkerEvents, type HeldTask, type WorkerCounters, type WorkerEventListener } from "./events.js";
 import { jsonLinesLogger, makeLog, type LogFn } from "./logger.js";
 import { resolveOptions, type ResolvedOptions, type WorkerOptions } from "./options.js";
 import { RateLimiter } from "./rate-limit.js";
+import { resultMeta } from "./results.js";
+import { isReject, isRetry, planRetry } from "./retry.js";
+import { Revocations } from "./revocations.js";
 import { Semaphore } from "./semaphore.js";
 import { installSignalHandlers } from "./signals.js";
 import { parseCeleryDate, sleep } from "./time.js";
@@ -148,10 +144,6 @@ interface Job {
   startedAt: number | null;
 }
 
-// Celery's worker keeps revoked ids in a LimitedSet of 50,000 for 3 hours (celery/worker/state.py).
-const REVOKES_MAX = 50_000;
-const REVOKE_EXPIRES_MS = 10_800_000;
-
 type Outcome =
   | { kind: "ok"; value: unknown }
   | { kind: "error"; error: unknown }
@@ -159,9 +151,6 @@ type Outcome =
   | { kind: "forced" }
   | { kind: "terminated" };
 
-const DEFAULT_MAX_RETRIES = 3;
-const DEFAULT_RETRY_DELAY_MS = 180_000;
-const DEFAULT_BACKOFF_MAX_MS = 600_000;
 // After forcing, settling (requeue, storing WorkerLostError) still talks to the broker and the
 // backend; a hung one must not hang stop() forever.
 const SETTLE_AFTER_FORCE_MS = 5_000;
@@ -200,9 +189,9 @@ class CeleriacWorker implements Worker {
   private wakeDrain: (() => void) | null = null;
   private resolveClosed!: () => void;
   private rejectClosed!: (err: unknown) => void;
-  private readonly listeners = new Set<WorkerEventListener>();
-  /** Revoked id -> epoch ms it was revoked; Map keeps insertion order, so the oldest go first. */
-  private readonly revoked = new Map<string, number>();
+  private readonly events: WorkerEvents;
+  private readonly revocations = new Revocations();
+  private readonly continuations: Continuations;
   private addons: WorkerAddon[] = [];
   private startTime: number | null = null;
 
@@ -216,6 +205,15 @@ class CeleriacWorker implements Worker {
     setMaxListeners(0, this.stopController.signal);
     const logger = raw.silent ? null : (raw.logger ?? jsonLinesLogger());
     this.log = makeLog(logger, raw.logLevel ?? "info", { worker: opts.hostname });
+    this.events = new WorkerEvents(opts.onEvent, this.log);
+    this.continuations = new Continuations({
+      transport: opts.transport,
+      resultBackend: opts.resultBackend,
+      defaultQueue: opts.queues[0]!,
+      route: opts.route,
+      log: this.log,
+      store: (meta) => this.store(meta),
+    });
     this.closed = new Promise<void>((resolve, reject) => {
       this.resolveClosed = resolve;
       this.rejectClosed = reject;
@@ -242,8 +240,7 @@ class CeleriacWorker implements Worker {
 
   subscribe(listener: WorkerEventListener): () => void {
     if (typeof listener !== "function") throw new CeleriacError("invalid_argument", "subscribe: listener must be a function");
-    this.listeners.add(listener);
-    return () => void this.listeners.delete(listener);
+    return this.events.subscribe(listener);
   }
 
   registeredTasks(): string[] {
@@ -276,34 +273,11 @@ class CeleriacWorker implements Worker {
   }
 
   revoke(taskIds: readonly string[], options: { terminate?: boolean } = {}): string[] {
-    const now = Date.now();
-    for (const id of taskIds) {
-      this.revoked.delete(id);
-      this.revoked.set(id, now);
-    }
-    while (this.revoked.size > REVOKES_MAX) this.revoked.delete(this.revoked.keys().next().value as string);
-    const terminated: string[] = [];
-    if (options.terminate) {
-      const wanted = new Set(taskIds);
-      for (const job of this.jobs) {
-        if (job.env && wanted.has(job.env.headers.id) && job.running && !job.running.finished) {
-          job.running.controller.abort(new TaskRevokedError(job.env.headers.id));
-          job.running.terminate();
-          terminated.push(job.env.headers.id);
-        }
-      }
-    }
-    return terminated;
+    return this.revocations.revoke(taskIds, options.terminate ?? false, this.jobs);
   }
 
   isRevoked(taskId: string): boolean {
-    const at = this.revoked.get(taskId);
-    if (at === undefined) return false;
-    if (Date.now() - at > REVOKE_EXPIRES_MS) {
-      this.revoked.delete(taskId);
-      return false;
-    }
-    return true;
+    return this.revocations.isRevoked(taskId);
   }
 
   register(
@@ -430,24 +404,24 @@ class CeleriacWorker implements Worker {
       return this.onMalformed(delivery, err);
     }
     job.env = env;
-    const { task: name, id } = env.headers;
-    const h0 = env.headers;
-    this.emit({
-      type: "task-received",
-      taskId: id,
-      task: name,
-      queue: delivery.queue,
-      timestamp: job.receivedAt,
-      eta: h0.eta,
-      expires: h0.expires,
-      retries: h0.retries,
-      args: env.args,
-      kwargs: env.kwargs,
-      argsRepr: h0.argsrepr,
-      kwargsRepr: h0.kwargsrepr,
-      rootId: h0.rootId,
-      parentId: h0.parentId,
-    });
+    const h = env.headers;
+    const { task: name, id } = h;
+    this.events.emit(
+      "task-received",
+      subject(delivery, env),
+      {
+        eta: h.eta,
+        expires: h.expires,
+        retries: h.retries,
+        args: env.args,
+        kwargs: env.kwargs,
+        argsRepr: h.argsrepr,
+        kwargsRepr: h.kwargsrepr,
+        rootId: h.rootId,
+        parentId: h.parentId,
+      },
+      job.receivedAt,
+    );
     this.log("info", `Task ${name}[${id}] received`, { taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta, retries: env.headers.retries });
     const reg = this.registry.get(name);
     if (!reg) return this.onUnknown(delivery, env);
@@ -455,7 +429,8 @@ class CeleriacWorker implements Worker {
       const backend = this.opts.resultBackend ? `result backend "${this.opts.resultBackend.name}" cannot` : "worker has no result backend to";
       this.log("warn", `Task ${name}[${id}] is part of a chord, but this ${backend} count chord parts, so the chord body will not be triggered by it`, { taskId: id, task: name });
     }
-    if (this.isExpired(env) || this.isRevoked(id)) return this.discardRevoked(delivery, env, reg);
+    const discard = this.revocations.discardReason(env);
+    if (discard) return this.discardRevoked(delivery, env, reg, discard);
 
     const stop = this.stopController.signal;
     const eta = parseCeleryDate(env.headers.eta);
@@ -506,7 +481,8 @@ class CeleriacWorker implements Worker {
         return;
       }
       // Celery checks again right before running: the message may have waited past it.
-      if (this.isExpired(env) || this.isRevoked(id)) return await this.discardRevoked(delivery, env, reg);
+      const discardNow = this.revocations.discardReason(env);
+      if (discardNow) return await this.discardRevoked(delivery, env, reg, discardNow);
       // The run is a new span in the sender's trace (W3C trace context); no traceparent, no
       // context, even if the worker itself was started inside one.
       const incoming = traceContextFromHeaders(delivery.message.headers);
@@ -551,13 +527,13 @@ class CeleriacWorker implements Worker {
 
     const ctx = this.contextFor(env, delivery, controller.signal);
     if (this.opts.trackStarted && this.shouldStore(env, reg)) {
-      await this.store(this.meta(env, "STARTED", { pid: process.pid, hostname: this.hostname }, null), env);
+      await this.store(resultMeta(env, "STARTED", { pid: process.pid, hostname: this.hostname }, null), env);
     }
     this.counters.inFlight++;
     const started = Date.now();
     job.startedAt = started;
     const etaAt = parseCeleryDate(h.eta)?.getTime() ?? 0;
-    this.emit({ type: "task-started", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: started, waitMs: Math.max(0, started - Math.max(job.receivedAt, etaAt)) });
+    this.events.emit("task-started", subject(delivery, env), { waitMs: Math.max(0, started - Math.max(job.receivedAt, etaAt)) }, started);
     this.log("debug", "task started", { taskId: h.id, task: h.task, retries: h.retries });
 
     const timers: ReturnType<typeof setTimeout>[] = [];
@@ -645,17 +621,17 @@ class CeleriacWorker implements Worker {
     }
     try {
       // Celery sends callbacks and the next chain step before it stores SUCCESS.
-      await this.publishContinuations(env, result);
+      await this.continuations.afterSuccess(env, result);
     } catch (err) {
       // The workflow cannot continue; Celery reports this as an internal error of the task.
       this.log("error", `could not publish the callbacks of ${h.task}[${h.id}]`, { taskId: h.id, task: h.task, error: describe(err) });
       return this.onFailure(delivery, env, reg, err, exceptionInfo(err), tracebackOf(err), runtimeMs, acksLate);
     }
     this.counters.succeeded++;
-    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "SUCCESS", result, null), env);
-    await this.chordPartReturn(chordRequest(env), "SUCCESS", result);
+    if (this.shouldStore(env, reg)) await this.store(resultMeta(env, "SUCCESS", result, null), env);
+    await this.continuations.partReturned(env, "SUCCESS", result);
     if (acksLate) await this.settle(delivery, "ack");
-    this.emit({ type: "task-succeeded", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: Date.now(), runtimeMs, result });
+    this.events.emit("task-succeeded", subject(delivery, env), { runtimeMs, result });
     this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });
   }
 
@@ -671,25 +647,12 @@ class CeleriacWorker implements Worker {
   ): Promise<void> {
     const h = env.headers;
     this.counters.failed++;
-    if (this.shouldStore(env, reg)) {
-      await this.store(this.meta(env, "FAILURE", info, traceback), env);
-      // Like Celery, fail the chain steps that already have ids, so a client waiting on the
-      // chain's last result does not wait forever.
-      for (const step of env.embed.chain ?? []) {
-        const stepId = step.options["task_id"];
-        if (typeof stepId === "string") await this.store({ ...this.meta(env, "FAILURE", info, traceback), task_id: stepId, parent_id: h.id });
-      }
-    }
-    // celery/backends/base.py mark_as_failure: the task's own chord, then any chain step that is
-    // a chord member (a chain in a chord header), so the chord does not stall.
-    await this.chordPartReturn(chordRequest(env), "FAILURE", info);
-    for (const step of env.embed.chain ?? []) {
-      if (step.options["chord"]) await this.chordPartReturn(chordRequestOfStep(step, h), "FAILURE", info);
-    }
-    await this.publishErrbacks(env);
+    const store = this.shouldStore(env, reg);
+    if (store) await this.store(resultMeta(env, "FAILURE", info, traceback), env);
+    await this.continuations.afterFailure(env, info, traceback, store);
     // Celery's acks_on_failure_or_timeout defaults to true: a failed task is done with.
     if (acksLate) await this.settle(delivery, "ack");
-    this.emit({ type: "task-failed", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: Date.now(), excType: info.exc_type, exception: exceptionRepr(info), traceback, runtimeMs });
+    this.events.emit("task-failed", subject(delivery, env), { excType: info.exc_type, exception: exceptionRepr(info), traceback, runtimeMs });
     this.log("error", `Task ${h.task}[${h.id}] raised unexpected: ${info.exc_type}(${info.exc_message.map((m) => JSON.stringify(m)).join(", ")})`, {
       taskId: h.id,
       task: h.task,
@@ -700,37 +663,22 @@ class CeleriacWorker implements Worker {
 
   private async onRetry(delivery: Delivery, env: TaskEnvelope, reg: Registered, retry: Retry, acksLate: boolean): Promise<void> {
     const h = env.headers;
-    const retries = h.retries + 1;
-    const maxRetries = retry.maxRetries ?? reg.options.maxRetries ?? DEFAULT_MAX_RETRIES;
-    if (retries > maxRetries) {
-      // Celery re-raises the error the retry was about, if it had one.
-      const cause = retry.cause;
-      if (cause instanceof Error && !isRetry(cause)) {
-        return this.onFailure(delivery, env, reg, cause, exceptionInfo(cause), tracebackOf(cause), null, acksLate);
-      }
-      const msg = `Can't retry ${h.task}[${h.id}] args:${safeJson(env.args)} kwargs:${safeJson(env.kwargs)}`;
-      return this.onFailure(delivery, env, reg, retry, celeryException("MaxRetriesExceededError", [msg]), tracebackOf(retry), null, acksLate);
-    }
-
-    const delayMs = retryDelayMs(reg.options, retry.countdownMs, h.retries);
-    const next: TaskEnvelope = { ...env, headers: { ...h, retries, eta: toCeleryIso(new Date(Date.now() + delayMs)) } };
+    const plan = planRetry(env, retry, reg.options, Date.now());
+    if (plan.kind === "fail") return this.onFailure(delivery, env, reg, plan.error, plan.exception, plan.traceback, null, acksLate);
+    const { retries, delayMs } = plan;
     const { transport } = this.opts;
     try {
       const codec = this.codecs?.get(delivery.message.contentType) ?? celeryJsonCodec;
       const delayed = transport.capabilities.delayedDelivery && delayMs > 0;
-      await transport.publish(delivery.queue, codec.encode(next), delayed ? { delayMs } : {});
+      await transport.publish(delivery.queue, codec.encode(plan.envelope), delayed ? { delayMs } : {});
     } catch (err) {
       this.log("error", `could not re-send ${h.task}[${h.id}] for retry`, { taskId: h.id, task: h.task, error: describe(err) });
       return this.onFailure(delivery, env, reg, err, exceptionInfo(err), tracebackOf(err), null, acksLate);
     }
     this.counters.retried++;
-    if (this.shouldStore(env, reg)) {
-      const info = retry.cause !== undefined ? exceptionInfo(retry.cause) : celeryException("Retry", [`Retry in ${delayMs / 1000}s`]);
-      await this.store(this.meta(env, "RETRY", info, tracebackOf(retry.cause ?? retry)), env);
-    }
+    if (this.shouldStore(env, reg)) await this.store(resultMeta(env, "RETRY", plan.exception, plan.traceback), env);
     if (acksLate) await this.settle(delivery, "ack");
-    const cause = retry.cause !== undefined ? exceptionInfo(retry.cause) : celeryException("Retry", [`Retry in ${delayMs / 1000}s`]);
-    this.emit({ type: "task-retried", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: Date.now(), retries, delayMs, exception: exceptionRepr(cause), traceback: tracebackOf(retry.cause ?? retry) });
+    this.events.emit("task-retried", subject(delivery, env), { retries, delayMs, exception: exceptionRepr(plan.exception), traceback: plan.traceback });
     this.log("info", `Task ${h.task}[${h.id}] retry: Retry in ${delayMs / 1000}s`, { taskId: h.id, task: h.task, retries, delayMs });
   }
 
@@ -744,7 +692,7 @@ class CeleriacWorker implements Worker {
     } else {
       await this.settle(delivery, "reject", `Reject: ${reject.message}`);
     }
-    this.emit({ type: "task-rejected", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: Date.now(), reason: reject.message, requeue: reject.requeue });
+    this.events.emit("task-rejected", subject(delivery, env), { reason: reject.message, requeue: reject.requeue });
     this.log("warn", `Task ${h.task}[${h.id}] rejected: ${reject.message}`, { taskId: h.id, task: h.task, requeue: reject.requeue });
   }
 
@@ -759,8 +707,8 @@ class CeleriacWorker implements Worker {
     // Acked before it ran: nobody will run it again, so say so instead of leaving it PENDING.
     this.counters.failed++;
     const info = celeryException("WorkerLostError", ["Worker exited prematurely: shutdown grace time expired"], "billiard.exceptions");
-    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "FAILURE", info, null), env);
-    this.emit({ type: "task-failed", taskId: h.id, task: h.task, queue: delivery.queue, timestamp: Date.now(), excType: info.exc_type, exception: exceptionRepr(info), traceback: null, runtimeMs: null });
+    if (this.shouldStore(env, reg)) await this.store(resultMeta(env, "FAILURE", info, null), env);
+    this.events.emit("task-failed", subject(delivery, env), { excType: info.exc_type, exception: exceptionRepr(info), traceback: null, runtimeMs: null });
     this.log("error", `Task ${h.task}[${h.id}] abandoned at shutdown (acked early, will not run again)`, { taskId: h.id, task: h.task });
   }
 
@@ -790,7 +738,7 @@ class CeleriacWorker implements Worker {
         task_id: id,
       }, undefined, typeof replyTo === "string" && replyTo !== "" ? replyTo : undefined);
     }
-    this.emit({ type: "task-rejected", taskId: id, task, queue: delivery.queue, timestamp: Date.now(), reason, requeue: false });
+    this.events.emit("task-rejected", { taskId: id, task, queue: delivery.queue }, { reason, requeue: false });
   }
 
   private async onUnknown(delivery: Delivery, env: TaskEnvelope): Promise<void> {
@@ -803,166 +751,38 @@ class CeleriacWorker implements Worker {
     );
     await this.settle(delivery, "reject", `NotRegistered: ${name}`);
     // Stored unconditionally, as Celery does: the sender must learn that nobody runs it here.
-    await this.store(this.meta(env, "FAILURE", celeryException("NotRegistered", [name]), null), env);
-    this.emit({ type: "task-rejected", taskId: id, task: name, queue: delivery.queue, timestamp: Date.now(), reason: `NotRegistered: ${name}`, requeue: false });
-  }
-
-  private isExpired(env: TaskEnvelope): boolean {
-    const expires = parseCeleryDate(env.headers.expires);
-    return expires !== null && Date.now() >= expires.getTime();
+    await this.store(resultMeta(env, "FAILURE", celeryException("NotRegistered", [name]), null), env);
+    this.events.emit("task-rejected", subject(delivery, env), { reason: `NotRegistered: ${name}`, requeue: false });
   }
 
   /** An expired or revoked message is not run: REVOKED is stored and the message acked, as Celery's Request.revoked does. */
-  private async discardRevoked(delivery: Delivery, env: TaskEnvelope, reg: Registered): Promise<void> {
+  private async discardRevoked(delivery: Delivery, env: TaskEnvelope, reg: Registered, reason: "expired" | "revoked"): Promise<void> {
     const { task: name, id } = env.headers;
-    const expired = this.isExpired(env);
-    const reason = expired ? "expired" : "revoked";
+    const error = celeryException("TaskRevokedError", [reason]);
     this.counters.revoked++;
-    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "REVOKED", celeryException("TaskRevokedError", [reason]), null), env);
-    await this.chordPartReturn(chordRequest(env), "REVOKED", celeryException("TaskRevokedError", [reason]));
+    if (this.shouldStore(env, reg)) await this.store(resultMeta(env, "REVOKED", error, null), env);
+    await this.continuations.partReturned(env, "REVOKED", error);
     await this.settle(delivery, "ack");
-    this.emit({ type: "task-revoked", taskId: id, task: name, queue: delivery.queue, timestamp: Date.now(), expired, terminated: false });
+    this.events.emit("task-revoked", subject(delivery, env), { expired: reason === "expired", terminated: false });
     this.log("info", `Discarding revoked task: ${name}[${id}] (${reason})`, { taskId: id, task: name, expires: env.headers.expires });
   }
 
   /** A running task named by revoke(terminate): abandoned like a hard time limit, stored REVOKED. */
   private async onTerminated(delivery: Delivery, env: TaskEnvelope, reg: Registered, acksLate: boolean): Promise<void> {
     const { task: name, id } = env.headers;
+    const error = celeryException("TaskRevokedError", ["terminated"]);
     this.counters.revoked++;
-    if (this.shouldStore(env, reg)) await this.store(this.meta(env, "REVOKED", celeryException("TaskRevokedError", ["terminated"]), null), env);
-    await this.chordPartReturn(chordRequest(env), "REVOKED", celeryException("TaskRevokedError", ["terminated"]));
+    if (this.shouldStore(env, reg)) await this.store(resultMeta(env, "REVOKED", error, null), env);
+    await this.continuations.partReturned(env, "REVOKED", error);
     if (acksLate) await this.settle(delivery, "ack");
-    this.emit({ type: "task-revoked", taskId: id, task: name, queue: delivery.queue, timestamp: Date.now(), expired: false, terminated: true });
+    this.events.emit("task-revoked", subject(delivery, env), { expired: false, terminated: true });
     this.log("warn", `Terminated task ${name}[${id}] on revoke request; its handler was signalled and is no longer awaited`, { taskId: id, task: name });
-  }
-
-  // ---- follow-up tasks -------------------------------------------------------------------
-
-  /** celery/app/trace.py: callbacks, then the next chain step, each with the result prepended. */
-  private async publishContinuations(env: TaskEnvelope, result: unknown): Promise<void> {
-    for (const sig of callbackSignatures(env.embed.callbacks ?? [])) await this.publishSignature(env.headers, sig, [result], null);
-    const chain = env.embed.chain;
-    if (chain && chain.length > 0) {
-      const rest = chain.slice(0, -1);
-      await this.publishSignature(env.headers, chain[chain.length - 1]!, [result], rest.length > 0 ? rest : null);
-    }
-  }
-
-  /**
-   * Errbacks are called the old way, as tasks with the failed task's id as their only argument,
-   * applied together as one group (celery/backends/base.py `_call_task_errbacks`: what Celery
-   * does for any errback that does not take (request, exc, traceback)).
-   */
-  private async publishErrbacks(env: TaskEnvelope): Promise<void> {
-    const h = env.headers;
-    await this.publishErrbacksOf(h, env.embed.errbacks ?? [], h.id);
-  }
-
-  private async publishErrbacksOf(from: FollowUpSource, errbacks: readonly Signature[], failedId: string): Promise<void> {
-    if (errbacks.length === 0) return;
-    try {
-      await this.publishSignature(from, errbackGroup(errbacks), [failedId], null);
-    } catch (err) {
-      this.log("error", `could not publish the errbacks of ${from.task}[${from.id}]`, { taskId: from.id, error: describe(err) });
-    }
-  }
-
-  /** Publishes a follow-up; false when its shape is not supported (logged, nothing published). */
-  private async publishSignature(from: FollowUpSource, sig: Signature, value: unknown[], chain: Signature[] | null): Promise<boolean> {
-    const made = followUps(sig, value, { parentId: from.id, rootId: from.rootId ?? from.id, defaultQueue: this.queues[0]!, route: this.opts.route, now: new Date() }, chain);
-    if (typeof made === "string") {
-      this.log("error", `skipping callback ${sig.task} of ${from.task}[${from.id}]: ${made}`, { taskId: from.id, task: from.task });
-      return false;
-    }
-    const backend = this.opts.resultBackend;
-    if (made.chordSizes.length > 0 && !backend?.setChordSize) {
-      this.log("error", `skipping callback ${sig.task} of ${from.task}[${from.id}]: it starts a chord and the result backend cannot count chord parts`, { taskId: from.id, task: from.task });
-      return false;
-    }
-    // Celery sets the chord size before it publishes the header (group._apply_tasks).
-    for (const c of made.chordSizes) await backend!.setChordSize!(c.groupId, c.size);
-    const { transport } = this.opts;
-    const trace = currentTraceContext();
-    for (const f of made.messages) {
-      if (trace) f.envelope.headers.extra = { ...f.envelope.headers.extra, ...traceHeaders(trace) };
-      const delayed = transport.capabilities.delayedDelivery && f.delayMs > 0;
-      await transport.publish(f.queue, celeryJsonCodec.encode(f.envelope), delayed ? { delayMs: f.delayMs } : {});
-    }
-    return true;
-  }
-
-  // ---- chords ----------------------------------------------------------------------------
-
-  /**
-   * celery/backends/base.py mark_as_done / mark_as_failure / mark_as_revoked ->
-   * `on_chord_part_return`: a chord header task reports its outcome (whether or not its result
-   * is stored). The one call that completes the chord, on whichever worker, gets the parts.
-   */
-  private async chordPartReturn(req: ChordRequest | null, state: TaskState, result: unknown): Promise<void> {
-    const backend = this.opts.resultBackend;
-    if (!req || !backend?.onChordPartReturn) return;
-    let parts: ChordPart[] | null;
-    try {
-      parts = await backend.onChordPartReturn({ groupId: req.groupId, taskId: req.taskId, groupIndex: req.groupIndex, state, result });
-    } catch (err) {
-      this.log("error", `could not count chord part ${req.taskId} of chord ${req.groupId}`, { taskId: req.taskId, error: describe(err) });
-      return;
-    }
-    if (parts) await this.completeChord(req, parts);
-  }
-
-  /**
-   * celery/backends/redis.py on_chord_part_return, once complete: the body is sent with the
-   * header's results in order; a failed header task (or a body that cannot be sent) becomes the
-   * body's FAILURE with a ChordError and its errbacks are called (base.py chord_error_from_stack).
-   */
-  private async completeChord(req: ChordRequest, parts: ChordPart[]): Promise<void> {
-    const body = req.chord;
-    const outcome = chordOutcome(parts);
-    const from: FollowUpSource = { id: req.taskId, rootId: req.rootId, task: body.task };
-    let error: ExceptionInfo;
-    if ("values" in outcome) {
-      try {
-        if (await this.publishSignature(from, body, [outcome.values], null)) {
-          this.log("info", `Chord ${req.groupId} complete; body ${body.task} sent`, { taskId: req.taskId, groupId: req.groupId });
-          return;
-        }
-        error = celeryException("ChordError", [`Callback error: the chord body ${body.task} cannot be sent by this worker`]);
-      } catch (err) {
-        error = celeryException("ChordError", [`Callback error: ${describe(err)}`]);
-      }
-    } else {
-      error = outcome.error;
-    }
-    const bodyId = typeof body.options["task_id"] === "string" ? body.options["task_id"] : null;
-    this.log("error", `Chord ${req.groupId} raised: ${error.exc_type}(${error.exc_message.map((m) => JSON.stringify(m)).join(", ")})`, { taskId: bodyId, groupId: req.groupId });
-    if (!bodyId) return;
-    const errbacks = (Array.isArray(body.options["link_error"]) ? body.options["link_error"] : [])
-      .map((e) => fromWireSignature(e))
-      .filter((e): e is Signature => e !== null);
-    await this.publishErrbacksOf({ id: bodyId, rootId: bodyId, task: body.task }, errbacks, bodyId);
-    await this.store({ status: "FAILURE", result: error, traceback: null, children: [], date_done: toCeleryNaiveUtc(new Date()), task_id: bodyId });
   }
 
   // ---- results and settlement ------------------------------------------------------------
 
   private shouldStore(env: TaskEnvelope, reg: Registered): boolean {
     return this.opts.resultBackend !== null && !env.headers.ignoreResult && !reg.options.ignoreResult;
-  }
-
-  private meta(env: TaskEnvelope, status: TaskState, result: unknown, traceback: string | null): ResultMeta {
-    const h = env.headers;
-    const ready = status === "SUCCESS" || status === "FAILURE" || status === "REVOKED";
-    return {
-      status,
-      result,
-      traceback,
-      children: [],
-      date_done: ready ? toCeleryNaiveUtc(new Date()) : null,
-      task_id: h.id,
-      ...(h.group ? { group_id: h.group } : {}),
-      ...(h.parentId ? { parent_id: h.parentId } : {}),
-    };
   }
 
   private async store(meta: ResultMeta, env?: TaskEnvelope, replyTo = env?.properties.replyTo): Promise<void> {
@@ -997,24 +817,6 @@ class CeleriacWorker implements Worker {
       job.delivery.extend(this.opts.visibilityExtensionMs).catch((err: unknown) => {
         this.log("debug", "could not extend visibility", { queue: job.delivery.queue, error: describe(err) });
       });
-    }
-  }
-
-  private emit(event: WorkerEvent): void {
-    const hook = this.opts.onEvent;
-    if (hook) {
-      try {
-        hook(event);
-      } catch (err) {
-        this.log("warn", "onEvent hook threw", { event: event.type, error: describe(err) });
-      }
-    }
-    for (const listener of this.listeners) {
-      try {
-        listener(event);
-      } catch (err) {
-        this.log("warn", "event listener threw", { event: event.type, error: describe(err) });
-      }
     }
   }
 
@@ -1083,62 +885,7 @@ class CeleriacWorker implements Worker {
   }
 }
 
-/** Celery's retry delay: the explicit countdown, else exponential backoff, else the default. */
-export function retryDelayMs(options: TaskOptions, countdownMs: number | undefined, retriesSoFar: number): number {
-  if (countdownMs !== undefined) return Math.max(0, countdownMs);
-  if (options.retryBackoffMs !== undefined && options.retryBackoffMs > 0) {
-    const cap = options.retryBackoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS;
-    const delay = Math.min(cap, options.retryBackoffMs * 2 ** retriesSoFar);
-    // Full jitter, as Celery's get_exponential_backoff_interval: anywhere in [0, delay].
-    return options.retryJitter ?? true ? Math.floor(Math.random() * (delay + 1)) : delay;
-  }
-  return options.defaultRetryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
-}
-
-// By shape as well as by class: a second copy of @celeriac/core in node_modules (a duplicated
-// install) has its own Retry class, and a retry must not be stored as a FAILURE because of that.
-function isRetry(err: unknown): err is Retry {
-  return err instanceof Retry || (err instanceof Error && err.name === "Retry" && "countdownMs" in err && "maxRetries" in err);
-}
-
-function isReject(err: unknown): err is Reject {
-  return err instanceof Reject || (err instanceof Error && err.name === "Reject" && typeof (err as { requeue?: unknown }).requeue === "boolean");
-}
-
-function safeJson(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? "null";
-  } catch {
-    return String(v);
-  }
-}
-
-/** Who sends a follow-up: its parent. */
-interface FollowUpSource {
-  id: string;
-  rootId: string | null;
-  task: string;
-}
-
-/** The parts of a task request `on_chord_part_return` reads. */
-interface ChordRequest {
-  taskId: string;
-  groupId: string;
-  groupIndex: number | null;
-  chord: Signature;
-  rootId: string | null;
-}
-
-function chordRequest(env: TaskEnvelope): ChordRequest | null {
-  const h = env.headers;
-  if (!env.embed.chord || !h.group) return null;
-  return { taskId: h.id, groupId: h.group, groupIndex: h.groupIndex, chord: env.embed.chord, rootId: h.rootId };
-}
-
-/** A chain step that is a chord member, as Celery rebuilds its request from the step's options. */
-function chordRequestOfStep(step: Signature, parent: { rootId: string | null }): ChordRequest | null {
-  const o = step.options;
-  const chord = fromWireSignature(o["chord"]);
-  if (!chord || typeof o["task_id"] !== "string" || typeof o["group_id"] !== "string") return null;
-  return { taskId: o["task_id"], groupId: o["group_id"], groupIndex: typeof o["group_index"] === "number" ? o["group_index"] : null, chord, rootId: parent.rootId };
+/** Which task and queue an event is about. */
+function subject(delivery: Delivery, env: TaskEnvelope): { taskId: string; task: string; queue: string } {
+  return { taskId: env.headers.id, task: env.headers.task, queue: delivery.queue };
 }

@@ -68,7 +68,8 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   if (metrics && !opts.quiet) process.stderr.write(`celeriac worker metrics: ${metrics.url}\n`);
   if (!opts.quiet) {
     process.stderr.write(
-      `celeriac worker ready: broker ${displayUrl(conn.brokerUrl)}, results ${conn.backendUrl ? displayUrl(conn.backendUrl) : "disabled"}, queues ${queues.join(",")}, concurrency ${opts.concurrency}\n`,
+      `celeriac worker ready: broker ${displayUrl(conn.brokerUrl)}, results ${conn.backendUrl ? displayUrl(conn.backendUrl) : "disabled"}, ` +
+        `queues ${queues.join(",")}, concurrency ${opts.concurrency}\n`,
     );
   }
   try {

@@ -68,7 +68,10 @@ export function kombuValueEncoder(dialect: KombuJsonDialect): (value: object) =>
     }
     if (value instanceof Uint8Array) {
       if (dialect === "kombu52") {
-        throw new CeleriacError("invalid_argument", "cannot send bytes (Uint8Array) in the kombu 5.2 JSON dialect, which Python cannot decode; encode them (e.g. base64) yourself or use dialect 'kombu53'");
+        throw new CeleriacError(
+          "invalid_argument",
+          "cannot send bytes (Uint8Array) in the kombu 5.2 JSON dialect, which Python cannot decode; encode them (e.g. base64) yourself or use dialect 'kombu53'",
+        );
       }
       try {
         return { __type__: "bytes", __value__: utf8Strict.decode(value) };
@@ -93,7 +96,9 @@ export function parsePyDatetime(text: string): Date | null {
   date.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
   date.setUTCHours(Number(h), Number(mi), Number(s ?? 0), ms);
   // Out-of-range fields (month 13, day 32, hour 24) roll over in JS; Python refuses them.
-  if (Number(y) < 1 || date.getUTCFullYear() !== Number(y) || date.getUTCMonth() !== Number(mo) - 1 || date.getUTCDate() !== Number(d) || date.getUTCHours() !== Number(h) || date.getUTCMinutes() !== Number(mi) || date.getUTCSeconds() !== Number(s ?? 0)) return null;
+  const sameDay = date.getUTCFullYear() === Number(y) && date.getUTCMonth() === Number(mo) - 1 && date.getUTCDate() === Number(d);
+  const sameTime = date.getUTCHours() === Number(h) && date.getUTCMinutes() === Number(mi) && date.getUTCSeconds() === Number(s ?? 0);
+  if (Number(y) < 1 || !sameDay || !sameTime) return null;
   let t = date.getTime();
   if (tz !== undefined && tz !== "Z") {
     const digits = tz.slice(1).replace(/:/g, "");
