@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { createRequire } from "node:module";
 import { Command, Option } from "commander";
 import { CeleriacError } from "@celeriac/core";
 import { callCommand } from "./commands/call.js";
@@ -13,7 +14,7 @@ import { workerCommand } from "./commands/worker.js";
 const program = new Command()
   .name("celeriac")
   .description("Celery-compatible task queue for TypeScript: run workers, send tasks, manage queues")
-  .version("0.1.0");
+  .version((createRequire(import.meta.url)("../package.json") as { version: string }).version);
 
 const broker = () => new Option("-b, --broker <url>", "broker URL (sqlite:///file.db, amqp://, redis://, sqs://)").env("CELERIAC_BROKER_URL");
 const backend = () => new Option("--result-backend <url>", "result backend URL (sqlite:///, file:///dir, redis://, rpc://, none)").env("CELERIAC_RESULT_BACKEND");

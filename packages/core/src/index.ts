@@ -1,3 +1,6 @@
+// Celeriac runs on Node and its public types use Node's (or those of clients that do): keep this
+// reference in the .d.ts, since TypeScript 6 projects load no @types/* package unless asked.
+/// <reference types="node" preserve="true" />
 // ---- For users: define tasks, send them, read results ----------------------------------------
 export { defineTask, parseRateLimit, type TaskDefinition, type TaskOptions, type ArgsOf, type ResultOf, type KwargsOf } from "./task.js";
 export { Client, createClient, type ClientOptions, type SendOptions } from "./client.js";
