@@ -7,8 +7,8 @@
 // commonjs), then runs `celeriac` from its install. Run by test/packaging.test.ts and, alone,
 // by `npm run packages:check`. The @celeriac packages come only from the tarballs; third-party
 // ones from the npm cache (filled by `npm ci`), the registry otherwise.
-import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -18,6 +18,12 @@ import { ROOT, workspacePackages } from "./workspace-packages.mjs";
 const require = createRequire(import.meta.url);
 const TSC = require.resolve("typescript/bin/tsc");
 const ATTW = join(ROOT, "node_modules", ".bin", "attw");
+
+/** Runs a command and returns its exit code and output, whatever the code. */
+export function runStatus(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, encoding: "utf8", timeout: opts.timeoutMs ?? 300_000 });
+  return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
 
 /**
  * Runs a command; returns its output, or throws with the output (both streams) in the message.
@@ -176,6 +182,94 @@ export function emptyDir(base, label) {
   return mkdtempSync(join(base, `${label.replace(/[@/]/g, "_")}-`));
 }
 
+/**
+ * The CLI as installed alone (with its own dependencies only): its version, `celeriac demo`
+ * (which must leave no temp folder behind), and the package each missing feature names.
+ * Throws on the first thing that is wrong; returns a line per check.
+ */
+export function checkCli(packed, base) {
+  const cli = packed.find((p) => p.manifest.bin?.celeriac);
+  if (!cli) throw new Error("no workspace package provides the celeriac bin");
+  const dir = emptyDir(base, cli.name);
+  installInto(dir, closure(packed, cli.name).map((p) => p.tarball));
+  const bin = join(dir, "node_modules", ".bin", "celeriac");
+  const lines = [];
+  const tmp = mkdtempSync(join(base, "tmp-"));
+  const env = { TMPDIR: tmp, CELERIAC_BROKER_URL: "", CELERIAC_RESULT_BACKEND: "", NO_COLOR: "1" };
+  const version = run(bin, ["--version"], { cwd: dir, env }).trim();
+  if (version !== cli.version) throw new Error(`celeriac --version printed ${version}, the package is ${cli.version}`);
+  lines.push(`celeriac --version: ${version}`);
+  const demo = runStatus(bin, ["demo", "--count", "20"], { cwd: dir, env, timeoutMs: 180_000 });
+  if (demo.code !== 0 || !demo.stdout.includes("all results correct")) throw new Error(`celeriac demo exited ${demo.code}:\n${demo.stdout}${demo.stderr}`);
+  const left = readdirSync(tmp);
+  if (left.length > 0) throw new Error(`celeriac demo left ${left.join(", ")} in its temp directory`);
+  lines.push("celeriac demo: all results correct, temp folder removed");
+  const expectMissing = (args, pkg) => {
+    const r = runStatus(bin, args, { cwd: dir, env });
+    if (r.code === 0 || !r.stderr.includes(`npm install ${pkg}`)) throw new Error(`celeriac ${args.join(" ")} should ask for ${pkg}; exited ${r.code}:\n${r.stdout}${r.stderr}`);
+    lines.push(`celeriac ${args.join(" ")}: ${r.stderr.trim().split("\n")[0]}`);
+  };
+  expectMissing(["worker", "--broker", "amqp://127.0.0.1:1"], "@celeriac/amqp");
+  writeFileSync(join(dir, "tasks.mjs"), "export default () => {};\n");
+  expectMissing(["worker", "--tasks", "./tasks.mjs", "--metrics-port", "0"], "@celeriac/metrics");
+  expectMissing(["codegen", "tasks.proto", "--out", "gen"], "@celeriac/schema");
+  return lines;
+}
+
+/** Spawns a long-running command; resolves once `ready` appears in its output. */
+function startProcess(cmd, args, { cwd, env, ready, timeoutMs = 60_000 }) {
+  const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const exited = new Promise((r) => child.once("exit", (code, signal) => r(code ?? signal)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${cmd} ${args.join(" ")} not ready after ${timeoutMs} ms:\n${output}`));
+    }, timeoutMs);
+    const poll = setInterval(() => {
+      if (output.includes(ready)) {
+        clearInterval(poll);
+        clearTimeout(timer);
+        resolve({ child, exited, output: () => output });
+      } else if (child.exitCode !== null) {
+        clearInterval(poll);
+        clearTimeout(timer);
+        reject(new Error(`${cmd} ${args.join(" ")} exited ${child.exitCode}:\n${output}`));
+      }
+    }, 50);
+  });
+}
+
+/**
+ * The README's Quick start, as a new user follows it: examples/quick-start's files in an empty
+ * folder, the packages installed (from the tarballs) with the README's install line, compiled
+ * with the project's own tsc, the worker started from the installed bin (as the README says, not
+ * through npx), the producer run. Returns what the producer printed and the worker's log.
+ */
+export async function runQuickStart(packed, base) {
+  const dir = emptyDir(base, "quick-start");
+  const example = join(ROOT, "examples", "quick-start");
+  for (const f of readdirSync(example)) if (f !== "node_modules" && f !== "dist" && !f.endsWith(".db")) cpSync(join(example, f), join(dir, f), { recursive: true });
+  const declared = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+  const wanted = Object.keys(declared.dependencies).filter((d) => d.startsWith("@celeriac/"));
+  const tarballs = [...new Set(wanted.flatMap((name) => closure(packed, name).map((p) => p.tarball)))];
+  const typescript = JSON.parse(readFileSync(require.resolve("typescript/package.json"), "utf8")).version;
+  installInto(dir, [...tarballs, `typescript@${typescript}`]);
+  run("npx", ["--no-install", "tsc"], { cwd: dir });
+  const env = { CELERIAC_BROKER_URL: "", CELERIAC_RESULT_BACKEND: "" };
+  const worker = await startProcess(join(dir, "node_modules", ".bin", "celeriac"), ["worker", "--tasks", "./dist/worker-tasks.js", "--log-format", "text"], { cwd: dir, env, ready: "celeriac worker ready" });
+  let producer;
+  try {
+    producer = run("node", ["dist/producer.js"], { cwd: dir, env, timeoutMs: 60_000 }).trim();
+  } finally {
+    worker.child.kill("SIGTERM");
+  }
+  const code = await worker.exited;
+  return { producer, workerExit: code, workerLog: worker.output() };
+}
+
 async function main() {
   const base = mkdtempSync(join(tmpdir(), "celeriac-packaging-"));
   let failed = 0;
@@ -200,18 +294,17 @@ async function main() {
         fail(`${pkg.name} alone`, [String(err.message)]);
       }
     }
-    for (const pkg of packed.filter((p) => !isLibrary(p) && p.manifest.bin)) {
-      const dir = emptyDir(base, pkg.name);
-      try {
-        installInto(dir, closure(packed, pkg.name).map((p) => p.tarball));
-        for (const bin of Object.keys(pkg.manifest.bin)) {
-          const v = run(join(dir, "node_modules", ".bin", bin), ["--version"], { cwd: dir }).trim();
-          if (v !== pkg.version) throw new Error(`${bin} --version printed ${v}, package is ${pkg.version}`);
-        }
-        console.log(`ok   ${pkg.name} alone: ${Object.keys(pkg.manifest.bin).join(", ")} --version`);
-      } catch (err) {
-        fail(`${pkg.name} alone`, [String(err.message)]);
-      }
+    try {
+      for (const line of checkCli(packed, base)) console.log(`ok   ${line}`);
+    } catch (err) {
+      fail("the CLI installed alone", [String(err.message)]);
+    }
+    try {
+      const q = await runQuickStart(packed, base);
+      if (q.producer !== "5" || q.workerExit !== 0) throw new Error(`producer printed ${JSON.stringify(q.producer)}, worker exited ${q.workerExit}:\n${q.workerLog}`);
+      console.log("ok   Quick start: the producer printed 5, the worker stopped warmly on SIGTERM");
+    } catch (err) {
+      fail("the Quick start", [String(err.message)]);
     }
   } finally {
     if (!process.argv.includes("--keep")) rmSync(base, { recursive: true, force: true });
