@@ -1,5 +1,5 @@
 import { CeleriacError, truncatedRepr } from "@celeriac/core";
-import type { Logger, LogLevel, LogRecord, Worker } from "@celeriac/worker";
+import type { LogLevel, LogRecord, Worker } from "@celeriac/worker";
 
 /** Celery's level names, as `-l/--loglevel` takes them (any case), mapped to the worker's. */
 const LEVELS: Record<string, LogLevel> = { debug: "debug", info: "info", warning: "warn", warn: "warn", error: "error", critical: "error", fatal: "error" };
@@ -28,7 +28,7 @@ export function celeryLogTime(d: Date): string {
  * succeeded task, which Celery prints after the message, comes from the worker's task-succeeded
  * event, emitted just before the log line.
  */
-export function celeryTextLogger(stream: { write(s: string): unknown }, colour: boolean): { logger: Logger; attach(worker: Worker, level: LogLevel): void } {
+export function celeryTextLogger(stream: { write(s: string): unknown }, colour: boolean): { logger: (record: LogRecord) => void; attach(worker: Worker, level: LogLevel): void } {
   const results = new Map<string, unknown>();
   const attach = (worker: Worker, level: LogLevel) => {
     // Without info lines nothing would take the results out again.

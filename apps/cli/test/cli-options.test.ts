@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { importOptional } from "../src/optional.js";
-import { celeryLogTime } from "../src/log-format.js";
+import { createMemoryTransport } from "@celeriac/core";
+import { createWorker } from "@celeriac/worker";
+import { celeryLogTime, celeryTextLogger } from "../src/log-format.js";
 import { celeriac, startCeleriacWorker, TS_TASKS } from "./cli-helpers.js";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "celeriac-cli-"));
@@ -97,6 +99,20 @@ describe("celeriac options and argument checks", () => {
 
   it("Celery's log time: local time with a comma before the milliseconds", () => {
     expect(celeryLogTime(new Date(2026, 11, 5, 10, 0, 0, 123))).toBe("2026-12-05 10:00:00,123");
+  });
+
+  it("colours Celery's text lines by level when asked (on a terminal), INFO plain", () => {
+    let out = "";
+    const text = celeryTextLogger({ write: (s: string) => (out += s) }, true);
+    const log = text.logger;
+    text.attach(createWorker({ transport: createMemoryTransport(), queues: ["celery"], silent: true }), "info");
+    log({ level: "error", msg: "Task t[1] raised unexpected: ValueError('x')" });
+    log({ level: "warn", msg: "slow" });
+    log({ level: "info", msg: "plain" });
+    const lines = out.split("\n");
+    expect(lines[0]).toMatch(/^\x1b\[31m\[.*: ERROR\/MainProcess\] Task t\[1\] raised unexpected: ValueError\('x'\)\x1b\[0m$/);
+    expect(lines[1]).toMatch(/^\x1b\[33m\[.*: WARNING\/MainProcess\] slow\x1b\[0m$/);
+    expect(lines[2]).toMatch(/^\[.*: INFO\/MainProcess\] plain$/);
   });
 
   it("demo removes the temp folder it made", async () => {
