@@ -14,7 +14,12 @@ const program = new Command()
  * A command's options with the global ones under them (a command's own -b wins). Commands are
  * imported when run, so `celeriac --help` or `call` load nothing they do not use.
  */
-const withGlobals = <T>(cmd: Command): T => cmd.optsWithGlobals() as T;
+const withGlobals = <T>(cmd: Command): T => {
+  const opts = cmd.opts();
+  // A -b given on the command line wins over CELERIAC_BROKER_URL, wherever it was written.
+  if (cmd.getOptionValueSource("broker") !== "cli" && program.getOptionValueSource("broker") === "cli") opts["broker"] = program.opts()["broker"];
+  return opts as T;
+};
 
 const broker = () => new Option("-b, --broker <url>", "broker URL (sqlite:///file.db, amqp://, redis://, sqs://)").env("CELERIAC_BROKER_URL");
 const backend = () => new Option("--result-backend <url>", "result backend URL (sqlite:///, file:///dir, redis://, rpc://, none)").env("CELERIAC_RESULT_BACKEND");

@@ -43,8 +43,11 @@ describe("celeriac options and argument checks", () => {
   it("takes Celery's global -b before the command", async () => {
     const broker = sqlite();
     expect((await celeriac(["-b", broker, "call", "tasks.add", "--args", "[1, 2]"])).code).toBe(0);
-    const r = await celeriac(["-b", broker, "purge", "-f"]);
-    expect(r.stdout).toContain("Purged 1 message from 1");
+    // An explicit -b wins over the environment, before or after the command.
+    const env = { CELERIAC_BROKER_URL: "kafka://not-this" };
+    expect((await celeriac(["call", "tasks.add", "-b", broker], { env })).code).toBe(0);
+    const r = await celeriac(["-b", broker, "purge", "-f"], { env });
+    expect(r.stdout).toContain("Purged 2 messages from 1");
   });
 
   it("rejects an unknown -l/--loglevel and --log-format", async () => {
