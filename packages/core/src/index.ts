@@ -10,7 +10,7 @@ export { GroupResult } from "./result.js";
 export { chain, group, chord, s, si, withOptions, withKwargs, type Canvas, type CanvasResult, type CanvasHandle, type SignatureOptions } from "./canvas.js";
 export type { ApplyOptions, CanvasResultHandle } from "./client.js";
 export { CeleriacError, TaskFailedError, Retry, Reject, type CeleriacErrorCode } from "./errors.js";
-export { transportFromUrl, resultBackendFromUrl } from "./urls.js";
+export { transportFromUrl, resultBackendFromUrl, loadUrlPackage } from "./urls.js";
 export { FileResultBackend, createFileResultBackend, fileResultBackendFromUrl, type FileResultBackendOptions } from "./file-backend.js";
 export { MemoryTransport, createMemoryTransport, type MemoryTransportOptions } from "./memory-transport.js";
 export { MemoryResultBackend, createMemoryResultBackend } from "./memory-backend.js";

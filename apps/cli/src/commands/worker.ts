@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CeleriacError } from "@celeriac/core";
 import { createWorker, jsonLinesLogger, type Logger, type LogLevel, type Worker } from "@celeriac/worker";
-import { displayUrl, openConnections, type Connections } from "../config.js";
+import { checkConnectionPackages, displayUrl, openConnections, type Connections } from "../config.js";
 import { celeryTextLogger, parseLogLevel } from "../log-format.js";
 import { importOptional } from "../optional.js";
 
@@ -90,20 +90,13 @@ function checkOptions(opts: WorkerCommandOptions): Checked {
 
 /** `celeriac worker`: consumes the queues until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
-  // The broker's package first: `--broker amqp://` without @celeriac/amqp is the first thing to fix.
+  // The broker's package first: `--broker amqp://` without @celeriac/amqp is the first thing to
+  // fix. Then every argument, before any file or connection is opened.
+  await checkConnectionPackages({ broker: opts.broker, resultBackend: opts.resultBackend });
+  const checked = checkOptions(opts);
+  // Imported only when asked for, so a worker without metrics needs no prom-client.
+  const serveMetrics = checked.metricsPort !== null ? (await importOptional("@celeriac/metrics", "--metrics-port", () => import("@celeriac/metrics"))).serveMetrics : null;
   const conn: Connections = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend });
-  let checked: Checked;
-  let serveMetrics: typeof import("@celeriac/metrics").serveMetrics | null = null;
-  try {
-    checked = checkOptions(opts);
-    if (checked.metricsPort !== null) {
-      // Imported only when asked for, so a worker without metrics needs no prom-client.
-      serveMetrics = (await importOptional("@celeriac/metrics", "--metrics-port", () => import("@celeriac/metrics"))).serveMetrics;
-    }
-  } catch (err) {
-    await conn.close();
-    throw err;
-  }
   const text = checked.logFormat === "text" ? celeryTextLogger(process.stderr, process.stderr.isTTY === true && !process.env["NO_COLOR"]) : null;
   const logger: Logger = text ? text.logger : jsonLinesLogger();
   const worker = createWorker({
