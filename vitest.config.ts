@@ -14,7 +14,7 @@ export default defineConfig({
     alias: entries.map((e) => ({ find: new RegExp(`^${escape(e.specifier)}$`), replacement: e.source })),
   },
   test: {
-    include: folders.map((dir) => `${dir}/test/**/*.test.ts`),
+    include: [...folders.map((dir) => `${dir}/test/**/*.test.ts`), "test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -1,21 +1,25 @@
 #!/usr/bin/env node
+import { createRequire } from "node:module";
 import { Command, Option } from "commander";
 import { CeleriacError } from "@celeriac/core";
-import { beatCommand } from "./commands/beat.js";
-import { callCommand } from "./commands/call.js";
-import { codegenCommand } from "./commands/codegen.js";
-import { controlRevokeCommand, controlShutdownCommand } from "./commands/control.js";
-import { dashboardCommand } from "./commands/dashboard.js";
-import { demoCommand } from "./commands/demo.js";
-import { inspectCommand } from "./commands/inspect.js";
-import { purgeCommand } from "./commands/purge.js";
-import { schemaCheckCommand } from "./commands/schema.js";
-import { workerCommand } from "./commands/worker.js";
 
 const program = new Command()
   .name("celeriac")
   .description("Celery-compatible task queue for TypeScript: run workers, send tasks, manage queues")
-  .version("0.1.0");
+  .version((createRequire(import.meta.url)("../package.json") as { version: string }).version)
+  // Celery's global -b: `celeriac -b URL worker` as `celery -b URL worker`.
+  .addOption(new Option("-b, --broker <url>", "broker URL for every command (as each command's -b)").env("CELERIAC_BROKER_URL"));
+
+/**
+ * A command's options with the global ones under them (a command's own -b wins). Commands are
+ * imported when run, so `celeriac --help` or `call` load nothing they do not use.
+ */
+const withGlobals = <T>(cmd: Command): T => {
+  const opts = cmd.opts();
+  // A -b given on the command line wins over CELERIAC_BROKER_URL, wherever it was written.
+  if (cmd.getOptionValueSource("broker") !== "cli" && program.getOptionValueSource("broker") === "cli") opts["broker"] = program.opts()["broker"];
+  return opts as T;
+};
 
 const broker = () => new Option("-b, --broker <url>", "broker URL (sqlite:///file.db, amqp://, redis://, sqs://)").env("CELERIAC_BROKER_URL");
 const backend = () => new Option("--result-backend <url>", "result backend URL (sqlite:///, file:///dir, redis://, rpc://, none)").env("CELERIAC_RESULT_BACKEND");
@@ -35,8 +39,10 @@ program
   .option("--without-remote-control", "do not answer celery inspect/control (Celery's worker_enable_remote_control = False)")
   .option("--metrics-port <port>", "serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: any free port)")
   .option("--metrics-host <host>", "interface for --metrics-port; 0.0.0.0 to let a scraper on another machine in", "127.0.0.1")
+  .option("-l, --loglevel <level>", "DEBUG, INFO, WARNING, ERROR or CRITICAL, as in celery worker -l", "INFO")
+  .option("--log-format <format>", "text (Celery's log lines) or json (one object per line); default: text on a terminal, else json")
   .option("-q, --quiet", "no log output")
-  .action((opts) => workerCommand(opts));
+  .action(async (_opts, cmd: Command) => (await import("./commands/worker.js")).workerCommand(withGlobals(cmd)));
 
 program
   .command("beat")
@@ -50,7 +56,7 @@ program
   .option("--metrics-port <port>", "serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: any free port)")
   .option("--metrics-host <host>", "interface for --metrics-port", "127.0.0.1")
   .option("-q, --quiet", "no log output")
-  .action((opts) => beatCommand(opts));
+  .action(async (_opts, cmd: Command) => (await import("./commands/beat.js")).beatCommand(withGlobals(cmd)));
 
 program
   .command("call")
@@ -68,7 +74,7 @@ program
   .option("--task-id <id>", "use this task id")
   .option("-w, --wait", "wait for the result and print it as JSON")
   .option("--timeout <seconds>", "with --wait: give up after this long", "60")
-  .action((name: string, opts) => callCommand(name, opts));
+  .action(async (name: string, _opts, cmd: Command) => (await import("./commands/call.js")).callCommand(name, withGlobals(cmd)));
 
 program
   .command("purge")
@@ -76,14 +82,14 @@ program
   .addOption(broker())
   .option("-Q, --queues <list>", "comma-separated queues", "celery")
   .option("-f, --force", "do not ask for confirmation")
-  .action((opts) => purgeCommand(opts));
+  .action(async (_opts, cmd: Command) => (await import("./commands/purge.js")).purgeCommand(withGlobals(cmd)));
 
 program
   .command("demo")
   .description("run a producer and a worker on the embedded SQLite broker and print tasks and results")
   .option("--db <path>", "SQLite file to use (default: a fresh file in the temp directory)")
   .option("-n, --count <n>", "size of the batch of tasks sent at the end", "200")
-  .action((opts) => demoCommand(opts));
+  .action(async (opts) => (await import("./commands/demo.js")).demoCommand(opts));
 
 program
   .command("codegen")
@@ -93,7 +99,7 @@ program
   .option("--name <name>", "base name of the outputs (default: the first file's name)")
   .option("-I, --proto-path <dir...>", "directories to search for imports")
   .option("-q, --quiet", "do not list the files written")
-  .action((files: string[], opts) => codegenCommand(files, opts));
+  .action(async (files: string[], opts) => (await import("./commands/codegen.js")).codegenCommand(files, opts));
 
 program
   .command("schema")
@@ -104,7 +110,7 @@ program
   .argument("<new>", "new .proto file(s), comma-separated")
   .option("-I, --proto-path <dir...>", "directories to search for imports")
   .option("--json", "print the report as JSON")
-  .action((oldFiles: string, newFiles: string, opts) => schemaCheckCommand(oldFiles, newFiles, opts));
+  .action(async (oldFiles: string, newFiles: string, opts) => (await import("./commands/schema.js")).schemaCheckCommand(oldFiles, newFiles, opts));
 
 program
   .command("dashboard")
@@ -120,7 +126,7 @@ program
   .option("--persist <file.db>", "keep task history in this SQLite file across restarts")
   .option("--inspect-interval <seconds>", "how often to ask the workers through remote control", "5")
   .option("-Q, --queues <list>", "comma-separated queues to show besides those workers report consuming", "celery")
-  .action((opts) => dashboardCommand(opts));
+  .action(async (_opts, cmd: Command) => (await import("./commands/dashboard.js")).dashboardCommand(withGlobals(cmd)));
 
 // Remote control, as `celery inspect` / `celery control`: Celery's -d/-t/-j options.
 const remote = (cmd: Command) =>
@@ -133,15 +139,15 @@ const remote = (cmd: Command) =>
 remote(program.command("inspect").description("ask running workers (Python or TypeScript), like `celery inspect`"))
   .argument("<command>", "ping, stats, active, reserved, scheduled, registered, active_queues, clock, ...")
   .argument("[args...]", "task attribute names for registered")
-  .action((method: string, args: string[], opts) => inspectCommand(method, args, opts));
+  .action(async (method: string, args: string[], _opts, cmd: Command) => (await import("./commands/inspect.js")).inspectCommand(method, args, withGlobals(cmd)));
 
 const control = program.command("control").description("control running workers, like `celery control`");
 remote(control.command("revoke").description("workers will not run these tasks"))
   .argument("<ids...>", "task ids")
   .option("--terminate", "also stop them if running")
   .option("--signal <name>", "signal for --terminate on Python workers", "SIGTERM")
-  .action((ids: string[], opts) => controlRevokeCommand(ids, opts));
-remote(control.command("shutdown").description("warm shutdown of the workers (they do not reply)")).action((opts) => controlShutdownCommand(opts));
+  .action(async (ids: string[], _opts, cmd: Command) => (await import("./commands/control.js")).controlRevokeCommand(ids, withGlobals(cmd)));
+remote(control.command("shutdown").description("warm shutdown of the workers (they do not reply)")).action(async (_opts, cmd: Command) => (await import("./commands/control.js")).controlShutdownCommand(withGlobals(cmd)));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = CeleriacError.from(err);

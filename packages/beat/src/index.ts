@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 // For users: schedules, the scheduler, leases.
 export { crontab, Crontab, type CrontabFields, type CronField } from "./crontab.js";
 export { every, Interval, type IntervalFields } from "./interval.js";

@@ -1,3 +1,6 @@
+// Celeriac runs on Node and its public types use Node's (or those of clients that do): keep this
+// reference in the .d.ts, since TypeScript 6 projects load no @types/* package unless asked.
+/// <reference types="node" preserve="true" />
 // ---- For users: define tasks, send them, read results ----------------------------------------
 export { defineTask, parseRateLimit, type TaskDefinition, type TaskOptions, type ArgsOf, type ResultOf, type KwargsOf } from "./task.js";
 export { Client, createClient, type ClientOptions, type SendOptions } from "./client.js";
@@ -7,7 +10,7 @@ export { GroupResult } from "./result.js";
 export { chain, group, chord, s, si, withOptions, withKwargs, type Canvas, type CanvasResult, type CanvasHandle, type SignatureOptions } from "./canvas.js";
 export type { ApplyOptions, CanvasResultHandle } from "./client.js";
 export { CeleriacError, TaskFailedError, Retry, Reject, type CeleriacErrorCode } from "./errors.js";
-export { transportFromUrl, resultBackendFromUrl } from "./urls.js";
+export { transportFromUrl, resultBackendFromUrl, loadUrlPackage } from "./urls.js";
 export { FileResultBackend, createFileResultBackend, fileResultBackendFromUrl, type FileResultBackendOptions } from "./file-backend.js";
 export { MemoryTransport, createMemoryTransport, type MemoryTransportOptions } from "./memory-transport.js";
 export { MemoryResultBackend, createMemoryResultBackend } from "./memory-backend.js";

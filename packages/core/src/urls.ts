@@ -49,6 +49,15 @@ export async function loadSchemePackage(scheme: string, url: string, importModul
   }
 }
 
+/**
+ * Imports the package a broker or result-backend URL needs, without creating anything: a command
+ * can say "npm install @celeriac/amqp" before it checks its other arguments or opens a file.
+ */
+export async function loadUrlPackage(url: string): Promise<void> {
+  const scheme = schemeOf(url);
+  if (scheme !== "memory" && scheme !== "file") await loadSchemePackage(scheme, url);
+}
+
 /** The transport for a broker URL: `sqlite:///file.db`, `amqp://...`, `redis://...`, `sqs://...`, `memory://`. */
 export async function transportFromUrl(url: string): Promise<Transport> {
   const scheme = schemeOf(url);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { resultBackendFromUrl, transportFromUrl } from "@celeriac/core";
+import { loadUrlPackage, resultBackendFromUrl, transportFromUrl } from "@celeriac/core";
 import { loadSchemePackage } from "../src/urls.js";
 
 describe("broker URLs", () => {
@@ -16,6 +16,14 @@ describe("broker URLs", () => {
       throw new SyntaxError("bad module");
     };
     await expect(loadSchemePackage("redis", "redis://localhost", broken)).rejects.toThrow("bad module");
+  });
+
+  it("loadUrlPackage checks a URL and imports its package without creating anything", async () => {
+    await expect(loadUrlPackage("memory://")).resolves.toBeUndefined();
+    await expect(loadUrlPackage("file:///tmp/results")).resolves.toBeUndefined();
+    // A SQLite file in a folder that does not exist: creating the transport would fail, loading its package does not.
+    await expect(loadUrlPackage("sqlite:///no/such/folder/x.db")).resolves.toBeUndefined();
+    await expect(loadUrlPackage("kafka://localhost")).rejects.toMatchObject({ code: "invalid_argument" });
   });
 
   it("rejects unknown schemes and non-URLs with invalid_argument", async () => {

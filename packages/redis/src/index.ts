@@ -1,3 +1,6 @@
+// Celeriac runs on Node and its public types use Node's (or those of clients that do): keep this
+// reference in the .d.ts, since TypeScript 6 projects load no @types/* package unless asked.
+/// <reference types="node" preserve="true" />
 // For users: the factories and their options.
 export { createRedisTransport, RedisTransport, type RedisTransportOptions } from "./transport.js";
 export { createRedisResultBackend, RedisResultBackend, type RedisResultBackendOptions } from "./result-backend.js";

@@ -1,3 +1,6 @@
+// Celeriac runs on Node and its public types use Node's (or those of clients that do): keep this
+// reference in the .d.ts, since TypeScript 6 projects load no @types/* package unless asked.
+/// <reference types="node" preserve="true" />
 // For users: the generated handles' runtime, and the generator and checker behind `celeriac codegen`
 // and `celeriac schema check`.
 export { createTaskHandle, TypedAsyncResult, type TaskHandle } from "./handle.js";

@@ -1,3 +1,6 @@
+// Celeriac runs on Node and its public types use Node's (or those of clients that do): keep this
+// reference in the .d.ts, since TypeScript 6 projects load no @types/* package unless asked.
+/// <reference types="node" preserve="true" />
 // For users: the factory, its options and the URL form.
 export { createSqsTransport, SqsTransport, type SqsTransportOptions, type SqsPriorityTier } from "./transport.js";
 export { DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_RECEIVES } from "./transport.js";

@@ -1,3 +1,6 @@
+// Celeriac runs on Node and its public types use Node's (or those of clients that do): keep this
+// reference in the .d.ts, since TypeScript 6 projects load no @types/* package unless asked.
+/// <reference types="node" preserve="true" />
 // For users.
 export { createWorker, type Worker, type WorkerState, type TaskHandler, type StopOptions, type CreateWorkerOptions } from "./worker.js";
 export type { WorkerOptions } from "./options.js";

@@ -29,7 +29,7 @@ function parseJson(what: string, text: string): unknown {
 }
 
 function seconds(flag: string, value: string): number {
-  const n = Number(value);
+  const n = value.trim() === "" ? Number.NaN : Number(value);
   if (!Number.isFinite(n) || n < 0) throw new CeleriacError("invalid_argument", `--${flag} must be a number of seconds, got ${JSON.stringify(value)}`);
   return n;
 }
@@ -51,16 +51,18 @@ export async function callCommand(name: string, opts: CallOptions): Promise<void
   if (opts.expires !== undefined) send.expires = seconds("expires", opts.expires) * 1000;
   if (opts.priority !== undefined) send.priority = Number(opts.priority);
   if (opts.taskId) send.taskId = opts.taskId;
+  // Checked before anything is sent: a bad --timeout must not leave a task behind.
+  const timeoutMs = seconds("timeout", opts.timeout) * 1000;
 
   const conn = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend });
   try {
+    if (opts.wait && !conn.resultBackend) throw new CeleriacError("invalid_argument", "--wait needs a result backend (--result-backend URL), and none is set");
     const client = createClient({ transport: conn.transport, ...(conn.resultBackend ? { resultBackend: conn.resultBackend } : {}) });
     const result = await client.sendTask(name, { ...send, args, kwargs: kwargs as Record<string, unknown> });
     console.log(result.id);
     if (opts.wait) {
-      if (!conn.resultBackend) throw new CeleriacError("invalid_argument", "--wait needs a result backend (--result-backend URL)");
       process.stderr.write(`waiting for ${name}[${result.id}] on ${displayUrl(conn.brokerUrl)} ...\n`);
-      const value = await result.get({ timeoutMs: seconds("timeout", opts.timeout) * 1000 });
+      const value = await result.get({ timeoutMs: timeoutMs });
       // Printed as Python's json.dumps prints what result.get() returns: exact integers, NaN and
       // Infinity as Python writes them (so the line is also what Python's json.loads reads back).
       console.log(stringifyCeleryJson(value));

@@ -1,5 +1,7 @@
-import { generateToDir } from "@celeriac/schema";
 import { relative } from "node:path";
+import { importOptional } from "../optional.js";
+
+const schemaTools = () => importOptional("@celeriac/schema", "celeriac codegen / schema check", () => import("@celeriac/schema"));
 
 export interface CodegenOptions {
   out: string;
@@ -9,7 +11,8 @@ export interface CodegenOptions {
 }
 
 /** `celeriac codegen <files...> --out <dir>`: TypeScript handles, Python stub and JSON Schemas. */
-export function codegenCommand(files: string[], opts: CodegenOptions): void {
+export async function codegenCommand(files: string[], opts: CodegenOptions): Promise<void> {
+  const { generateToDir } = await schemaTools();
   const written = generateToDir(files, opts.out, {
     ...(opts.name ? { name: opts.name } : {}),
     ...(opts.protoPath && opts.protoPath.length > 0 ? { includePaths: opts.protoPath } : {}),

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,7 +34,9 @@ async function show(label: string, result: AsyncResult<unknown>, started = Date.
 export async function demoCommand(opts: { db?: string; count: string }): Promise<void> {
   const count = Number(opts.count);
   if (!Number.isInteger(count) || count < 0) throw new CeleriacError("invalid_argument", "--count must be a non-negative integer");
-  const db = opts.db ?? join(mkdtempSync(join(tmpdir(), "celeriac-demo-")), "celeriac.db");
+  // A folder of our own, removed at the end: runs of the demo leave nothing behind.
+  const tempDir = opts.db === undefined ? mkdtempSync(join(tmpdir(), "celeriac-demo-")) : null;
+  const db = opts.db ?? join(tempDir!, "celeriac.db");
   const brokerUrl = `sqlite:///${db}`;
   console.log(`Celeriac demo: producer and worker share the SQLite file ${db} (no server).`);
 
@@ -82,5 +84,6 @@ export async function demoCommand(opts: { db?: string; count: string }): Promise
     console.log(`Worker exited with code ${code}. Done.`);
     await client.close();
     await conn.close();
+    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   }
 }

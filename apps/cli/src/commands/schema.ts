@@ -1,4 +1,6 @@
-import { checkCompatibility, loadSchema } from "@celeriac/schema";
+import { importOptional } from "../optional.js";
+
+const schemaTools = () => importOptional("@celeriac/schema", "celeriac codegen / schema check", () => import("@celeriac/schema"));
 
 export interface SchemaCheckOptions {
   protoPath?: string[];
@@ -9,7 +11,8 @@ export interface SchemaCheckOptions {
  * `celeriac schema check <old> <new>`: lists breaking changes between two versions of a schema
  * (each a .proto file, or several joined with commas). Exit code 1 when any change is breaking.
  */
-export function schemaCheckCommand(oldFiles: string, newFiles: string, opts: SchemaCheckOptions): void {
+export async function schemaCheckCommand(oldFiles: string, newFiles: string, opts: SchemaCheckOptions): Promise<void> {
+  const { checkCompatibility, loadSchema } = await schemaTools();
   const load = (arg: string) => loadSchema(arg.split(",").filter(Boolean), opts.protoPath && opts.protoPath.length > 0 ? { includePaths: opts.protoPath } : {});
   const report = checkCompatibility(load(oldFiles), load(newFiles));
   if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");

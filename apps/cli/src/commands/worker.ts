@@ -1,8 +1,10 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CeleriacError } from "@celeriac/core";
-import { createWorker, type Worker } from "@celeriac/worker";
-import { displayUrl, openConnections } from "../config.js";
+import { createWorker, jsonLinesLogger, type Logger, type LogLevel, type Worker } from "@celeriac/worker";
+import { checkConnectionPackages, displayUrl, openConnections, type Connections } from "../config.js";
+import { celeryTextLogger, parseLogLevel } from "../log-format.js";
+import { importOptional } from "../optional.js";
 
 export interface WorkerCommandOptions {
   broker?: string;
@@ -14,6 +16,10 @@ export interface WorkerCommandOptions {
   hostname?: string;
   shutdownGrace: string;
   quiet?: boolean;
+  /** Celery's -l/--loglevel: DEBUG, INFO, WARNING, ERROR, CRITICAL. */
+  loglevel: string;
+  /** `text` (Celery's lines) or `json` (one object per line); default: text on a terminal. */
+  logFormat?: string;
   /** Celery's -E: send worker and task events. */
   events?: boolean;
   /** `--without-remote-control`: Celery's worker_enable_remote_control = False. */
@@ -23,9 +29,18 @@ export interface WorkerCommandOptions {
   metricsHost?: string;
 }
 
-/** Loads a tasks module: its default export (or `register`) receives the worker. */
+/**
+ * Loads a tasks module: its default export (or `register`) receives the worker. A module that
+ * fails to load is named, with the error's own stack, so the line at fault is on screen.
+ */
 export async function loadTasks(worker: Worker, path: string): Promise<void> {
-  const mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown; register?: unknown };
+  let mod: { default?: unknown; register?: unknown };
+  try {
+    mod = (await import(pathToFileURL(resolve(path)).href)) as typeof mod;
+  } catch (err) {
+    const detail = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
+    throw new CeleriacError("invalid_argument", `could not load the --tasks module ${path}:\n${detail}`, { cause: err });
+  }
   const register = typeof mod.default === "function" ? mod.default : mod.register;
   if (typeof register !== "function") {
     throw new CeleriacError("invalid_argument", `${path} must export a default function (or \`register\`) that takes the worker and registers tasks`);
@@ -39,37 +54,81 @@ function positiveInt(flag: string, value: string): number {
   return n;
 }
 
+function nonNegativeSeconds(flag: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new CeleriacError("invalid_argument", `--${flag} must be a number of seconds, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+interface Checked {
+  queues: string[];
+  concurrency: number;
+  prefetchMultiplier: number | null;
+  shutdownGraceMs: number;
+  metricsPort: number | null;
+  logLevel: LogLevel;
+  logFormat: "text" | "json";
+}
+
+/** Every argument, checked before the worker starts. */
+function checkOptions(opts: WorkerCommandOptions): Checked {
+  if (opts.tasks.length === 0) throw new CeleriacError("invalid_argument", "--tasks <module> is required: the module that registers your task handlers");
+  const queues = opts.queues.split(",").map((q) => q.trim()).filter(Boolean);
+  if (queues.length === 0) throw new CeleriacError("invalid_argument", "--queues names no queue");
+  const logFormat = opts.logFormat ?? (process.stderr.isTTY ? "text" : "json");
+  if (logFormat !== "text" && logFormat !== "json") throw new CeleriacError("invalid_argument", `--log-format must be text or json, got ${JSON.stringify(logFormat)}`);
+  return {
+    queues,
+    concurrency: positiveInt("concurrency", opts.concurrency),
+    prefetchMultiplier: opts.prefetchMultiplier !== undefined ? positiveInt("prefetch-multiplier", opts.prefetchMultiplier) : null,
+    shutdownGraceMs: nonNegativeSeconds("shutdown-grace", opts.shutdownGrace) * 1000,
+    metricsPort: opts.metricsPort !== undefined ? portNumber("metrics-port", opts.metricsPort) : null,
+    logLevel: parseLogLevel(opts.loglevel),
+    logFormat,
+  };
+}
+
 /** `celeriac worker`: consumes the queues until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
-  if (opts.tasks.length === 0) throw new CeleriacError("invalid_argument", "--tasks <module> is required: the module that registers your task handlers");
-  const metricsPort = opts.metricsPort !== undefined ? portNumber("metrics-port", opts.metricsPort) : null;
-  const conn = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend });
-  const queues = opts.queues.split(",").map((q) => q.trim()).filter(Boolean);
+  // The broker's package first: `--broker amqp://` without @celeriac/amqp is the first thing to
+  // fix. Then every argument, before any file or connection is opened.
+  await checkConnectionPackages({ broker: opts.broker, resultBackend: opts.resultBackend });
+  const checked = checkOptions(opts);
+  // Imported only when asked for, so a worker without metrics needs no prom-client.
+  const serveMetrics = checked.metricsPort !== null ? (await importOptional("@celeriac/metrics", "--metrics-port", () => import("@celeriac/metrics"))).serveMetrics : null;
+  const conn: Connections = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend });
+  const text = checked.logFormat === "text" ? celeryTextLogger(process.stderr, process.stderr.isTTY === true && !process.env["NO_COLOR"]) : null;
+  const logger: Logger = text ? text.logger : jsonLinesLogger();
   const worker = createWorker({
     transport: conn.transport,
     ...(conn.resultBackend ? { resultBackend: conn.resultBackend } : {}),
-    queues,
-    concurrency: positiveInt("concurrency", opts.concurrency),
-    ...(opts.prefetchMultiplier ? { prefetchMultiplier: positiveInt("prefetch-multiplier", opts.prefetchMultiplier) } : {}),
+    queues: checked.queues,
+    concurrency: checked.concurrency,
+    ...(checked.prefetchMultiplier !== null ? { prefetchMultiplier: checked.prefetchMultiplier } : {}),
     ...(opts.hostname ? { hostname: opts.hostname } : {}),
-    shutdownGraceMs: Number(opts.shutdownGrace) * 1000,
-    ...(opts.quiet ? { silent: true } : {}),
+    shutdownGraceMs: checked.shutdownGraceMs,
+    ...(opts.quiet ? { silent: true } : { logger, logLevel: checked.logLevel }),
     ...(opts.events ? { events: true } : {}),
     ...(opts.withoutRemoteControl ? { remoteControl: false } : {}),
     // SIGTERM/SIGINT: warm shutdown (finish tasks in flight); a second signal forces.
     installSignalHandlers: true,
   });
-  for (const t of opts.tasks) await loadTasks(worker, t);
-
-  // Imported only when asked for, so a worker without metrics does not load prom-client.
-  const metrics = metricsPort !== null ? await (await import("@celeriac/metrics")).serveMetrics(worker, { port: metricsPort, host: opts.metricsHost ?? "127.0.0.1" }) : null;
-  await conn.transport.connect();
-  await worker.start();
+  text?.attach(worker, checked.logLevel);
+  let metrics: Awaited<ReturnType<NonNullable<typeof serveMetrics>>> | null = null;
+  try {
+    for (const t of opts.tasks) await loadTasks(worker, t);
+    metrics = serveMetrics && checked.metricsPort !== null ? await serveMetrics(worker, { port: checked.metricsPort, host: opts.metricsHost ?? "127.0.0.1" }) : null;
+    await conn.transport.connect();
+    await worker.start();
+  } catch (err) {
+    await metrics?.close();
+    await conn.close();
+    throw err;
+  }
   if (metrics && !opts.quiet) process.stderr.write(`celeriac worker metrics: ${metrics.url}\n`);
   if (!opts.quiet) {
     process.stderr.write(
-      `celeriac worker ready: broker ${displayUrl(conn.brokerUrl)}, results ${conn.backendUrl ? displayUrl(conn.backendUrl) : "disabled"}, ` +
-        `queues ${queues.join(",")}, concurrency ${opts.concurrency}\n`,
+      `celeriac worker ready: broker ${displayUrl(conn.brokerUrl)}, results ${conn.backendUrl ? displayUrl(conn.backendUrl) : "disabled"}, queues ${checked.queues.join(",")}, concurrency ${checked.concurrency}\n`,
     );
   }
   try {
