@@ -7,6 +7,8 @@ const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 export default defineConfig({
   resolve: {
     alias: {
+      // Before "@celeriac/core": an alias also matches the names it prefixes.
+      "@celeriac/core/transport": src("./packages/core/src/transport-api.ts"),
       "@celeriac/core": src("./packages/core/src/index.ts"),
       "@celeriac/worker": src("./packages/worker/src/index.ts"),
       "@celeriac/sqlite": src("./packages/sqlite/src/index.ts"),

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { CeleriacError, type Consumer, type Delivery, type Transport, type WireMessage } from "@celeriac/core";
+import { CeleriacError, type Transport } from "@celeriac/core";
+import type { Consumer, Delivery, WireMessage } from "@celeriac/core/transport";
 
 /**
  * One transport-agnostic suite, run by every transport package against its real broker. Tests

@@ -1,16 +1,18 @@
 import { randomUUID } from "node:crypto";
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import {
-  assertKnownOptions,
   CeleriacError,
-  kombuValueEncoder,
-  pyParse,
-  pyStringify,
   READY_STATES,
   type ResultBackend,
   type ResultMeta,
-  type WireMessage,
 } from "@celeriac/core";
+import {
+  assertKnownOptions,
+  kombuValueEncoder,
+  pyParse,
+  pyStringify,
+  type WireMessage,
+} from "@celeriac/core/transport";
 import { ReconnectingConnection } from "./connection.js";
 import { DEFAULT_AMQP_URL, normaliseAmqpUrl, toPublishOptions } from "./transport.js";
 

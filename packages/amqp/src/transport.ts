@@ -1,17 +1,15 @@
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from "amqplib";
+import { CeleriacError, type Transport, type TransportCapabilities } from "@celeriac/core";
 import {
   assertConsumeArguments,
   assertKnownOptions,
-  CeleriacError,
   type ConsumeOptions,
   type Consumer,
   type Delivery,
   type NackOptions,
   type PublishOptions,
-  type Transport,
-  type TransportCapabilities,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { describe, ReconnectingConnection } from "./connection.js";
 import { Declarations } from "./declarations.js";
 import { AmqpExchanges } from "./exchanges.js";
@@ -139,7 +137,6 @@ export class AmqpTransport implements Transport {
       deadLetter: options.deadLetterExchange !== undefined,
       // RabbitMQ 3.10's default max_message_size.
       maxMessageBytes: 134_217_728,
-      sharedConsumers: true,
     });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.exchanges = new AmqpExchanges({

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
+import { CeleriacError } from "@celeriac/core";
 import {
-  CeleriacError,
   assertKnownOptions,
   parseKombuEnvelope,
   stringifyKombuEnvelope,
@@ -12,7 +12,7 @@ import {
   type ExchangeSubscription,
   type SubscribeOptions,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { PRIORITY_STEPS, SEP, bindingKey, fromRedisPriority, listKey, stepOf, toRedisPriority } from "./kombu-redis.js";
 
 /**

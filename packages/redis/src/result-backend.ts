@@ -2,15 +2,17 @@ import { Redis } from "ioredis";
 import {
   CeleriacError,
   READY_STATES,
+  type ResultBackend,
+  type ResultMeta,
+  type TaskState,
+} from "@celeriac/core";
+import {
   assertKnownOptions,
   pyParse,
   pyStringify,
   type ChordPart,
   type ChordPartReturn,
-  type ResultBackend,
-  type ResultMeta,
-  type TaskState,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { ioredisOptions, parseRedisUrl } from "./url.js";
 
 export interface RedisResultBackendOptions {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
+import { CeleriacError, type Transport, type TransportCapabilities } from "@celeriac/core";
 import {
-  CeleriacError,
   assertConsumeArguments,
   assertKnownOptions,
   kombuValueEncoder,
@@ -16,10 +16,8 @@ import {
   type ExchangeMessaging,
   type NackOptions,
   type PublishOptions,
-  type Transport,
-  type TransportCapabilities,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import {
   ACK,
   CLAIM,
@@ -161,7 +159,6 @@ export class RedisTransport implements Transport {
     deadLetter: false,
     // Redis's largest string.
     maxMessageBytes: 512 * 1024 * 1024,
-    sharedConsumers: true,
   };
   readonly closed: Promise<void>;
   /** The command connection (publish, claim, settle, sweep). */

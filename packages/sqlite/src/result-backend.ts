@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
-import { CeleriacError, assertKnownOptions, pollForResult, type ResultBackend, type ResultMeta } from "@celeriac/core";
+import { CeleriacError, type ResultBackend, type ResultMeta } from "@celeriac/core";
+import { assertKnownOptions, pollForResult } from "@celeriac/core/transport";
 import { openDatabase } from "./schema.js";
 
 export interface SqliteResultBackendOptions {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
+import { CeleriacError, type Transport, type TransportCapabilities } from "@celeriac/core";
 import {
-  CeleriacError,
   ChangeSignal,
   assertConsumeArguments,
   assertKnownOptions,
@@ -13,10 +13,8 @@ import {
   type Delivery,
   type NackOptions,
   type PublishOptions,
-  type Transport,
-  type TransportCapabilities,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { isBusy, openDatabase } from "./schema.js";
 
 export interface SqliteTransportOptions {
@@ -99,7 +97,6 @@ export class SqliteTransport implements Transport {
     visibilityExtension: true,
     deadLetter: true,
     maxMessageBytes: null,
-    sharedConsumers: true,
   };
   readonly closed: Promise<void>;
   readonly path: string;

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { WireMessage } from "@celeriac/core";
+import type { WireMessage } from "@celeriac/core/transport";
 import { createSqliteTransport, type SqliteTransport } from "@celeriac/sqlite";
 import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
 

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CeleriacError, type Delivery, type WireMessage } from "@celeriac/core";
+import { CeleriacError } from "@celeriac/core";
+import type { Delivery, WireMessage } from "@celeriac/core/transport";
 import {
   createSqliteResultBackend,
   createSqliteTransport,

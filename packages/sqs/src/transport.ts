@@ -17,8 +17,8 @@ import {
   type QueueAttributeName,
   type MessageAttributeValue,
 } from "@aws-sdk/client-sqs";
+import { CeleriacError, type Transport, type TransportCapabilities } from "@celeriac/core";
 import {
-  CeleriacError,
   assertConsumeArguments,
   assertKnownOptions,
   parseKombuEnvelope,
@@ -29,10 +29,8 @@ import {
   type Delivery,
   type NackOptions,
   type PublishOptions,
-  type Transport,
-  type TransportCapabilities,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { Batcher, type BatchOutcome } from "./batcher.js";
 import { isFifoQueue, sqsQueueName } from "./names.js";
 
@@ -235,7 +233,6 @@ export class SqsTransport implements Transport {
       // SQS takes 256 KiB of MessageBody; the body is base64 inside the kombu JSON, and that
       // again base64 by default. 4 KiB is left for headers.
       maxMessageBytes: this.bodyEncoding === "base64" ? Math.floor((MAX_BODY_BYTES * 9) / 16) - 4096 : Math.floor((MAX_BODY_BYTES * 3) / 4) - 4096,
-      sharedConsumers: true,
     };
 
     if (options.client) {

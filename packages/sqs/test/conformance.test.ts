@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll } from "vitest";
-import type { Transport, WireMessage } from "@celeriac/core";
+import type { Transport } from "@celeriac/core";
+import type { WireMessage } from "@celeriac/core/transport";
 import { createSqsTransport, type SqsTransport } from "@celeriac/sqs";
 import { startSqsEmulator } from "../../../test-support/sqs-emulator.mjs";
 import { describeTransportConformance } from "../../../test-support/transport-conformance.js";

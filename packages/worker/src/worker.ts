@@ -1,32 +1,34 @@
 import {
   CeleriacError,
   celeryJsonCodec,
-  chordOutcome,
-  exceptionRepr,
-  fromWireSignature,
-  type ChordPart,
   type Signature,
   decodeTask,
   parseRateLimit,
   Reject,
   Retry,
   type Codec,
-  type Consumer,
-  type Delivery,
   type ExceptionInfo,
   type ResultMeta,
   type TaskDefinition,
   type TaskEnvelope,
   type TaskOptions,
   type TaskState,
+  currentTraceContext,
+  withTraceContext,
+} from "@celeriac/core";
+import {
+  chordOutcome,
+  exceptionRepr,
+  fromWireSignature,
+  type ChordPart,
+  type Consumer,
+  type Delivery,
   toCeleryIso,
   toCeleryNaiveUtc,
   childTraceContext,
-  currentTraceContext,
   traceContextFromHeaders,
   traceHeaders,
-  withTraceContext,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { setMaxListeners } from "node:events";
 import { callbackSignatures, errbackGroup, followUps } from "./canvas.js";
 import { retryError, type TaskContext } from "./context.js";
