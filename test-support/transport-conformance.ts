@@ -361,10 +361,10 @@ export function describeTransportConformance(name: string, factory: TransportFac
       const [d] = await r.take(1, receiveMs);
       await d!.reject("poison");
       expect(await r.next((vt ?? 0) + quietMs)).toBeNull();
-      if (caps.deadLetter && options.deadLetters) {
-        const dead = await options.deadLetters(t, queue);
+      if (caps.deadLetter) {
+        const dead = t.readDeadLetters ? await t.readDeadLetters(queue) : await options.deadLetters!(t, queue);
         expect(dead.map((x) => x.reason)).toEqual(["poison"]);
-        expect(dead[0]!.message.headers["id"]).toBe(d!.message.headers["id"]);
+        expect(dead[0]!.message!.headers["id"]).toBe(d!.message.headers["id"]);
       }
     });
 

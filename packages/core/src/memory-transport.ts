@@ -122,7 +122,6 @@ export class MemoryTransport implements Transport {
     this.isClosed = true;
     // Their iterations end: a worker on this transport sees its consumer end, and fails.
     for (const c of [...this.consumers]) await c.stop();
-    this.events.report({ type: "failed", error: new CeleriacError("closed", "memory transport is closed") });
     this.wake();
     this.resolveClosed();
   }
@@ -256,7 +255,10 @@ export class MemoryTransport implements Transport {
   }
 
   async readDeadLetters(queue: string, options: { limit?: number } = {}): Promise<DeadLetter[]> {
-    return this.deadLetters.filter((d) => d.queue === queue).slice(0, options.limit ?? Infinity);
+    return this.deadLetters
+      .filter((d) => d.queue === queue)
+      .slice(0, options.limit ?? Infinity)
+      .map((d) => ({ ...d, deliveryCount: null, raw: null }));
   }
 }
 

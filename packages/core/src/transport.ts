@@ -72,6 +72,10 @@ export interface DeadLetter {
   message: WireMessage | null;
   /** What `reject(reason)` was given (or why the transport dead-lettered it). */
   reason: string;
+  /** How many times it had been received, where the broker counts (else null). */
+  deliveryCount: number | null;
+  /** The stored text, where the broker keeps it as text (kombu's envelope), so an unreadable one is not lost; else null. */
+  raw: string | null;
 }
 
 /** A running consumption: iterate deliveries; `stop()` ends the iteration after returning

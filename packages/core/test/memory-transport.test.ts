@@ -8,7 +8,6 @@ const visibilityTimeoutMs = 600;
 
 describeTransportConformance("memory", async () => ({ transport: createMemoryTransport({ visibilityTimeoutMs }) }), {
   visibilityTimeoutMs,
-  deadLetters: async (transport, queue) => (transport as MemoryTransport).deadLetters.filter((d) => d.queue === queue),
 });
 
 /** The same transport declaring no optional capability: checks the suite leaves those tests out. */
