@@ -22,8 +22,6 @@ export interface TransportConformanceOptions {
    * tests that wait for an unsettled message to come back, and the `extend` test.
    */
   visibilityTimeoutMs?: number;
-  /** Reads back dead-lettered messages, to check `reject` kept the reason. */
-  deadLetters?: (transport: Transport, queue: string) => Promise<{ message: WireMessage; reason: string }[]>;
   /** How long to wait for a message that should arrive. Default 5000 ms. */
   receiveTimeoutMs?: number;
   /** How long to watch for a message that should not arrive. Default 300 ms. */
@@ -362,7 +360,9 @@ export function describeTransportConformance(name: string, factory: TransportFac
       await d!.reject("poison");
       expect(await r.next((vt ?? 0) + quietMs)).toBeNull();
       if (caps.deadLetter) {
-        const dead = t.readDeadLetters ? await t.readDeadLetters(queue) : await options.deadLetters!(t, queue);
+        // The contract's one reader: present exactly when deadLetter is declared.
+        expect(t.readDeadLetters, "readDeadLetters with capabilities.deadLetter").toBeTypeOf("function");
+        const dead = await t.readDeadLetters!(queue);
         expect(dead.map((x) => x.reason)).toEqual(["poison"]);
         expect(dead[0]!.message!.headers["id"]).toBe(d!.message.headers["id"]);
       }

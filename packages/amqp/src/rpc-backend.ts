@@ -7,6 +7,7 @@ import {
   type ResultMeta,
 } from "@celeriac/core";
 import {
+  ConnectionLifecycle,
   assertKnownOptions,
   kombuValueEncoder,
   pyParse,
@@ -57,8 +58,7 @@ export class RpcResultBackend implements ResultBackend {
     this.connection = new ReconnectingConnection({
       url: normaliseAmqpUrl(options.url ?? DEFAULT_AMQP_URL),
       tls: options.tls,
-      reconnectInitialDelayMs: 100,
-      reconnectMaxDelayMs: 5_000,
+      lifecycle: new ConnectionLifecycle("amqp rpc backend"),
       onEvent: undefined,
     });
     // After a reconnect the exclusive queue is gone with the old connection: declare it again.

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll } from "vitest";
-import { createAmqpTransport, type AmqpTransport } from "@celeriac/amqp";
+import { createAmqpTransport } from "@celeriac/amqp";
 import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
 import { sharedRabbit, shutdownSharedRabbit, type RabbitNode } from "../../../test-support/rabbitmq.js";
 
@@ -9,8 +9,6 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => shutdownSharedRabbit(), 60_000);
 
-const deadLetters = (t: unknown, queue: string) => (t as AmqpTransport).takeDeadLetters(queue);
-
 describeTransportConformance(
   "amqp (RabbitMQ, priority queues, dead-letter exchange)",
   async () => {
@@ -19,7 +17,6 @@ describeTransportConformance(
     const transport = createAmqpTransport({ url, maxPriority: 10, deadLetterExchange: "celeriac.dead" });
     return { transport };
   },
-  { deadLetters },
 );
 
 describeTransportConformance(

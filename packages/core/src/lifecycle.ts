@@ -138,7 +138,7 @@ export class ConnectionLifecycle implements ConnectionEvents {
       if (options.signal?.aborted) return undefined;
       try {
         const value = await attempt();
-        if (backoff.attempts > 0) this.report({ type: "connected" });
+        if (this.current !== "connected") this.report({ type: "connected" });
         return value;
       } catch (err) {
         if (options.signal?.aborted) return undefined;

@@ -40,8 +40,8 @@ export { encodeResultMeta, decodeResultMeta, PROTOBUF_CONTENT_TYPE } from "./cod
 export { decompressMessage, defaultCodecs } from "./codec/index.js";
 export { toCeleryIso, toCeleryNaiveUtc, parseCeleryTime } from "./time.js";
 export { pyRepr, truncatedRepr } from "./py-repr.js";
-export type { TaskHeaders, TaskProperties, TaskEmbed } from "./envelope.js";
-export { emptyEmbed } from "./envelope.js";
+export type { TaskHeaders, TaskProperties, TaskEmbed, ResultMeta, TaskState, ExceptionInfo } from "./envelope.js";
+export { emptyEmbed, READY_STATES } from "./envelope.js";
 
 // ---- For runtimes (the worker): canvas planning and the remote-control wire ------------------
 export { planCanvas, toWireSignature, fromWireSignature, chordSizeOf, chordOutcome, exceptionRepr, type CanvasPlan, type CanvasContext, type PlannedMessage, type ResultRef, type ChordPart, type WireSignature } from "./canvas.js";

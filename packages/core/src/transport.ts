@@ -153,7 +153,7 @@ export interface Transport {
    * The connection's lifecycle (connected, disconnected, reconnecting, failed), one typed stream
    * the worker and the CLI log by default. See core's `ConnectionLifecycle`.
    */
-  readonly lifecycle?: ConnectionEvents;
+  readonly lifecycle: ConnectionEvents;
   /**
    * The messages `reject` dead-lettered from `queue`, oldest first, without removing them.
    * Present exactly when `capabilities.deadLetter` is true.
