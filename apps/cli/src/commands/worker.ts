@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { CeleriacError } from "@celeriac/core";
+import { CeleriacError, type ConnectionEvent, type ConnectionEvents } from "@celeriac/core";
 import { createWorker, type Worker } from "@celeriac/worker";
 import { displayUrl, openConnections } from "../config.js";
 
@@ -39,6 +39,41 @@ function positiveInt(flag: string, value: string): number {
   return n;
 }
 
+/**
+ * Writes the broker's outages to stderr, whatever `--quiet` says: when one starts, each wait
+ * before a reconnect, when it ends (with its length), and a connection that gave up. Returns a
+ * function to stop. `onFailed` runs when the transport gives up, so the worker stops and the
+ * process exits non-zero rather than sit idle.
+ */
+export function logConnectionEvents(
+  lifecycle: ConnectionEvents,
+  write: (line: string) => void,
+  onFailed: (event: Extract<ConnectionEvent, { type: "failed" }>) => void,
+): () => void {
+  let downSince: number | null = null;
+  return lifecycle.subscribe((event) => {
+    switch (event.type) {
+      case "disconnected":
+        downSince = Date.now();
+        write(`celeriac worker: broker connection lost: ${event.error.message}\n`);
+        break;
+      case "reconnecting":
+        write(`celeriac worker: reconnecting to the broker in ${event.attemptMs} ms (attempt ${event.attempt})\n`);
+        break;
+      case "connected":
+        if (downSince !== null) write(`celeriac worker: broker connection restored after ${((Date.now() - downSince) / 1000).toFixed(1)} s\n`);
+        downSince = null;
+        break;
+      case "failed":
+        write(`celeriac worker: broker connection failed, stopping: ${event.error.message}\n`);
+        onFailed(event);
+        break;
+      case "connecting":
+        break;
+    }
+  });
+}
+
 /** `celeriac worker`: consumes the queues until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   if (opts.tasks.length === 0) throw new CeleriacError("invalid_argument", "--tasks <module> is required: the module that registers your task handlers");
@@ -63,6 +98,14 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
 
   // Imported only when asked for, so a worker without metrics does not load prom-client.
   const metrics = metricsPort !== null ? await (await import("@celeriac/metrics")).serveMetrics(worker, { port: metricsPort, host: opts.metricsHost ?? "127.0.0.1" }) : null;
+  const stopLogging = logConnectionEvents(
+    conn.transport.lifecycle,
+    (line) => process.stderr.write(line),
+    () => {
+      process.exitCode = 1;
+      void worker.stop();
+    },
+  );
   await conn.transport.connect();
   await worker.start();
   if (metrics && !opts.quiet) process.stderr.write(`celeriac worker metrics: ${metrics.url}\n`);
@@ -74,6 +117,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   try {
     await worker.closed;
   } finally {
+    stopLogging();
     await metrics?.close();
     await conn.close();
   }
