@@ -17,6 +17,7 @@ export default defineConfig({
       "@celeriac/sqs": src("./packages/sqs/src/index.ts"),
       "@celeriac/schema": src("./packages/schema/src/index.ts"),
       "@celeriac/metrics": src("./packages/metrics/src/index.ts"),
+      "@celeriac/conformance": src("./packages/conformance/src/index.ts"),
     },
   },
   test: {

@@ -105,7 +105,8 @@ export class AmqpTransport implements Transport {
   private resolveClosed!: () => void;
   readonly connection: ReconnectingConnection;
   private readonly opts: Required<Pick<AmqpTransportOptions, "declare" | "confirm" | "publishTimeoutMs">> & AmqpTransportOptions;
-  private isClosed = false;
+  /** @internal Read by its consumers' deliveries. */
+  isClosed = false;
   private readonly publishChannels = new WeakMap<ChannelModel, Promise<Channel>>();
   private readonly declared = new Declarations();
   private readonly consumers = new Set<Consumer>();
@@ -623,6 +624,7 @@ class AmqpConsumer {
       queue: h.queue,
       redelivered: h.redelivered,
       deliveryCount: typeof count === "number" ? count + 1 : null,
+      isClosed: () => this.transport.isClosed,
       onSettled: release,
       ops: {
         ack: () => this.apply(h, (ch, raw) => ch.ack(raw)),

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from "vitest";
 import { createAmqpTransport } from "@celeriac/amqp";
-import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
+import { describeTransportConformance } from "@celeriac/conformance";
 import { sharedRabbit, shutdownSharedRabbit, type RabbitNode } from "../../../test-support/rabbitmq.js";
 
 let rabbit: RabbitNode;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAmqpTransport } from "@celeriac/amqp";
-import { describeExchangeConformance } from "../../../test-support/exchange-conformance.js";
+import { describeExchangeConformance } from "@celeriac/conformance";
 import { sharedRabbit, shutdownSharedRabbit, type RabbitNode } from "../../../test-support/rabbitmq.js";
 
 let rabbit: RabbitNode;

@@ -227,6 +227,7 @@ export class MemoryTransport implements Transport {
       queue,
       redelivered: stored.deliveries > 1,
       deliveryCount: stored.deliveries,
+      isClosed: () => this.isClosed,
       // The timeout already reopened the window for a returned message.
       onSettled: () => {
         if (!returned) onSettled();

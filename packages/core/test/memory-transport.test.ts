@@ -1,7 +1,7 @@
 import { createMemoryTransport, type TransportCapabilities } from "@celeriac/core";
 // The class itself is not public (the factory is): the subclass below needs it.
 import { MemoryTransport } from "../src/memory-transport.js";
-import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
+import { describeTransportConformance } from "@celeriac/conformance";
 
 // Short visibility timeout so the redelivery and extend tests run in about a second.
 const visibilityTimeoutMs = 600;

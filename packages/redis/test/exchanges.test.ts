@@ -5,7 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { CeleriacError } from "@celeriac/core";
 import type { ExchangeDelivery, ExchangeSpec, WireMessage } from "@celeriac/core/transport";
 import { createRedisTransport, type RedisTransport, type RedisTransportOptions } from "@celeriac/redis";
-import { describeExchangeConformance } from "../../../test-support/exchange-conformance.js";
+import { describeExchangeConformance } from "@celeriac/conformance";
 import { PYTHON, PYTHON_DIR, runPython } from "../../../test-support/python.js";
 import { startPythonRedisWorker, startRedisServer, type RedisServer } from "../../../test-support/redis.js";
 

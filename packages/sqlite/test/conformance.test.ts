@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSqliteTransport } from "@celeriac/sqlite";
-import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
+import { describeTransportConformance } from "@celeriac/conformance";
 
 const visibilityTimeoutMs = 600;
 

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll } from "vitest";
 import { createSqsTransport } from "@celeriac/sqs";
 import { startSqsEmulator } from "../../../test-support/sqs-emulator.mjs";
-import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
+import { describeTransportConformance } from "@celeriac/conformance";
 
 // SQS counts visibility in whole seconds.
 const visibilityTimeoutMs = 1000;
