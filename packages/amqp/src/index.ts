@@ -1,5 +1,5 @@
 // For users: the factories and their options.
-export { createAmqpTransport, AmqpTransport, type AmqpTransportOptions, DEFAULT_AMQP_URL, REJECT_REASON_HEADER } from "./transport.js";
+export { createAmqpTransport, type AmqpTransport, type AmqpTransportOptions, DEFAULT_AMQP_URL, REJECT_REASON_HEADER } from "./transport.js";
 export { createRpcResultBackend, RpcResultBackend, type RpcResultBackendOptions } from "./rpc-backend.js";
 export { amqpTransportFromUrl, rpcResultBackendFromUrl } from "./url.js";
 

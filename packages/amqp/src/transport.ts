@@ -12,6 +12,7 @@ import {
   type DeadLetter,
   type Delivery,
   type PublishOptions,
+  type ExchangeMessaging,
   type Transport,
   type TransportCapabilities,
   type WireMessage,
@@ -98,7 +99,17 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** RabbitMQ transport, wire-compatible with Celery's py-amqp transport. */
-export class AmqpTransport implements Transport {
+/**
+ * What `createAmqpTransport` returns: the transport contract, with RabbitMQ's exchanges always
+ * present. The class behind it is not public: declarations and publishing internals are not API.
+ */
+export interface AmqpTransport extends Transport {
+  readonly exchanges: ExchangeMessaging;
+  /** The messages `reject` dead-lettered (needs `deadLetterExchange`, else `CeleriacError("unsupported")`). */
+  readDeadLetters(queue: string, options?: { limit?: number }): Promise<DeadLetter[]>;
+}
+
+class AmqpTransportImpl implements AmqpTransport {
   readonly name = "amqp";
   readonly capabilities: TransportCapabilities;
   readonly closed: Promise<void>;
@@ -458,7 +469,7 @@ class AmqpConsumer {
   private readonly deferred = new Map<string, { fn: SettleOp; at: number }>();
 
   constructor(
-    readonly transport: AmqpTransport,
+    readonly transport: AmqpTransportImpl,
     private readonly queues: string[],
     options: ConsumeOptions,
     private readonly onEvent: ((event: string, detail?: unknown) => void) | undefined,
@@ -709,5 +720,5 @@ class AmqpConsumer {
 }
 
 export function createAmqpTransport(options: AmqpTransportOptions = {}): AmqpTransport {
-  return new AmqpTransport(options);
+  return new AmqpTransportImpl(options);
 }

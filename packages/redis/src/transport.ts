@@ -153,7 +153,19 @@ function markRedelivered(item: string): { payload: string; redisPriority: number
  * kombu's Redis transport, message for message: lists per priority step, the JSON envelope with a
  * base64 body, `_kombu.binding.*`, and ack emulation in `unacked` / `unacked_index`. See README.md.
  */
-export class RedisTransport implements Transport {
+/**
+ * What `createRedisTransport` returns: the transport contract, with kombu's exchanges always
+ * present. The class behind it is not public: the claim scripts and the restore sweep are not API.
+ */
+export interface RedisTransport extends Transport {
+  readonly exchanges: ExchangeMessaging;
+  /** The command connection (yours, when passed as `client`). */
+  readonly client: Redis;
+  /** The last connection or subscriber error (outages themselves are on `lifecycle`). */
+  readonly lastError: Error | null;
+}
+
+class RedisTransportImpl implements RedisTransport {
   readonly name = "redis";
   readonly capabilities: TransportCapabilities = {
     // kombu's four priority lists, consumed in order: emulated on plain lists.
@@ -289,7 +301,7 @@ export class RedisTransport implements Transport {
     try {
       await this.track(work);
     } catch (err) {
-      throw RedisTransport.fail("publish", err);
+      throw RedisTransportImpl.fail("publish", err);
     }
   }
 
@@ -298,7 +310,7 @@ export class RedisTransport implements Transport {
     const pipe = this.client.multi();
     for (const step of PRIORITY_STEPS) pipe.llen(listKey(queue, step)).del(listKey(queue, step));
     const res = await pipe.exec().catch((err: unknown) => {
-      throw RedisTransport.fail("purge", err);
+      throw RedisTransportImpl.fail("purge", err);
     });
     let n = 0;
     for (let i = 0; i < (res?.length ?? 0); i += 2) n += Number(res?.[i]?.[1] ?? 0);
@@ -362,7 +374,7 @@ export class RedisTransport implements Transport {
     let restored = 0;
     try {
       for (let round = 0; round < 20; round++) {
-        const ceil = RedisTransport.now() - this.visibilityTimeoutMs / 1000;
+        const ceil = RedisTransportImpl.now() - this.visibilityTimeoutMs / 1000;
         const tags = await this.client.zrangebyscore(UNACKED_INDEX_KEY, "-inf", ceil, "LIMIT", 0, 100);
         if (tags.length === 0) break;
         const values = await this.client.hmget(UNACKED_KEY, ...tags);
@@ -416,7 +428,7 @@ export class RedisTransport implements Transport {
   /** Acks are batched per tick: one script call settles all acks of a burst. */
   private ack(c: Claimed): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.ackQueue.push({ c, done: (err) => (err === undefined ? resolve() : reject(RedisTransport.fail("ack", err))) });
+      this.ackQueue.push({ c, done: (err) => (err === undefined ? resolve() : reject(RedisTransportImpl.fail("ack", err))) });
       if (this.ackQueue.length === 1) setImmediate(() => this.flushAcks());
     });
   }
@@ -490,7 +502,7 @@ export class RedisTransport implements Transport {
       q.push(c);
     };
     const fetch = async (room: number): Promise<void> => {
-      const res = (await CLAIM.run(this.client, claimKeys, [room, RedisTransport.now(), `${this.instance}-${Date.now()}-`, ...rkArgs])) as (string | number)[];
+      const res = (await CLAIM.run(this.client, claimKeys, [room, RedisTransportImpl.now(), `${this.instance}-${Date.now()}-`, ...rkArgs])) as (string | number)[];
       if (res.length > 0) {
         for (let i = 0; i < res.length; i += 4) take(lists[Number(res[i])]!, String(res[i + 1]), String(res[i + 2]), String(res[i + 3]));
         return;
@@ -520,7 +532,7 @@ export class RedisTransport implements Transport {
       }
       tag ??= `${this.instance}-${randomUUID()}`;
       const value = this.unackedValue(item, list.queue);
-      await this.client.multi().zadd(UNACKED_INDEX_KEY, RedisTransport.now(), tag).hset(UNACKED_KEY, tag, value).exec();
+      await this.client.multi().zadd(UNACKED_INDEX_KEY, RedisTransportImpl.now(), tag).hset(UNACKED_KEY, tag, value).exec();
       take(list, tag, sha1(value), item);
     };
     while (!q.stopped && !this.isClosed) {
@@ -553,7 +565,7 @@ export class RedisTransport implements Transport {
     if (message.properties.priority !== undefined) message.properties.priority = fromRedisPriority(message.properties.priority);
     /** Re-dates the unacked entry to expire `ms` from now, only while it is still ours (same sha). */
     const redate = (ms: number) => {
-      const score = RedisTransport.now() + (ms - this.visibilityTimeoutMs) / 1000;
+      const score = RedisTransportImpl.now() + (ms - this.visibilityTimeoutMs) / 1000;
       return this.track(RESCORE.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY], [c.tag, c.sha, score]));
     };
     return createDelivery({
@@ -620,5 +632,5 @@ export class RedisTransport implements Transport {
 
 /** Creates the Redis transport; see {@link RedisTransportOptions} for the defaults. */
 export function createRedisTransport(options: RedisTransportOptions = {}): RedisTransport {
-  return new RedisTransport(options);
+  return new RedisTransportImpl(options);
 }

@@ -1,5 +1,5 @@
 // For users: the factories and their options.
-export { createSqliteTransport, SqliteTransport, type SqliteTransportOptions } from "./transport.js";
+export { createSqliteTransport, type SqliteTransport, type SqliteTransportOptions } from "./transport.js";
 export { createSqliteResultBackend, SqliteResultBackend, type SqliteResultBackendOptions } from "./result-backend.js";
 export { sqliteTransportFromUrl, sqliteResultBackendFromUrl, parseSqliteUrl } from "./url.js";
 

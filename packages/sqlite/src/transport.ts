@@ -94,7 +94,19 @@ function clampPriority(p: number | undefined): number {
  * The embedded broker: kombu's SQLAlchemy tables in one SQLite file, with a real ack on top.
  * See README.md for how this coexists with Python Celery on the same file.
  */
-export class SqliteTransport implements Transport {
+/**
+ * What `createSqliteTransport` returns: the transport contract, plus what only an SQLite file has.
+ * The class behind it is not public: its claim, sweep and statement machinery is not API.
+ */
+export interface SqliteTransport extends Transport {
+  /** The database file (or ":memory:"). */
+  readonly path: string;
+  /** Deletes the rows Python's kombu consumer has received (kombu never does); returns how many. */
+  pruneKombuConsumed(): Promise<number>;
+  readDeadLetters(queue: string, options?: { limit?: number }): Promise<DeadLetter[]>;
+}
+
+class SqliteTransportImpl implements SqliteTransport {
   readonly name = "sqlite";
   readonly capabilities: TransportCapabilities = {
     // Ordered by our claim query, not by SQLite; Python's kombu consumer ignores it.
@@ -125,7 +137,7 @@ export class SqliteTransport implements Transport {
   private indexedUpTo = 0;
   private isClosed = false;
   private resolveClosed!: () => void;
-  private readonly stmt: ReturnType<SqliteTransport["prepare"]>;
+  private readonly stmt: ReturnType<SqliteTransportImpl["prepare"]>;
 
   constructor(options: SqliteTransportOptions) {
     assertKnownOptions("createSqliteTransport", options, KNOWN_OPTIONS);
@@ -565,5 +577,5 @@ export class SqliteTransport implements Transport {
 
 /** Creates the embedded SQLite transport; see {@link SqliteTransportOptions} for the defaults. */
 export function createSqliteTransport(options: SqliteTransportOptions): SqliteTransport {
-  return new SqliteTransport(options);
+  return new SqliteTransportImpl(options);
 }

@@ -167,7 +167,21 @@ interface QueueTarget {
 }
 
 /** Amazon SQS in kombu's wire format; see README.md. */
-export class SqsTransport implements Transport {
+/**
+ * What `createSqsTransport` returns: the transport contract, plus the SQS names of Celery queues.
+ * The class behind it is not public: pollers, batchers and screening are not API.
+ */
+export interface SqsTransport extends Transport {
+  /** The SDK client (yours, when passed as `client`). */
+  readonly client: SQSClient;
+  /** The SQS name of a Celery queue name (prefix, kombu's character rules). */
+  sqsName(queue: string): string;
+  /** The URL of a Celery queue: predefined, cached, looked up, or created. */
+  queueUrl(queue: string): Promise<string>;
+  readDeadLetters(queue: string, options?: { limit?: number }): Promise<DeadLetter[]>;
+}
+
+class SqsTransportImpl implements SqsTransport {
   readonly name = "sqs";
   readonly capabilities: TransportCapabilities;
   readonly closed: Promise<void>;
@@ -715,5 +729,5 @@ function outcomes(n: number, failed: BatchResultErrorEntry[] | undefined, what: 
 
 /** Creates the SQS transport; see {@link SqsTransportOptions} for the defaults. */
 export function createSqsTransport(options: SqsTransportOptions = {}): SqsTransport {
-  return new SqsTransport(options);
+  return new SqsTransportImpl(options);
 }
