@@ -82,6 +82,7 @@ export class ReconnectingConnection {
 
   private async dial(): Promise<ChannelModel> {
     const s = this.settings;
+    if (s.lifecycle.state === "idle") s.lifecycle.report({ type: "connecting" });
     let conn: ChannelModel;
     try {
       conn = await connect(s.url, { noDelay: true, ...(s.tls ?? {}) } as Parameters<typeof connect>[1]);

@@ -263,8 +263,11 @@ class RedisTransportImpl implements RedisTransport {
 
   async connect(): Promise<void> {
     this.open("connect");
+    if (this.events.state === "idle") this.events.report({ type: "connecting" });
     if (this.client.status === "wait") await this.client.connect();
     await this.client.ping();
+    // A client passed in ready never emits "ready" again: the answered ping says connected.
+    this.events.report({ type: "connected" });
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
