@@ -443,14 +443,15 @@ class SqliteTransportImpl implements SqliteTransport {
   }
 
   /**
-   * Claims rows when the consumer asks for them (a claim is a write: rows are claimed for a
-   * consumer that will hand them out, never for an idle one), backing off while the queues are
-   * empty. A failure other than another process's lock ends the consumer with that error.
+   * Claims rows while the buffer is empty and the prefetch window has room (a visibility timeout
+   * does not reopen the window, so an idle consumer never re-claims what it already holds),
+   * backing off while the queues are empty. A failure other than another process's lock ends the
+   * consumer with that error.
    */
   private async pump(queues: readonly string[], q: DeliveryQueue<ClaimedRow>): Promise<void> {
     let interval = this.minPollMs;
     while (!q.stopped && !this.isClosed) {
-      if (!q.wanting) {
+      if (q.room <= 0 || q.buffered > 0) {
         await q.changed();
         continue;
       }
