@@ -4,6 +4,8 @@ export interface WorkspacePackage {
   dir: string;
   name: string;
   exports: Record<string, unknown>;
+  /** `main`, for a private package that is used from its sources. */
+  main?: string;
 }
 export declare function workspacePackages(): WorkspacePackage[];
 export declare function sourceEntryPoints(): { specifier: string; source: string }[];

@@ -24,7 +24,7 @@ export function workspacePackages() {
       if (pkg.name !== `@celeriac/${basename(dir)}`) {
         throw new Error(`${dir}/package.json: the package in ${dir} must be named @celeriac/${basename(dir)}, not ${JSON.stringify(pkg.name)}`);
       }
-      packages.push({ dir, name: pkg.name, exports: pkg.exports ?? {} });
+      packages.push({ dir, name: pkg.name, exports: pkg.exports ?? {}, main: pkg.main });
     }
   }
   return packages.sort((a, b) => a.name.localeCompare(b.name));
@@ -37,7 +37,12 @@ export function workspacePackages() {
  */
 export function sourceEntryPoints() {
   const out = [];
-  for (const { dir, name, exports } of workspacePackages()) {
+  for (const { dir, name, exports, main } of workspacePackages()) {
+    // A private, unbuilt package (the conformance suite) names its source as its main.
+    if (typeof main === "string" && /^\.\/src\/.+\.ts$/.test(main) && Object.keys(exports).length === 0) {
+      out.push({ specifier: name, source: join(ROOT, dir, main) });
+      continue;
+    }
     for (const [subpath, target] of Object.entries(exports)) {
       const file = typeof target === "string" ? target : (target.import ?? target.default);
       const m = typeof file === "string" ? /^\.\/dist\/(.+)\.js$/.exec(file) : null;

@@ -1,4 +1,5 @@
-import { CeleriacError, truncatedRepr } from "@celeriac/core";
+import { CeleriacError } from "@celeriac/core";
+import { truncatedRepr } from "@celeriac/core/transport";
 import type { LogLevel, LogRecord, Worker } from "@celeriac/worker";
 
 /** Celery's level names, as `-l/--loglevel` takes them (any case), mapped to the worker's. */

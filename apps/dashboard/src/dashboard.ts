@@ -1,4 +1,5 @@
-import { assertKnownOptions, CeleriacError, createClient, createControl, resultBackendFromUrl, transportFromUrl, type Client, type Control, type ExchangeSubscription, type ResultBackend, type ResultMeta, type Transport } from "@celeriac/core";
+import { CeleriacError, createClient, createControl, resultBackendFromUrl, transportFromUrl, type Client, type Control, type ResultBackend, type ResultMeta, type Transport } from "@celeriac/core";
+import { assertKnownOptions, type ExchangeSubscription } from "@celeriac/core/transport";
 import { receiveCeleryEvents, type EventReceiverStats } from "./events.js";
 import { createQueueInspector, type QueueInspector, type QueueStats } from "./queues.js";
 import { FleetState } from "./state.js";

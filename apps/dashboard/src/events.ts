@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { CeleriacError, type ExchangeSpec, type ExchangeSubscription, type Transport } from "@celeriac/core";
+import { CeleriacError, type Transport } from "@celeriac/core";
+import { type ExchangeSpec, type ExchangeSubscription } from "@celeriac/core/transport";
 
 /**
  * celery/events/event.py `get_exchange`: `celeryev` is a durable topic exchange, turned into a

@@ -1,19 +1,20 @@
 import { connect, type ChannelModel } from "amqplib";
-import { CeleriacError } from "@celeriac/core";
+import { CeleriacError, ConnectionLifecycle } from "@celeriac/core/transport";
 
 export interface ConnectionSettings {
   url: string;
   /** TLS options for amqps:// (ca, cert, key, servername, rejectUnauthorized ...). */
   tls: Record<string, unknown> | undefined;
-  reconnectInitialDelayMs: number;
-  reconnectMaxDelayMs: number;
+  /** Where outages are reported, and whose backoff the reconnect loop uses. */
+  lifecycle: ConnectionLifecycle;
   onEvent: ((event: string, detail?: unknown) => void) | undefined;
 }
 
 /**
- * One AMQP connection that comes back by itself. After an unexpected close it reconnects with
- * exponential backoff (with jitter) until `close()`; users of the connection subscribe to `up`
- * and re-open their channels, and `ready()` waits for the next live connection.
+ * One AMQP connection that comes back by itself. After an unexpected close it reconnects through
+ * core's lifecycle loop (exponential backoff with jitter, outage events) until `close()`; users
+ * of the connection subscribe to `up` and re-open their channels, and `ready()` waits for the
+ * next live connection.
  */
 export class ReconnectingConnection {
   private conn: ChannelModel | null = null;
@@ -21,8 +22,9 @@ export class ReconnectingConnection {
   private waiters: { resolve: (c: ChannelModel) => void; reject: (e: unknown) => void }[] = [];
   private readonly upListeners = new Set<(c: ChannelModel) => void>();
   private closing = false;
-  private attempt = 0;
-  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** The reconnect loop while it runs; aborted by close(). */
+  private reconnecting: Promise<unknown> | null = null;
+  private readonly stopReconnecting = new AbortController();
   /** The error that made the last connection attempt fail, for error messages. */
   lastError: unknown = null;
 
@@ -54,7 +56,7 @@ export class ReconnectingConnection {
     if (this.closing) return Promise.reject(new CeleriacError("closed", "amqp transport is closed"));
     if (this.conn) return Promise.resolve(this.conn);
     // Not connected yet and not reconnecting: dial now (a failed first dial retries with backoff).
-    if (!this.connecting && !this.timer) this.open().catch(() => this.scheduleReconnect());
+    if (!this.connecting && !this.reconnecting) this.open().catch(() => this.scheduleReconnect());
     return new Promise((resolve, reject) => {
       const w = {
         resolve: (c: ChannelModel) => {
@@ -80,6 +82,7 @@ export class ReconnectingConnection {
 
   private async dial(): Promise<ChannelModel> {
     const s = this.settings;
+    if (s.lifecycle.state === "idle") s.lifecycle.report({ type: "connecting" });
     let conn: ChannelModel;
     try {
       conn = await connect(s.url, { noDelay: true, ...(s.tls ?? {}) } as Parameters<typeof connect>[1]);
@@ -99,11 +102,12 @@ export class ReconnectingConnection {
       this.conn = null;
       if (!this.closing) {
         s.onEvent?.("disconnected", this.lastError);
+        s.lifecycle.lost(this.lastError ?? new Error("connection closed"));
         this.scheduleReconnect();
       }
     });
     this.conn = conn;
-    this.attempt = 0;
+    s.lifecycle.report({ type: "connected" });
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.resolve(conn);
@@ -112,24 +116,22 @@ export class ReconnectingConnection {
   }
 
   private scheduleReconnect(): void {
-    if (this.closing || this.timer) return;
+    if (this.closing || this.reconnecting) return;
     const s = this.settings;
-    const base = Math.min(s.reconnectMaxDelayMs, s.reconnectInitialDelayMs * 2 ** this.attempt);
-    const delay = base * (0.8 + Math.random() * 0.4);
-    this.attempt++;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.dial().then(
-        () => s.onEvent?.("reconnected"),
-        () => this.scheduleReconnect(),
-      );
-    }, delay);
+    this.reconnecting = s.lifecycle
+      .retry(() => this.dial(), { signal: this.stopReconnecting.signal })
+      .then(
+        (conn) => {
+          if (conn) s.onEvent?.("reconnected");
+        },
+        () => undefined, // nothing is fatal here: retry only returns once connected or closed
+      )
+      .finally(() => (this.reconnecting = null));
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.stopReconnecting.abort();
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.reject(new CeleriacError("closed", "amqp transport is closed"));

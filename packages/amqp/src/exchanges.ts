@@ -1,14 +1,14 @@
 import { randomUUID } from "node:crypto";
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
+import { CeleriacError } from "@celeriac/core";
 import {
-  CeleriacError,
   type ExchangeDelivery,
   type ExchangeMessaging,
   type ExchangeSpec,
   type ExchangeSubscription,
   type SubscribeOptions,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { describe, type ReconnectingConnection } from "./connection.js";
 import { Declarations } from "./declarations.js";
 import { typeFieldTable } from "./field-table.js";

@@ -2,7 +2,7 @@
 // reference in the .d.ts, since TypeScript 6 projects load no @types/* package unless asked.
 /// <reference types="node" preserve="true" />
 // For users: the factories and their options.
-export { createAmqpTransport, AmqpTransport, type AmqpTransportOptions, DEFAULT_AMQP_URL, REJECT_REASON_HEADER } from "./transport.js";
+export { createAmqpTransport, type AmqpTransport, type AmqpTransportOptions, DEFAULT_AMQP_URL, REJECT_REASON_HEADER } from "./transport.js";
 export { createRpcResultBackend, RpcResultBackend, type RpcResultBackendOptions } from "./rpc-backend.js";
 export { amqpTransportFromUrl, rpcResultBackendFromUrl } from "./url.js";
 

@@ -1,16 +1,14 @@
 import { randomUUID } from "node:crypto";
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
+import { CeleriacError, READY_STATES, type ResultBackend, type ResultMeta } from "@celeriac/core";
 import {
+  ConnectionLifecycle,
   assertKnownOptions,
   optionKeys,
-  CeleriacError,
   parseResultMeta,
   stringifyCeleryJson,
-  READY_STATES,
-  type ResultBackend,
-  type ResultMeta,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { ReconnectingConnection } from "./connection.js";
 import { DEFAULT_AMQP_URL, normaliseAmqpUrl, toPublishOptions } from "./transport.js";
 
@@ -55,8 +53,7 @@ export class RpcResultBackend implements ResultBackend {
     this.connection = new ReconnectingConnection({
       url: normaliseAmqpUrl(options.url ?? DEFAULT_AMQP_URL),
       tls: options.tls,
-      reconnectInitialDelayMs: 100,
-      reconnectMaxDelayMs: 5_000,
+      lifecycle: new ConnectionLifecycle("amqp rpc backend"),
       onEvent: undefined,
     });
     // After a reconnect the exclusive queue is gone with the old connection: declare it again.

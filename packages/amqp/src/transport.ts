@@ -1,18 +1,23 @@
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from "amqplib";
 import {
-  assertConsumeArguments,
   assertKnownOptions,
   optionKeys,
   CeleriacError,
+  ConnectionLifecycle,
+  DeliveryQueue,
+  assertPublishable,
+  createDelivery,
+  type ConnectionEvents,
   type ConsumeOptions,
   type Consumer,
+  type DeadLetter,
   type Delivery,
-  type NackOptions,
   type PublishOptions,
+  type ExchangeMessaging,
   type Transport,
   type TransportCapabilities,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { describe, ReconnectingConnection } from "./connection.js";
 import { Declarations } from "./declarations.js";
 import { AmqpExchanges } from "./exchanges.js";
@@ -95,17 +100,31 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** RabbitMQ transport, wire-compatible with Celery's py-amqp transport. */
-export class AmqpTransport implements Transport {
+/**
+ * What `createAmqpTransport` returns: the transport contract, with RabbitMQ's exchanges always
+ * present. The class behind it is not public: declarations and publishing internals are not API.
+ */
+export interface AmqpTransport extends Transport {
+  readonly exchanges: ExchangeMessaging;
+  /** The messages `reject` dead-lettered (needs `deadLetterExchange`, else `CeleriacError("unsupported")`). */
+  readDeadLetters(queue: string, options?: { limit?: number }): Promise<DeadLetter[]>;
+}
+
+class AmqpTransportImpl implements AmqpTransport {
   readonly name = "amqp";
   readonly capabilities: TransportCapabilities;
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
   readonly connection: ReconnectingConnection;
   private readonly opts: Required<Pick<AmqpTransportOptions, "declare" | "confirm" | "publishTimeoutMs">> & AmqpTransportOptions;
-  private isClosed = false;
+  /** @internal Read by its consumers' deliveries. */
+  isClosed = false;
   private readonly publishChannels = new WeakMap<ChannelModel, Promise<Channel>>();
   private readonly declared = new Declarations();
-  private readonly consumers = new Set<AmqpConsumer>();
+  private readonly consumers = new Set<Consumer>();
+  private readonly events: ConnectionLifecycle;
+  /** Outages of the connection (it reconnects by itself through core's lifecycle loop). */
+  readonly lifecycle: ConnectionEvents;
   private inFlight = 0;
   private idle: (() => void) | null = null;
   /** Named exchanges (Celery events, remote control): see exchanges.ts. */
@@ -124,8 +143,10 @@ export class AmqpTransport implements Transport {
     this.connection = new ReconnectingConnection({
       url,
       tls: options.tls,
-      reconnectInitialDelayMs: options.reconnectInitialDelayMs ?? 100,
-      reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? 5_000,
+      lifecycle: (this.lifecycle = this.events = new ConnectionLifecycle("amqp", {
+        initialDelayMs: options.reconnectInitialDelayMs ?? 100,
+        maxDelayMs: options.reconnectMaxDelayMs ?? 5_000,
+      })),
       onEvent: options.onEvent,
     });
     const priorityArg = options.maxPriority ?? options.queueArguments?.["x-max-priority"];
@@ -140,7 +161,6 @@ export class AmqpTransport implements Transport {
       deadLetter: options.deadLetterExchange !== undefined,
       // RabbitMQ 3.10's default max_message_size.
       maxMessageBytes: 134_217_728,
-      sharedConsumers: true,
     });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.exchanges = new AmqpExchanges({
@@ -209,9 +229,7 @@ export class AmqpTransport implements Transport {
 
   async publish(queue: string, message: WireMessage, options?: PublishOptions): Promise<void> {
     this.assertOpen();
-    if (options?.delayMs !== undefined && options.delayMs > 0) {
-      throw new CeleriacError("unsupported", "amqp transport: publish with delayMs is not supported (capabilities.delayedDelivery is false)");
-    }
+    assertPublishable(this, queue, message, options);
     await this.publishTo("", queue, message, queue, {});
   }
 
@@ -265,16 +283,10 @@ export class AmqpTransport implements Transport {
 
   consume(queues: readonly string[], options: ConsumeOptions): Consumer {
     this.assertOpen();
-    assertConsumeArguments(queues, options);
-    const c = new AmqpConsumer(this, [...queues], options.prefetch, this.opts.onEvent);
-    this.consumers.add(c);
-    void c.finished.then(() => this.consumers.delete(c));
-    if (options.signal) {
-      if (options.signal.aborted) void c.stop();
-      else options.signal.addEventListener("abort", () => void c.stop(), { once: true });
-    }
+    const c = new AmqpConsumer(this, [...queues], options, this.opts.onEvent, () => this.consumers.delete(c.queue));
+    this.consumers.add(c.queue);
     c.begin();
-    return c;
+    return c.queue;
   }
 
   async purge(queue: string): Promise<number> {
@@ -291,23 +303,28 @@ export class AmqpTransport implements Transport {
     }
   }
 
-  /** Removes and returns what `reject` dead-lettered from `queue` (needs `deadLetterExchange`). */
-  async takeDeadLetters(queue: string, limit = 1000): Promise<{ message: WireMessage; reason: string }[]> {
-    const exchange = this.opts.deadLetterExchange;
-    if (exchange === undefined) throw new CeleriacError("unsupported", "takeDeadLetters needs the deadLetterExchange option");
+  /**
+   * What `reject` dead-lettered from `queue` (needs `deadLetterExchange`), oldest first, left in
+   * place: read unacked on a channel of its own, which is then closed, so RabbitMQ requeues
+   * them where they were.
+   */
+  async readDeadLetters(queue: string, options: { limit?: number } = {}): Promise<DeadLetter[]> {
+    if (this.opts.deadLetterExchange === undefined) throw new CeleriacError("unsupported", "readDeadLetters needs the deadLetterExchange option");
+    const limit = options.limit ?? 1000;
     const conn = await this.connection.ready(this.opts.publishTimeoutMs);
     await this.ensureDeadLetterQueue(conn, queue);
     const ch = await conn.createChannel();
     ch.on("error", () => undefined);
-    const out: { message: WireMessage; reason: string }[] = [];
+    const out: DeadLetter[] = [];
     try {
       while (out.length < limit) {
-        const m = await ch.get(`${queue}.dead`, { noAck: true });
+        const m = await ch.get(`${queue}.dead`, { noAck: false });
         if (!m) break;
         const message = fromAmqpMessage(m);
         const reason = message.headers[REJECT_REASON_HEADER];
         delete message.headers[REJECT_REASON_HEADER];
-        out.push({ message, reason: typeof reason === "string" ? reason : "" });
+        const count = message.headers["x-delivery-count"];
+        out.push({ queue, message, reason: typeof reason === "string" ? reason : "", deliveryCount: typeof count === "number" ? count + 1 : null, raw: null });
       }
     } finally {
       await ch.close().catch(() => undefined);
@@ -410,9 +427,8 @@ interface ChannelState {
   ch: Channel;
   conn: ChannelModel;
   alive: boolean;
-  unsettled: number;
-  /** Handed-out deliveries of this channel not settled yet. */
-  deliveries: Set<AmqpDelivery>;
+  /** Received on this channel and not settled (buffered or handed out). */
+  handles: Set<Handle>;
 }
 
 type SettleOp = (ch: Channel, raw: ConsumeMessage) => void;
@@ -423,132 +439,70 @@ function messageKey(queue: string, message: WireMessage): string | null {
   return typeof id === "string" && id !== "" ? `${queue}\0${id}` : null;
 }
 
-class AmqpDelivery implements Delivery {
-  settled = false;
-  readonly deliveryCount: number | null;
-  readonly key: string | null;
-
-  constructor(
-    readonly message: WireMessage,
-    readonly queue: string,
-    readonly redelivered: boolean,
-    private raw: ConsumeMessage,
-    public state: ChannelState,
-    private readonly owner: AmqpConsumer,
-  ) {
-    this.key = messageKey(queue, message);
-    // Quorum queues count deliveries in x-delivery-count (absent on the first one).
-    const count = message.headers["x-delivery-count"];
-    this.deliveryCount = typeof count === "number" ? count + 1 : null;
-  }
-
-  private settle(): void {
-    if (this.settled) throw new CeleriacError("already_settled", `message ${String(this.message.headers["id"] ?? "")} is already settled`);
-    this.settled = true;
-  }
-
-  /** The same message came back on a new channel while this delivery was still unsettled. */
-  rebind(raw: ConsumeMessage, state: ChannelState): void {
-    this.raw = raw;
-    this.state = state;
-  }
-
-  private run(fn: SettleOp): void {
-    const state = this.state;
-    let done = false;
-    if (state.alive) {
-      try {
-        fn(state.ch, this.raw);
-        done = true;
-      } catch {
-        // The channel closed under us.
-      }
-    }
-    // The broker requeued the message with its channel: settle it when it comes back.
-    if (!done) this.owner.defer(this.key, fn);
-    this.owner.settledOne(state, this);
-  }
-
-  async ack(): Promise<void> {
-    this.settle();
-    this.run((ch, raw) => ch.ack(raw));
-  }
-
-  async nack(options: NackOptions = {}): Promise<void> {
-    this.settle();
-    const requeue = options.requeue ?? true;
-    const delay = options.delayMs ?? 0;
-    if (requeue && delay > 0) {
-      // Held on this channel until the delay is over, then requeued. If the process dies
-      // first, the broker requeues it at once (earlier than asked, never lost).
-      this.owner.hold(delay, () => this.run((ch, raw) => ch.nack(raw, false, true)));
-      return;
-    }
-    this.run((ch, raw) => ch.nack(raw, false, requeue));
-  }
-
-  /** Nothing to extend on AMQP: an unacked message stays with its channel. */
-  async extend(ms: number): Promise<void> {
-    if (this.settled) throw new CeleriacError("already_settled", "cannot extend a settled message");
-    void ms;
-  }
-
-  async reject(reason: string): Promise<void> {
-    this.settle();
-    if (this.owner.transportHasDeadLetter()) {
-      try {
-        await this.owner.transport.deadLetter(this.queue, this.message, reason);
-      } catch (err) {
-        // Not dead-lettered: give the message back rather than lose it.
-        this.run((ch, raw) => ch.nack(raw, false, true));
-        throw err;
-      }
-      this.run((ch, raw) => ch.ack(raw));
-      return;
-    }
-    this.run((ch, raw) => ch.nack(raw, false, false));
-  }
+/** One received message: where it lives now (it moves to a new channel when redelivered to a held delivery). */
+interface Handle {
+  message: WireMessage;
+  queue: string;
+  redelivered: boolean;
+  raw: ConsumeMessage;
+  state: ChannelState;
+  key: string | null;
+  /** Set once handed out. */
+  delivery: Delivery | null;
 }
 
-class AmqpConsumer implements Consumer {
-  private buffer: AmqpDelivery[] = [];
-  private waiter: ((d: AmqpDelivery | null) => void) | null = null;
-  private stopped = false;
+/**
+ * The AMQP side of a consumer: channels, their recovery after a lost connection, and settles
+ * that could not reach the broker. Buffering, the prefetch window, stop and iteration are core's
+ * DeliveryQueue.
+ */
+class AmqpConsumer {
+  readonly queue: DeliveryQueue<Handle>;
   private state: ChannelState | null = null;
   private readonly states = new Set<ChannelState>();
   private tags: string[] = [];
   private offUp: (() => void) | null = null;
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private held = new Map<ReturnType<typeof setTimeout>, () => void>();
-  private resolveFinished!: () => void;
-  readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
   private starting: Promise<void> | null = null;
   private openingFor: ChannelModel | null = null;
-  private readonly orphans = new Map<string, AmqpDelivery>();
+  private readonly orphans = new Map<string, Handle>();
   private readonly deferred = new Map<string, { fn: SettleOp; at: number }>();
 
   constructor(
-    readonly transport: AmqpTransport,
+    readonly transport: AmqpTransportImpl,
     private readonly queues: string[],
-    private readonly prefetch: number,
+    options: ConsumeOptions,
     private readonly onEvent: ((event: string, detail?: unknown) => void) | undefined,
-  ) {}
-
-  transportHasDeadLetter(): boolean {
-    return this.transport.capabilities.deadLetter;
+    private readonly onStopped: () => void,
+  ) {
+    this.queue = new DeliveryQueue<Handle>({
+      queues,
+      consume: options,
+      toDelivery: (h, release) => this.toDelivery(h, release),
+      // Received after stop: straight back to the broker.
+      giveBack: (hs) => {
+        for (const h of hs) this.apply(h, (ch, raw) => ch.nack(raw, false, true));
+      },
+      onStop: () => this.shutdown(),
+    });
   }
 
   begin(): void {
-    if (this.stopped) return;
+    if (this.queue.stopped) return;
     this.offUp = this.transport.connection.onUp((conn) => this.restart(conn, true));
     void this.transport.connection
       .open()
       .then((conn) => this.restart(conn, false))
-      .catch((err: unknown) => this.onEvent?.("consumer-error", err));
+      // Not only a hook: a consumer that never started ends its iteration with the error.
+      .catch((err: unknown) => {
+        this.onEvent?.("consumer-error", err);
+        this.queue.fail(err);
+      });
   }
 
   private restart(conn: ChannelModel, recovered: boolean): void {
-    if (this.stopped) return;
+    if (this.queue.stopped) return;
     if (this.state?.alive && this.state.conn === conn) return;
     // The channel's close and the connection's comeback can both ask for a restart.
     if (this.openingFor === conn) return;
@@ -561,52 +515,57 @@ class AmqpConsumer implements Consumer {
       },
       (err: unknown) => {
         this.onEvent?.("consumer-error", err);
+        // The queue cannot be declared as configured (arguments differ, passive and missing):
+        // retrying cannot help, so the consumer fails loudly.
+        if (err instanceof CeleriacError && err.code === "invalid_argument") {
+          this.queue.fail(err);
+          return;
+        }
         // The connection still stands but the channel failed (e.g. consumer_timeout closed
         // it): try again shortly on the same connection.
-        const t = setTimeout(() => {
-          this.timers.delete(t);
+        this.later(500, () => {
           const c = this.transport.connection.current;
-          if (c && !this.stopped && !this.state?.alive) this.restart(c, true);
-        }, 500);
-        this.timers.add(t);
+          if (c && !this.queue.stopped && !this.state?.alive) this.restart(c, true);
+        });
       },
     );
     this.starting = p;
   }
 
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
   private async open(conn: ChannelModel): Promise<void> {
     for (const q of this.queues) await this.transport.ensureQueue(conn, q);
     const ch = await conn.createChannel();
-    const state: ChannelState = { ch, conn, alive: true, unsettled: 0, deliveries: new Set() };
+    const state: ChannelState = { ch, conn, alive: true, handles: new Set() };
     this.state = state;
     this.states.add(state);
     ch.on("error", (err: unknown) => this.onEvent?.("channel-error", err));
     ch.on("close", () => {
       state.alive = false;
       this.states.delete(state);
+      // Prefetched messages of a dead channel, never handed out, are simply back in the queue.
+      for (const h of this.queue.drop((x) => x.state === state)) state.handles.delete(h);
       // Handed out and unsettled: the broker requeued them. When one comes back, the delivery
       // the caller holds is re-attached to it instead of handing out a second copy.
-      // Prefetched messages of a dead channel, never handed out, are simply back in the queue.
-      this.buffer = this.buffer.filter((d) => {
-        if (d.state !== state) return true;
-        state.deliveries.delete(d);
-        return false;
-      });
-      for (const d of state.deliveries) if (d.key !== null && !d.settled) this.orphans.set(d.key, d);
+      for (const h of state.handles) if (h.key !== null && h.delivery && !h.delivery.settled) this.orphans.set(h.key, h);
       if (this.state === state) {
         this.state = null;
-        const c = this.transport.connection.current;
-        if (c && !this.stopped) {
-          const t = setTimeout(() => {
-            this.timers.delete(t);
+        if (this.transport.connection.current && !this.queue.stopped) {
+          this.later(200, () => {
             const cur = this.transport.connection.current;
-            if (cur && !this.stopped && !this.state) this.restart(cur, true);
-          }, 200);
-          this.timers.add(t);
+            if (cur && !this.queue.stopped && !this.state) this.restart(cur, true);
+          });
         }
       }
     });
-    await ch.prefetch(this.prefetch, false);
+    await ch.prefetch(this.queue.prefetch, false);
     const tags: string[] = [];
     for (const queue of this.queues) {
       const r = await ch.consume(queue, (m) => {
@@ -616,7 +575,7 @@ class AmqpConsumer implements Consumer {
       tags.push(r.consumerTag);
     }
     this.tags = tags;
-    if (this.stopped) await this.cancel(state);
+    if (this.queue.stopped) await this.cancel(state);
   }
 
   private receive(message: WireMessage, queue: string, m: ConsumeMessage, state: ChannelState): void {
@@ -634,19 +593,85 @@ class AmqpConsumer implements Consumer {
         return;
       }
       const orphan = this.orphans.get(key);
-      if (orphan && !orphan.settled) {
+      if (orphan && orphan.delivery && !orphan.delivery.settled) {
         this.orphans.delete(key);
-        orphan.rebind(m, state);
-        state.unsettled++;
-        state.deliveries.add(orphan);
+        // The same message came back on a new channel while its delivery was still unsettled.
+        orphan.raw = m;
+        orphan.state = state;
+        state.handles.add(orphan);
         return;
       }
     }
-    this.push(new AmqpDelivery(message, queue, m.fields.redelivered, m, state, this));
+    const h: Handle = { message, queue, redelivered: m.fields.redelivered, raw: m, state, key: messageKey(queue, message), delivery: null };
+    state.handles.add(h);
+    this.queue.push(h);
+  }
+
+  /**
+   * Applies a settle to the message's current channel; when that channel is gone the broker has
+   * requeued the message, so the settle is applied when it comes back.
+   */
+  private apply(h: Handle, fn: SettleOp): void {
+    const state = h.state;
+    let done = false;
+    if (state.alive) {
+      try {
+        fn(state.ch, h.raw);
+        done = true;
+      } catch {
+        // The channel closed under us.
+      }
+    }
+    if (!done) this.defer(h.key, fn);
+    state.handles.delete(h);
+    if (this.queue.stopped && state.handles.size === 0) void this.closeChannel(state);
+  }
+
+  private toDelivery(h: Handle, release: () => void): Delivery {
+    // Quorum queues count deliveries in x-delivery-count (absent on the first one).
+    const count = h.message.headers["x-delivery-count"];
+    h.delivery = createDelivery({
+      transport: this.transport.name,
+      message: h.message,
+      queue: h.queue,
+      redelivered: h.redelivered,
+      deliveryCount: typeof count === "number" ? count + 1 : null,
+      isClosed: () => this.transport.isClosed,
+      onSettled: release,
+      ops: {
+        ack: () => this.apply(h, (ch, raw) => ch.ack(raw)),
+        nack: ({ requeue, delayMs }) => {
+          if (requeue && delayMs > 0) {
+            // Held on this channel until the delay is over, then requeued. If the process dies
+            // first, the broker requeues it at once (earlier than asked, never lost).
+            this.hold(delayMs, () => this.apply(h, (ch, raw) => ch.nack(raw, false, true)));
+            return;
+          }
+          this.apply(h, (ch, raw) => ch.nack(raw, false, requeue));
+        },
+        // Nothing to extend on AMQP: an unacked message stays with its channel.
+        extend: () => undefined,
+        reject: async (reason) => {
+          if (!this.transport.capabilities.deadLetter) {
+            this.apply(h, (ch, raw) => ch.nack(raw, false, false));
+            return;
+          }
+          try {
+            await this.transport.deadLetter(h.queue, h.message, reason);
+          } catch (err) {
+            // Not dead-lettered: give the message back rather than lose it.
+            this.apply(h, (ch, raw) => ch.nack(raw, false, true));
+            throw err;
+          }
+          this.apply(h, (ch, raw) => ch.ack(raw));
+        },
+      },
+    });
+    return h.delivery;
   }
 
   /** Remembers a settle that could not reach the broker, for when the message is redelivered. */
-  defer(key: string | null, fn: SettleOp): void {
+  private defer(key: string | null, fn: SettleOp): void {
     if (key === null) return;
     this.orphans.delete(key);
     const now = Date.now();
@@ -655,27 +680,7 @@ class AmqpConsumer implements Consumer {
     this.deferred.set(key, { fn, at: now });
   }
 
-  private push(d: AmqpDelivery): void {
-    if (this.stopped) {
-      void d.nack({ requeue: true });
-      return;
-    }
-    d.state.unsettled++;
-    d.state.deliveries.add(d);
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w(d);
-    } else this.buffer.push(d);
-  }
-
-  settledOne(state: ChannelState, d: AmqpDelivery): void {
-    state.unsettled--;
-    state.deliveries.delete(d);
-    if (this.stopped && state.unsettled <= 0) void this.closeChannel(state);
-  }
-
-  hold(ms: number, then: () => void): void {
+  private hold(ms: number, then: () => void): void {
     const t = setTimeout(() => {
       this.held.delete(t);
       then();
@@ -694,22 +699,15 @@ class AmqpConsumer implements Consumer {
     await state.ch.close().catch(() => undefined);
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
+  /** The broker side of stop: cancel, give back what was prefetched, close idle channels. */
+  private async shutdown(): Promise<void> {
+    this.onStopped();
     this.offUp?.();
     await this.starting?.catch(() => undefined);
     const state = this.state;
     if (state) await this.cancel(state);
     // Prefetched but never handed out: back to the queue now.
-    const pending = this.buffer;
-    this.buffer = [];
-    for (const d of pending) await d.nack({ requeue: true });
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w(null);
-    }
+    for (const h of this.queue.drop(() => true)) this.apply(h, (ch, raw) => ch.nack(raw, false, true));
     // Held nacks (delayMs) happen now rather than after the consumer is gone.
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
@@ -718,27 +716,10 @@ class AmqpConsumer implements Consumer {
       then();
     }
     this.held.clear();
-    for (const s of [...this.states]) if (s.unsettled <= 0) await this.closeChannel(s);
-    this.resolveFinished();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Delivery> {
-    return {
-      next: async (): Promise<IteratorResult<Delivery>> => {
-        const d = this.buffer.shift();
-        if (d) return { value: d, done: false };
-        if (this.stopped) return { value: undefined, done: true };
-        const got = await new Promise<AmqpDelivery | null>((r) => (this.waiter = r));
-        return got ? { value: got, done: false } : { value: undefined, done: true };
-      },
-      return: async (): Promise<IteratorResult<Delivery>> => {
-        await this.stop();
-        return { value: undefined, done: true };
-      },
-    };
+    for (const s of [...this.states]) if (s.handles.size === 0) await this.closeChannel(s);
   }
 }
 
 export function createAmqpTransport(options: AmqpTransportOptions = {}): AmqpTransport {
-  return new AmqpTransport(options);
+  return new AmqpTransportImpl(options);
 }

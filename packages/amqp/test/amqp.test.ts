@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { connect } from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CeleriacError, createClient, resultBackendFromUrl, transportFromUrl, type WireMessage } from "@celeriac/core";
+import { CeleriacError, createClient, resultBackendFromUrl, transportFromUrl } from "@celeriac/core";
+import type { WireMessage } from "@celeriac/core/transport";
 import { amqpTransportFromUrl, createAmqpTransport, createRpcResultBackend, rpcResultBackendFromUrl, typeFieldTable, typeFieldValue } from "@celeriac/amqp";
 import { createWorker } from "@celeriac/worker";
 import { sharedRabbit, shutdownSharedRabbit, type RabbitNode } from "../../../test-support/rabbitmq.js";
@@ -33,7 +34,7 @@ describe("options and capabilities", () => {
 
   it("declares capabilities honestly", () => {
     const plain = createAmqpTransport();
-    expect(plain.capabilities).toMatchObject({ priority: "none", delayedDelivery: false, visibilityExtension: false, deadLetter: false, sharedConsumers: true });
+    expect(plain.capabilities).toMatchObject({ priority: "none", delayedDelivery: false, visibilityExtension: false, deadLetter: false });
     expect(createAmqpTransport({ maxPriority: 10, deadLetterExchange: "dlx" }).capabilities).toMatchObject({ priority: "native", deadLetter: true });
     expect(createAmqpTransport({ queueArguments: { "x-max-priority": 5 } }).capabilities.priority).toBe("native");
   });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from "vitest";
-import { createAmqpTransport, type AmqpTransport } from "@celeriac/amqp";
-import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
+import { createAmqpTransport } from "@celeriac/amqp";
+import { describeTransportConformance } from "@celeriac/conformance";
 import { sharedRabbit, shutdownSharedRabbit, type RabbitNode } from "../../../test-support/rabbitmq.js";
 
 let rabbit: RabbitNode;
@@ -8,8 +8,6 @@ beforeAll(async () => {
   rabbit = await sharedRabbit();
 }, 120_000);
 afterAll(() => shutdownSharedRabbit(), 60_000);
-
-const deadLetters = (t: unknown, queue: string) => (t as AmqpTransport).takeDeadLetters(queue);
 
 describeTransportConformance(
   "amqp (RabbitMQ, priority queues, dead-letter exchange)",
@@ -19,7 +17,6 @@ describeTransportConformance(
     const transport = createAmqpTransport({ url, maxPriority: 10, deadLetterExchange: "celeriac.dead" });
     return { transport };
   },
-  { deadLetters },
 );
 
 describeTransportConformance(

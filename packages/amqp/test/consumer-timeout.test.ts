@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient, createMemoryResultBackend, type WireMessage } from "@celeriac/core";
+import { createClient, createMemoryResultBackend } from "@celeriac/core";
+import type { WireMessage } from "@celeriac/core/transport";
 import { createAmqpTransport } from "@celeriac/amqp";
 import { createWorker } from "@celeriac/worker";
 import { startRabbit, type RabbitNode } from "../../../test-support/rabbitmq.js";

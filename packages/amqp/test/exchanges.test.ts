@@ -1,6 +1,7 @@
+import { connect as amqpConnect } from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAmqpTransport } from "@celeriac/amqp";
-import { describeExchangeConformance } from "../../../test-support/exchange-conformance.js";
+import { describeExchangeConformance } from "@celeriac/conformance";
 import { sharedRabbit, shutdownSharedRabbit, type RabbitNode } from "../../../test-support/rabbitmq.js";
 
 let rabbit: RabbitNode;
@@ -20,13 +21,14 @@ describe("amqp exchanges: declarations Celery shares", () => {
       await t.exchanges.publishToExchange({ name: "celeryev", type: "topic", durable: true, autoDelete: false }, "worker.heartbeat", message);
       await t.exchanges.publishToExchange({ name: "celery.pidbox", type: "fanout", durable: false, autoDelete: false }, "", message);
       await t.exchanges.publishToExchange({ name: "reply.celery.pidbox", type: "direct", durable: false, autoDelete: false }, "x", message);
-      // What kombu would declare (passive: false): the same flags are accepted, other flags refused.
-      const conn = await t.connection.ready(5000);
+      // What kombu would declare (passive: false), on a connection of its own: the same flags are accepted.
+      const conn = await amqpConnect(rabbit.url);
       const ch = await conn.createChannel();
       await ch.assertExchange("celeryev", "topic", { durable: true, autoDelete: false });
       await ch.assertExchange("celery.pidbox", "fanout", { durable: false, autoDelete: false });
       await ch.assertExchange("reply.celery.pidbox", "direct", { durable: false, autoDelete: false });
       await ch.close();
+      await conn.close();
     } finally {
       await t.close();
     }
@@ -96,10 +98,12 @@ describe("amqp exchanges: an exchange deleted behind our back", () => {
       const spec = { name: "celeriac.deleted", type: "topic" as const };
       const message = { body: new TextEncoder().encode("x"), contentType: "text/plain", contentEncoding: "utf-8", headers: {}, properties: {} };
       await t.exchanges.publishToExchange(spec, "a", message);
-      const conn = await t.connection.ready(5000);
+      // Deleted by someone else, on a connection of their own.
+      const conn = await amqpConnect(rabbit.url);
       const ch = await conn.createChannel();
       await ch.deleteExchange("celeriac.deleted");
       await ch.close();
+      await conn.close();
       await t.exchanges.publishToExchange(spec, "a", message);
       const got: string[] = [];
       const s = await sub.exchanges.subscribe(spec, { bindingKey: "#" }, (d) => got.push(d.routingKey));

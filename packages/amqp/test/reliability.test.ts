@@ -95,6 +95,9 @@ describe("reliability on a real RabbitMQ", () => {
     const options = { url: rabbit.url, reconnectInitialDelayMs: 100, reconnectMaxDelayMs: 500, publishTimeoutMs: 90_000 };
     const producer = createAmqpTransport({ ...options, onEvent: (e) => events.push(`producer:${e}`) });
     const workerTransport = createAmqpTransport({ ...options, onEvent: (e) => events.push(`worker:${e}`) });
+    // The one typed stream the CLI logs: the outage must open and close on it.
+    const lifecycle: string[] = [];
+    workerTransport.lifecycle.subscribe((e) => lifecycle.push(e.type));
     await producer.connect();
     await workerTransport.connect();
     const seen = new Set<string>();
@@ -139,6 +142,11 @@ describe("reliability on a real RabbitMQ", () => {
     await waitFor(() => [...confirmed].every((id) => seen.has(id)), 90_000, () => `worker saw ${[...confirmed].filter((id) => seen.has(id)).length} of ${confirmed.size}; events ${events.join(",")}`);
     expect(events).toContain("producer:reconnected");
     expect(events).toContain("worker:consumer-recovered");
+    const lost = lifecycle.indexOf("disconnected");
+    expect(lost, lifecycle.join(",")).toBeGreaterThan(0);
+    expect(lifecycle.slice(lost + 1), lifecycle.join(",")).toContain("reconnecting");
+    expect(lifecycle.slice(lost + 1), lifecycle.join(",")).toContain("connected");
+    expect(workerTransport.lifecycle.state).toBe("connected");
     await worker.stop();
     await workerTransport.close();
     await producer.close();

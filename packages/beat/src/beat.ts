@@ -1,4 +1,5 @@
-import { assertKnownOptions, CeleriacError, type Client, type SendOptions } from "@celeriac/core";
+import { CeleriacError, type Client, type SendOptions } from "@celeriac/core";
+import { assertKnownOptions } from "@celeriac/core/transport";
 import type { EntryState, LeaderLease } from "./lease.js";
 import type { BeatSchedule, ResolvedEntry } from "./schedule.js";
 import { beatTaskId } from "./task-id.js";

@@ -6,13 +6,11 @@ export type CeleriacErrorCode =
   | "invalid_argument" // options or inputs the caller got wrong
   | "decode_failed" // a message that cannot be read (malformed, unsupported encoding, pickle)
   | "unsupported" // a capability the transport or codec does not have
-  | "not_registered" // a task name no worker knows
   | "already_settled" // a delivery acked/nacked twice
   | "timeout" // waiting for a result or a broker took too long
   | "closed" // a transport, client or worker used after close
   | "task_failed" // a task finished in FAILURE; see exc_type / exc_message
   | "task_revoked" // a task was revoked or expired
-  | "time_limit" // a task exceeded its hard time limit
   | "connection" // a broker or backend connection problem
   | "internal";
 

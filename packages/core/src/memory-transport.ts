@@ -1,7 +1,11 @@
 import { ChangeSignal } from "./change-signal.js";
+import { createDelivery } from "./delivery.js";
+import { DeliveryQueue } from "./delivery-queue.js";
 import { CeleriacError } from "./errors.js";
+import { ConnectionLifecycle, type ConnectionEvents } from "./lifecycle.js";
 import { assertKnownOptions, optionKeys } from "./options.js";
-import type { ConsumeOptions, Consumer, Delivery, NackOptions, PublishOptions, Transport, TransportCapabilities } from "./transport.js";
+import { assertPublishable } from "./publish-check.js";
+import type { ConsumeOptions, Consumer, DeadLetter, Delivery, PublishOptions, Transport, TransportCapabilities } from "./transport.js";
 import type { WireMessage } from "./wire.js";
 
 interface Stored {
@@ -28,15 +32,17 @@ export class MemoryTransport implements Transport {
     visibilityExtension: true,
     deadLetter: true,
     maxMessageBytes: null,
-    sharedConsumers: true,
   };
   /** Rejected messages, with their reasons. */
   readonly deadLetters: { queue: string; message: WireMessage; reason: string }[] = [];
   readonly closed: Promise<void>;
+  private readonly events = new ConnectionLifecycle("memory");
+  readonly lifecycle: ConnectionEvents = this.events;
   private readonly queues = new Map<string, Stored[]>();
   private readonly inflight = new Map<string, Set<Stored>>();
   private readonly changes = new ChangeSignal();
   private readonly visibilityTimeoutMs: number;
+  private readonly consumers = new Set<Consumer>();
   private seq = 0;
   private isClosed = false;
   private resolveClosed!: () => void;
@@ -49,10 +55,12 @@ export class MemoryTransport implements Transport {
 
   async connect(): Promise<void> {
     if (this.isClosed) throw new CeleriacError("closed", "memory transport is closed");
+    this.events.report({ type: "connected" });
   }
 
   async publish(queue: string, message: WireMessage, options: PublishOptions = {}): Promise<void> {
     if (this.isClosed) throw new CeleriacError("closed", "memory transport is closed");
+    assertPublishable(this, queue, message, options);
     this.insert(queue, { seq: this.seq++, message, visibleAt: Date.now() + (options.delayMs ?? 0), deliveries: 0 });
     this.wake();
   }
@@ -74,45 +82,46 @@ export class MemoryTransport implements Transport {
   }
 
   consume(queues: readonly string[], options: ConsumeOptions): Consumer {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const transport = this;
-    let stopped = false;
-    let outstanding = 0;
-    const stop = async () => {
-      stopped = true;
-      transport.wake();
-    };
-    // A signal aborted before consume() never fires "abort": check it, or the consumer runs on.
-    if (options.signal?.aborted) stopped = true;
-    else options.signal?.addEventListener("abort", () => void stop(), { once: true });
-    async function* iterate(): AsyncGenerator<Delivery> {
-      while (!stopped && !transport.isClosed) {
-        if (outstanding >= options.prefetch) {
-          await transport.waitForChange(50);
-          continue;
+    if (this.isClosed) throw new CeleriacError("closed", "memory transport is closed; cannot consume");
+    const q: DeliveryQueue<{ queue: string; stored: Stored }> = new DeliveryQueue({
+      queues,
+      consume: options,
+      toDelivery: (item, release) => this.makeDelivery(item.queue, item.stored, release),
+      giveBack: (items) => {
+        for (const { queue, stored } of items) {
+          stored.deliveries--;
+          this.insert(queue, stored);
         }
-        const next = transport.take(queues);
-        if (!next) {
-          await transport.waitForChange(transport.nextVisibleIn(queues));
-          continue;
-        }
-        outstanding++;
-        yield transport.makeDelivery(next.queue, next.stored, () => {
-          outstanding--;
-          transport.wake();
-        });
+        this.wake();
+      },
+      onStop: () => {
+        this.consumers.delete(q);
+        this.wake();
+      },
+    });
+    this.consumers.add(q);
+    void this.pump(queues, q);
+    return q;
+  }
+
+  /** Takes a message whenever the consumer asks for one; waits for a change otherwise. */
+  private async pump(queues: readonly string[], q: DeliveryQueue<{ queue: string; stored: Stored }>): Promise<void> {
+    while (!q.stopped && !this.isClosed) {
+      if (!q.wanting) {
+        await q.changed();
+        continue;
       }
+      const next = this.take(queues);
+      if (next) q.push(next);
+      else await this.waitForChange(this.nextVisibleIn(queues));
     }
-    const gen = iterate();
-    return {
-      [Symbol.asyncIterator]: () => gen,
-      stop,
-    };
   }
 
   async close(): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;
+    // Their iterations end: a worker on this transport sees its consumer end, and fails.
+    for (const c of [...this.consumers]) await c.stop();
     this.wake();
     this.resolveClosed();
   }
@@ -183,7 +192,6 @@ export class MemoryTransport implements Transport {
     if (!set) this.inflight.set(queue, (set = new Set()));
     const inflight = set;
     inflight.add(stored);
-    let settled = false;
     // Set when the visibility timeout gave the message back: the delivery is not settled (a
     // transport never settles on its own) but no longer holds the message.
     let returned = false;
@@ -192,21 +200,18 @@ export class MemoryTransport implements Transport {
     let timer = setTimeout(() => restore(), this.visibilityTimeoutMs);
     timer.unref?.();
     const restore = () => {
-      if (settled || returned) return;
+      if (delivery.settled || returned) return;
       returned = true;
       inflight.delete(stored);
       stored.visibleAt = Date.now();
       this.insert(queue, stored);
       onSettled();
     };
-    /** Settles; true when this delivery still holds the message (not given back and taken by another). */
-    const settle = (what: string): boolean => {
-      if (settled) throw new CeleriacError("already_settled", `delivery already settled; cannot ${what}`);
-      settled = true;
+    /** True when this delivery still holds the message (not given back and taken by another). */
+    const holds = (): boolean => {
       clearTimeout(timer);
       if (!returned) {
         inflight.delete(stored);
-        onSettled();
         return true;
       }
       // Given back by the timeout: still waiting, so this late settle takes it out again.
@@ -216,33 +221,45 @@ export class MemoryTransport implements Transport {
       waiting.splice(i, 1);
       return true;
     };
-    return {
+    const delivery = createDelivery({
+      transport: this.name,
       message: stored.message,
       queue,
       redelivered: stored.deliveries > 1,
       deliveryCount: stored.deliveries,
-      get settled() {
-        return settled;
+      isClosed: () => this.isClosed,
+      // The timeout already reopened the window for a returned message.
+      onSettled: () => {
+        if (!returned) onSettled();
       },
-      ack: async () => void settle("ack"),
-      nack: async (options: NackOptions = {}) => {
-        if (settle("nack") && (options.requeue ?? true)) {
-          stored.visibleAt = Date.now() + (options.delayMs ?? 0);
-          this.insert(queue, stored);
-          this.wake();
-        }
+      ops: {
+        ack: () => void holds(),
+        nack: ({ requeue, delayMs }) => {
+          if (holds() && requeue) {
+            stored.visibleAt = Date.now() + delayMs;
+            this.insert(queue, stored);
+            this.wake();
+          }
+        },
+        extend: (ms) => {
+          if (returned) return; // too late: it is waiting again or held by another consumer
+          clearTimeout(timer);
+          timer = setTimeout(() => restore(), ms);
+          timer.unref?.();
+        },
+        reject: (reason) => {
+          if (holds()) this.deadLetters.push({ queue, message: stored.message, reason });
+        },
       },
-      extend: async (ms: number) => {
-        if (settled) throw new CeleriacError("already_settled", "delivery already settled; cannot extend");
-        if (returned) return; // too late: it is waiting again or held by another consumer
-        clearTimeout(timer);
-        timer = setTimeout(() => restore(), ms);
-        timer.unref?.();
-      },
-      reject: async (reason: string) => {
-        if (settle("reject")) this.deadLetters.push({ queue, message: stored.message, reason });
-      },
-    };
+    });
+    return delivery;
+  }
+
+  async readDeadLetters(queue: string, options: { limit?: number } = {}): Promise<DeadLetter[]> {
+    return this.deadLetters
+      .filter((d) => d.queue === queue)
+      .slice(0, options.limit ?? Infinity)
+      .map((d) => ({ ...d, deliveryCount: null, raw: null }));
   }
 }
 

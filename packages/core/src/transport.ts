@@ -1,5 +1,6 @@
 import type { ChordPart } from "./canvas.js";
 import type { ResultMeta, TaskState } from "./envelope.js";
+import type { ConnectionEvents } from "./lifecycle.js";
 import type { WireMessage } from "./wire.js";
 
 /**
@@ -15,10 +16,12 @@ export interface TransportCapabilities {
   visibilityExtension: boolean;
   /** `delivery.reject(reason)` moves the message to a dead-letter destination. */
   deadLetter: boolean;
-  /** Largest body the broker accepts, in bytes; null when unbounded. */
+  /**
+   * Largest body the broker accepts, in bytes; null when unbounded. `publish` refuses a larger
+   * body with `CeleriacError("invalid_argument")` before it reaches the broker (core's
+   * `assertPublishable`).
+   */
   maxMessageBytes: number | null;
-  /** Several processes may consume the same queue without doubling deliveries. */
-  sharedConsumers: boolean;
 }
 
 export interface PublishOptions {
@@ -60,6 +63,19 @@ export interface Delivery {
   extend(ms: number): Promise<void>;
   /** Give up on the message for good: dead-letter it with `reason`, or drop it. */
   reject(reason: string): Promise<void>;
+}
+
+/** One message `reject` dead-lettered, as `Transport.readDeadLetters` returns it. */
+export interface DeadLetter {
+  queue: string;
+  /** Null when the stored message is not readable (e.g. dead-lettered because it could not be decoded). */
+  message: WireMessage | null;
+  /** What `reject(reason)` was given (or why the transport dead-lettered it). */
+  reason: string;
+  /** How many times it had been received, where the broker counts (else null). */
+  deliveryCount: number | null;
+  /** The stored text, where the broker keeps it as text (kombu's envelope), so an unreadable one is not lost; else null. */
+  raw: string | null;
 }
 
 /** A running consumption: iterate deliveries; `stop()` ends the iteration after returning
@@ -133,6 +149,16 @@ export interface Transport {
   readonly closed: Promise<void>;
   /** Named exchanges (events, remote control): present only where the broker has them. */
   readonly exchanges?: ExchangeMessaging;
+  /**
+   * The connection's lifecycle (connected, disconnected, reconnecting, failed), one typed stream
+   * the worker and the CLI log by default. See core's `ConnectionLifecycle`.
+   */
+  readonly lifecycle: ConnectionEvents;
+  /**
+   * The messages `reject` dead-lettered from `queue`, oldest first, without removing them.
+   * Present exactly when `capabilities.deadLetter` is true.
+   */
+  readDeadLetters?(queue: string, options?: { limit?: number }): Promise<DeadLetter[]>;
 }
 
 /** A result backend: where task states and results are stored (Celery's `result_backend`). */

@@ -5,23 +5,25 @@ import {
   celeryJsonCodec,
   chain,
   chord,
-  chordOutcome,
-  chordSizeOf,
   createClient,
   createMemoryResultBackend,
   createMemoryTransport,
   defineTask,
   group,
   GroupResult,
-  planCanvas,
   s,
   si,
   signature,
   withOptions,
-  type CanvasPlan,
   type CanvasResultHandle,
   type Signature,
 } from "@celeriac/core";
+import {
+  chordOutcome,
+  chordSizeOf,
+  planCanvas,
+  type CanvasPlan,
+} from "@celeriac/core/transport";
 import { runPython } from "../../../test-support/python.js";
 
 const add = defineTask<[number, number], number>("ts.add");

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { createControl, createMemoryTransport, type Transport } from "../src/index.js";
 import {
-  createControl,
-  createMemoryTransport,
   decodeControlBody,
   encodeControlMessage,
   LamportClock,
@@ -9,9 +8,8 @@ import {
   type ExchangeMessaging,
   type ExchangeSpec,
   type SubscribeOptions,
-  type Transport,
   type WireMessage,
-} from "../src/index.js";
+} from "../src/transport-api.js";
 
 /*
  * The control client's own logic (request framing, reply collection by ticket, limits, close)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { assertKnownOptions, CeleriacError, optionKeys } from "@celeriac/core";
+import { assertKnownOptions, CeleriacError, optionKeys } from "@celeriac/core/transport";
 
 interface Example {
   url?: string;

@@ -375,11 +375,12 @@ describe("protobuf codec: round trips", () => {
     expect(decodeTask(protobufCodec.encode(e))).toStrictEqual(e);
   });
 
-  it("is exported from the package entry point", async () => {
+  it("is exported from the package entry points: the codec for users, result-meta framing for backend authors", async () => {
     const core = await import("@celeriac/core");
+    const forAuthors = await import("@celeriac/core/transport");
     expect(core.protobufCodec).toBe(protobufCodec);
-    expect(typeof core.encodeResultMeta).toBe("function");
-    expect(typeof core.decodeResultMeta).toBe("function");
+    expect(typeof forAuthors.encodeResultMeta).toBe("function");
+    expect(typeof forAuthors.decodeResultMeta).toBe("function");
   });
 
   it("refuses to encode what it cannot represent, with invalid_argument", () => {

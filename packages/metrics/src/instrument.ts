@@ -1,4 +1,5 @@
-import { assertKnownOptions, optionKeys, CeleriacError } from "@celeriac/core";
+import { CeleriacError } from "@celeriac/core";
+import { assertKnownOptions, optionKeys } from "@celeriac/core/transport";
 import type { Worker, WorkerEvent } from "@celeriac/worker";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 

@@ -1,4 +1,5 @@
-import { assertKnownOptions, optionKeys, CeleriacError } from "@celeriac/core";
+import { CeleriacError } from "@celeriac/core";
+import { assertKnownOptions, optionKeys } from "@celeriac/core/transport";
 import type { Worker } from "@celeriac/worker";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";

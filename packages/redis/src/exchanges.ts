@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
+import { CeleriacError } from "@celeriac/core";
 import {
-  CeleriacError,
+  Backoff,
+  sleep,
   assertKnownOptions,
   optionKeys,
   parseKombuEnvelope,
@@ -13,7 +15,7 @@ import {
   type ExchangeSubscription,
   type SubscribeOptions,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { PRIORITY_STEPS, SEP, bindingKey, fromRedisPriority, listKey, stepOf, toRedisPriority } from "./kombu-redis.js";
 
 /**
@@ -144,7 +146,6 @@ interface FanoutListener {
 /** Longest a close waits for one clean-up command (SREM, DEL, PUNSUBSCRIBE). */
 const CLEANUP_WAIT_MS = 1000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function checkSpec(where: string, exchange: ExchangeSpec): void {
   if (typeof exchange !== "object" || exchange === null || typeof exchange.name !== "string" || exchange.name === "") {
@@ -491,11 +492,12 @@ export class RedisExchanges implements ExchangeMessaging {
       throw err;
     }
     const loop = (async () => {
-      let backoff = 50;
+      // Redis away: ioredis reconnects; core's backoff spaces the retries.
+      const backoff = new Backoff({ initialDelayMs: 50, maxDelayMs: 1000 });
       while (!stopped) {
         try {
           const popped = await conn.brpop(...keys, host.blockTimeoutMs / 1000);
-          backoff = 50;
+          backoff.reset();
           if (!popped || stopped) continue;
           let delivery: ExchangeDelivery;
           try {
@@ -508,8 +510,7 @@ export class RedisExchanges implements ExchangeMessaging {
         } catch (err) {
           if (stopped) return;
           host.reportError(err as Error);
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 1000);
+          await sleep(backoff.next());
         }
       }
     })();

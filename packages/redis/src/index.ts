@@ -2,7 +2,7 @@
 // reference in the .d.ts, since TypeScript 6 projects load no @types/* package unless asked.
 /// <reference types="node" preserve="true" />
 // For users: the factories and their options.
-export { createRedisTransport, RedisTransport, type RedisTransportOptions } from "./transport.js";
+export { createRedisTransport, type RedisTransport, type RedisTransportOptions } from "./transport.js";
 export { createRedisResultBackend, RedisResultBackend, type RedisResultBackendOptions } from "./result-backend.js";
 export { redisTransportFromUrl, redisResultBackendFromUrl } from "./from-url.js";
 export { parseRedisUrl, type RedisConnection } from "./url.js";

@@ -2,6 +2,11 @@ import { Redis } from "ioredis";
 import {
   CeleriacError,
   READY_STATES,
+  type ResultBackend,
+  type ResultMeta,
+  type TaskState,
+} from "@celeriac/core";
+import {
   assertKnownOptions,
   optionKeys,
   pyParse,
@@ -10,10 +15,7 @@ import {
   stringifyCeleryJson,
   type ChordPart,
   type ChordPartReturn,
-  type ResultBackend,
-  type ResultMeta,
-  type TaskState,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { ioredisOptions, parseRedisUrl } from "./url.js";
 
 export interface RedisResultBackendOptions {

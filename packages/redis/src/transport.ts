@@ -2,25 +2,28 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import {
   CeleriacError,
-  assertConsumeArguments,
+  ConnectionLifecycle,
+  DeliveryQueue,
   assertKnownOptions,
   optionKeys,
+  assertPublishable,
+  createDelivery,
   kombuValueEncoder,
   parseKombuEnvelope,
   pyParse,
   pyStringify,
   stringifyKombuEnvelope,
   toKombuEnvelope,
+  type ConnectionEvents,
   type ConsumeOptions,
   type Consumer,
   type Delivery,
   type ExchangeMessaging,
-  type NackOptions,
   type PublishOptions,
   type Transport,
   type TransportCapabilities,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import {
   ACK,
   CLAIM,
@@ -106,14 +109,6 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   return value;
 }
 
-function nonNegativeMs(what: string, ms: number | undefined): number {
-  const v = ms ?? 0;
-  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
-    throw new CeleriacError("invalid_argument", `${what}: delayMs must be a non-negative number, got ${String(v)}`);
-  }
-  return v;
-}
-
 /** A message taken from Redis and recorded in `unacked`, not yet settled by us. */
 interface Claimed {
   queue: string;
@@ -123,7 +118,14 @@ interface Claimed {
   item: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A consumer's blocking connection (BRPOP blocks it), and the pump that reads from it. */
+interface BlockingReader {
+  blocking: Redis;
+  /** Its CLIENT ID, for CLIENT UNBLOCK on stop. */
+  id: number | null;
+  blocked: boolean;
+  pumping: Promise<void> | null;
+}
 
 /** Reads a list item: kombu's envelope in Python's JSON dialect (core's parser takes JSON.parse's
  * fast path unless the text needs Python's reading). */
@@ -162,7 +164,19 @@ function markRedelivered(item: string): { payload: string; redisPriority: number
  * kombu's Redis transport, message for message: lists per priority step, the JSON envelope with a
  * base64 body, `_kombu.binding.*`, and ack emulation in `unacked` / `unacked_index`. See README.md.
  */
-export class RedisTransport implements Transport {
+/**
+ * What `createRedisTransport` returns: the transport contract, with kombu's exchanges always
+ * present. The class behind it is not public: the claim scripts and the restore sweep are not API.
+ */
+export interface RedisTransport extends Transport {
+  readonly exchanges: ExchangeMessaging;
+  /** The command connection (yours, when passed as `client`). */
+  readonly client: Redis;
+  /** The last connection or subscriber error (outages themselves are on `lifecycle`). */
+  readonly lastError: Error | null;
+}
+
+class RedisTransportImpl implements RedisTransport {
   readonly name = "redis";
   readonly capabilities: TransportCapabilities = {
     // kombu's four priority lists, consumed in order: emulated on plain lists.
@@ -172,7 +186,6 @@ export class RedisTransport implements Transport {
     deadLetter: false,
     // Redis's largest string.
     maxMessageBytes: 512 * 1024 * 1024,
-    sharedConsumers: true,
   };
   readonly closed: Promise<void>;
   /** The command connection (publish, claim, settle, sweep). */
@@ -185,7 +198,10 @@ export class RedisTransport implements Transport {
   private readonly blockTimeoutMs: number;
   private readonly bound = new Set<string>();
   private readonly unsettled = new Map<string, Claimed>();
-  private readonly consumers = new Set<{ stop(): Promise<void> }>();
+  private readonly consumers = new Set<Consumer>();
+  private readonly events = new ConnectionLifecycle("redis", { initialDelayMs: 50, maxDelayMs: 1000 });
+  /** Outages of the command connection (ioredis reconnects it) and of consumers' reads. */
+  readonly lifecycle: ConnectionEvents = this.events;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly instance = randomUUID();
   private ackQueue: { c: Claimed; done: (err?: unknown) => void }[] = [];
@@ -221,6 +237,16 @@ export class RedisTransport implements Transport {
       this.ownsClient = true;
     }
     this.client.on("error", (err: Error) => (this.lastError = err));
+    // ioredis reconnects by itself; its events are the outage, reported once through core's lifecycle.
+    let reconnects = 0;
+    this.client.on("ready", () => {
+      reconnects = 0;
+      this.events.report({ type: "connected" });
+    });
+    this.client.on("close", () => {
+      if (!this.isClosed && this.events.state === "connected") this.events.lost(this.lastError ?? new Error("connection closed"));
+    });
+    this.client.on("reconnecting", (ms: number) => this.events.report({ type: "reconnecting", attempt: ++reconnects, attemptMs: ms }));
     this.closed = new Promise((r) => (this.resolveClosed = r));
     const fanoutPrefix = options.fanoutPrefix ?? true;
     if (typeof fanoutPrefix !== "boolean" && typeof fanoutPrefix !== "string") {
@@ -248,8 +274,11 @@ export class RedisTransport implements Transport {
 
   async connect(): Promise<void> {
     this.open("connect");
+    if (this.events.state === "idle") this.events.report({ type: "connecting" });
     if (this.client.status === "wait") await this.client.connect();
     await this.client.ping();
+    // A client passed in ready never emits "ready" again: the answered ping says connected.
+    this.events.report({ type: "connected" });
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -266,9 +295,7 @@ export class RedisTransport implements Transport {
 
   async publish(queue: string, message: WireMessage, options: PublishOptions = {}): Promise<void> {
     this.open("publish");
-    if (nonNegativeMs("publish", options.delayMs) > 0) {
-      throw new CeleriacError("unsupported", "redis transport has no delayed delivery (capabilities.delayedDelivery is false); the worker holds ETA tasks instead");
-    }
+    assertPublishable(this, queue, message, options);
     const redisPriority = toRedisPriority(message.properties.priority);
     const payload = stringifyKombuEnvelope(toKombuEnvelope(message, { exchange: "", routingKey: queue, deliveryTag: randomUUID(), priority: redisPriority }));
     const key = listKey(queue, stepOf(redisPriority));
@@ -288,7 +315,7 @@ export class RedisTransport implements Transport {
     try {
       await this.track(work);
     } catch (err) {
-      throw RedisTransport.fail("publish", err);
+      throw RedisTransportImpl.fail("publish", err);
     }
   }
 
@@ -297,7 +324,7 @@ export class RedisTransport implements Transport {
     const pipe = this.client.multi();
     for (const step of PRIORITY_STEPS) pipe.llen(listKey(queue, step)).del(listKey(queue, step));
     const res = await pipe.exec().catch((err: unknown) => {
-      throw RedisTransport.fail("purge", err);
+      throw RedisTransportImpl.fail("purge", err);
     });
     let n = 0;
     for (let i = 0; i < (res?.length ?? 0); i += 2) n += Number(res?.[i]?.[1] ?? 0);
@@ -361,7 +388,7 @@ export class RedisTransport implements Transport {
     let restored = 0;
     try {
       for (let round = 0; round < 20; round++) {
-        const ceil = RedisTransport.now() - this.visibilityTimeoutMs / 1000;
+        const ceil = RedisTransportImpl.now() - this.visibilityTimeoutMs / 1000;
         const tags = await this.client.zrangebyscore(UNACKED_INDEX_KEY, "-inf", ceil, "LIMIT", 0, 100);
         if (tags.length === 0) break;
         const values = await this.client.hmget(UNACKED_KEY, ...tags);
@@ -415,7 +442,7 @@ export class RedisTransport implements Transport {
   /** Acks are batched per tick: one script call settles all acks of a burst. */
   private ack(c: Claimed): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.ackQueue.push({ c, done: (err) => (err === undefined ? resolve() : reject(RedisTransport.fail("ack", err))) });
+      this.ackQueue.push({ c, done: (err) => (err === undefined ? resolve() : reject(RedisTransportImpl.fail("ack", err))) });
       if (this.ackQueue.length === 1) setImmediate(() => this.flushAcks());
     });
   }
@@ -441,160 +468,105 @@ export class RedisTransport implements Transport {
 
   consume(queues: readonly string[], options: ConsumeOptions): Consumer {
     this.open("consume");
-    assertConsumeArguments(queues, options);
-    const prefetch = options.prefetch;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const transport = this;
     // kombu's BRPOP order: every queue's step 0, then every queue's step 3, ...
     const lists: { key: string; queue: string; rk: string }[] = [];
     for (const step of PRIORITY_STEPS) for (const q of queues) lists.push({ key: listKey(q, step), queue: q, rk: pyStringify(q) });
+    const blocking = this.client.duplicate({ lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: false });
+    blocking.on("error", (err: Error) => (this.lastError = err));
+    const reader: BlockingReader = { blocking, id: null, blocked: false, pumping: null };
+    blocking.on("ready", () => (reader.id = null));
+    const q: DeliveryQueue<Claimed> = new DeliveryQueue({
+      queues,
+      consume: options,
+      toDelivery: (c, release) => this.makeDelivery(c, release),
+      giveBack: async (rest) => {
+        for (const c of rest) {
+          this.unsettled.delete(c.tag);
+          await this.restoreClaim(c, false).catch(() => undefined); // else the visibility timeout does it
+        }
+      },
+      onStop: async () => {
+        this.consumers.delete(q);
+        this.stopSweeperIfIdle();
+        if (reader.blocked && reader.id !== null) await this.client.client("UNBLOCK", reader.id).catch(() => undefined);
+        // The pump may still be taking a batch: wait for it, so what it took goes back too.
+        await reader.pumping?.catch(() => undefined);
+        blocking.disconnect();
+      },
+    });
+    this.consumers.add(q);
+    this.startSweeper();
+    if (!q.stopped) reader.pumping = this.pump(q, lists, reader);
+    return q;
+  }
+
+  /**
+   * Keeps the buffer filled while there is prefetch room: batches from the claim script while
+   * the queue has messages (the next batch is fetched while the last one is handed out), BRPOP
+   * while it is empty. Redis going away (restart, network) is retried by core's lifecycle loop
+   * with backoff, and reported as an outage.
+   */
+  private async pump(q: DeliveryQueue<Claimed>, lists: { key: string; queue: string; rk: string }[], reader: BlockingReader): Promise<void> {
     const keys = lists.map((l) => l.key);
     const claimKeys = [UNACKED_KEY, UNACKED_INDEX_KEY, ...keys];
     const rkArgs = lists.map((l) => l.rk);
-    const blocking = this.client.duplicate({ lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: false });
-    blocking.on("error", (err: Error) => (transport.lastError = err));
-    let blockingId: number | null = null;
-    let blocked = false;
-    blocking.on("ready", () => (blockingId = null));
-
-    const buffer: Claimed[] = [];
-    let outstanding = 0; // buffered + handed out and unsettled
-    let stopped = false;
-    // One waiter each: the iterator waits for messages, the pump for room.
-    let wakeIterator: (() => void) | null = null;
-    let wakePump: (() => void) | null = null;
-    const notifyIterator = () => {
-      const w = wakeIterator;
-      wakeIterator = null;
-      w?.();
-    };
-    const notifyPump = () => {
-      const w = wakePump;
-      wakePump = null;
-      w?.();
-    };
-    const settledOne = () => {
-      outstanding--;
-      notifyPump();
-    };
     const take = (list: { queue: string }, tag: string, sha: string, item: string) => {
       const c: Claimed = { queue: list.queue, tag, sha, item };
-      transport.unsettled.set(tag, c);
-      buffer.push(c);
-      outstanding++;
+      this.unsettled.set(tag, c);
+      q.push(c);
     };
-
-    /**
-     * Keeps the buffer filled while there is prefetch room: batches from the claim script while
-     * the queue has messages (the next batch is fetched while the last one is handed out), BRPOP
-     * while it is empty.
-     */
-    const pump = async (): Promise<void> => {
-      let backoff = 50;
-      while (!stopped && !transport.isClosed) {
-        const room = Math.min(prefetch - outstanding, transport.batchSize);
-        if (room <= 0 || buffer.length >= transport.batchSize) {
-          await new Promise<void>((r) => (wakePump = r));
-          continue;
-        }
-        try {
-          const res = (await CLAIM.run(transport.client, claimKeys, [room, RedisTransport.now(), `${transport.instance}-${Date.now()}-`, ...rkArgs])) as (string | number)[];
-          if (res.length > 0) {
-            for (let i = 0; i < res.length; i += 4) take(lists[Number(res[i])]!, String(res[i + 1]), String(res[i + 2]), String(res[i + 3]));
-            notifyIterator();
-            backoff = 50;
-            continue;
-          }
-          if (stopped) return;
-          // Idle: block until a message arrives. BRPOP then registers it in `unacked` right away
-          // (kombu does the same after every BRPOP); the batch script above is used while busy.
-          if (blocking.status === "wait") await blocking.connect();
-          if (blockingId === null) blockingId = Number(await blocking.client("ID"));
-          if (stopped) return;
-          blocked = true;
-          let popped: [string, string] | null;
-          try {
-            popped = await blocking.brpop(...keys, transport.blockTimeoutMs / 1000);
-          } finally {
-            blocked = false;
-          }
-          if (popped) {
-            const [key, item] = popped;
-            const list = lists.find((l) => l.key === key) ?? lists[0]!;
-            let tag: string | null = null;
-            try {
-              tag = parseKombuEnvelope(item).deliveryTag;
-            } catch {
-              tag = null;
-            }
-            tag ??= `${transport.instance}-${randomUUID()}`;
-            const value = transport.unackedValue(item, list.queue);
-            await transport.client.multi().zadd(UNACKED_INDEX_KEY, RedisTransport.now(), tag).hset(UNACKED_KEY, tag, value).exec();
-            take(list, tag, sha1(value), item);
-            notifyIterator();
-          }
-          backoff = 50;
-        } catch (err) {
-          if (stopped || transport.isClosed) return;
-          transport.lastError = err as Error;
-          // Redis away (restart, network): ioredis reconnects; keep trying with a backoff.
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 1000);
-        }
+    const fetch = async (room: number): Promise<void> => {
+      const res = (await CLAIM.run(this.client, claimKeys, [room, RedisTransportImpl.now(), `${this.instance}-${Date.now()}-`, ...rkArgs])) as (string | number)[];
+      if (res.length > 0) {
+        for (let i = 0; i < res.length; i += 4) take(lists[Number(res[i])]!, String(res[i + 1]), String(res[i + 2]), String(res[i + 3]));
+        return;
       }
-    };
-    let pumping: Promise<void> | null = null;
-
-    const handle = {
-      stop: async () => {
-        if (stopped) return;
-        stopped = true;
-        transport.consumers.delete(handle);
-        transport.stopSweeperIfIdle();
-        options.signal?.removeEventListener("abort", onAbort);
-        notifyIterator();
-        notifyPump();
-        if (blocked && blockingId !== null) await transport.client.client("UNBLOCK", blockingId).catch(() => undefined);
-        // The pump may still be taking a batch: wait for it, so what it took goes back below.
-        await pumping?.catch(() => undefined);
-        const rest = buffer.splice(0);
-        outstanding -= rest.length;
-        for (const c of rest) {
-          transport.unsettled.delete(c.tag);
-          await transport.restoreClaim(c, false).catch(() => undefined); // else the visibility timeout does it
-        }
-        blocking.disconnect();
-      },
-    };
-    const onAbort = () => void handle.stop();
-    this.consumers.add(handle);
-    this.startSweeper();
-
-    async function* iterate(): AsyncGenerator<Delivery> {
+      if (q.stopped) return;
+      // Idle: block until a message arrives. BRPOP then registers it in `unacked` right away
+      // (kombu does the same after every BRPOP); the batch script above is used while busy.
+      const { blocking } = reader;
+      if (blocking.status === "wait") await blocking.connect();
+      if (reader.id === null) reader.id = Number(await blocking.client("ID"));
+      if (q.stopped) return;
+      reader.blocked = true;
+      let popped: [string, string] | null;
       try {
-        pumping ??= pump();
-        while (!stopped && !transport.isClosed) {
-          const c = buffer.shift();
-          if (c) {
-            if (buffer.length < transport.batchSize) notifyPump();
-            const d = transport.makeDelivery(c, settledOne);
-            if (d) yield d;
-            else settledOne();
-            continue;
-          }
-          await new Promise<void>((r) => (wakeIterator = r));
-        }
+        popped = await blocking.brpop(...keys, this.blockTimeoutMs / 1000);
       } finally {
-        if (!stopped) await handle.stop();
+        reader.blocked = false;
       }
+      if (!popped) return;
+      const [key, item] = popped;
+      const list = lists.find((l) => l.key === key) ?? lists[0]!;
+      let tag: string | null = null;
+      try {
+        tag = parseKombuEnvelope(item).deliveryTag;
+      } catch {
+        tag = null;
+      }
+      tag ??= `${this.instance}-${randomUUID()}`;
+      const value = this.unackedValue(item, list.queue);
+      await this.client.multi().zadd(UNACKED_INDEX_KEY, RedisTransportImpl.now(), tag).hset(UNACKED_KEY, tag, value).exec();
+      take(list, tag, sha1(value), item);
+    };
+    while (!q.stopped && !this.isClosed) {
+      const room = Math.min(q.room, this.batchSize);
+      if (room <= 0 || q.buffered >= this.batchSize) {
+        await q.changed();
+        continue;
+      }
+      await this.events.retry(
+        () =>
+          fetch(room).catch((err: unknown) => {
+            this.lastError = err as Error;
+            throw err;
+          }),
+        { signal: q.signal },
+      );
     }
-    const gen = iterate();
-    if (options.signal?.aborted) void handle.stop();
-    else options.signal?.addEventListener("abort", onAbort, { once: true });
-    return { [Symbol.asyncIterator]: () => gen, stop: () => handle.stop() };
   }
 
-  private makeDelivery(c: Claimed, onSettled: () => void): Delivery | null {
+  private makeDelivery(c: Claimed, release: () => void): Delivery | null {
     let message: WireMessage;
     try {
       message = readEnvelope(c.item);
@@ -605,60 +577,36 @@ export class RedisTransport implements Transport {
       return null;
     }
     if (message.properties.priority !== undefined) message.properties.priority = fromRedisPriority(message.properties.priority);
-    let settled = false;
-    const settle = (what: string) => {
-      if (settled) throw new CeleriacError("already_settled", `delivery already settled; cannot ${what}`);
-      this.open(what);
-      settled = true;
-      this.unsettled.delete(c.tag);
-      onSettled();
+    /** Re-dates the unacked entry to expire `ms` from now, only while it is still ours (same sha). */
+    const redate = (ms: number) => {
+      const score = RedisTransportImpl.now() + (ms - this.visibilityTimeoutMs) / 1000;
+      return this.track(RESCORE.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY], [c.tag, c.sha, score]));
     };
-    const redelivered = c.item.includes('"redelivered": true') || c.item.includes('"redelivered":true');
-    return {
+    return createDelivery({
+      transport: this.name,
       message,
       queue: c.queue,
-      redelivered,
+      redelivered: c.item.includes('"redelivered": true') || c.item.includes('"redelivered":true'),
       deliveryCount: null,
-      get settled() {
-        return settled;
+      isClosed: () => this.isClosed,
+      onSettled: () => {
+        this.unsettled.delete(c.tag);
+        release();
       },
-      ack: async () => {
-        settle("ack");
-        await this.ack(c);
-      },
-      nack: async (options: NackOptions = {}) => {
-        const delayMs = nonNegativeMs("nack", options.delayMs);
-        settle("nack");
-        try {
-          if (!(options.requeue ?? true)) await this.ack(c);
-          else if (delayMs > 0) {
-            // Stays in `unacked`, dated so that any sweeper (Python's too) restores it in delayMs.
-            const score = RedisTransport.now() + (delayMs - this.visibilityTimeoutMs) / 1000;
-            await this.track(RESCORE.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY], [c.tag, c.sha, score]));
-          } else await this.track(this.restoreClaim(c, true));
-        } catch (err) {
-          throw RedisTransport.fail("nack", err);
-        }
-      },
-      extend: async (ms: number) => {
-        if (settled) throw new CeleriacError("already_settled", "delivery already settled; cannot extend");
-        if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
-          throw new CeleriacError("invalid_argument", `extend: ms must be a non-negative number, got ${String(ms)}`);
-        }
-        this.open("extend");
-        // Re-date the unacked entry so that it expires `ms` from now. Only while it is still ours:
-        // once restored and taken by someone else, their entry is theirs.
-        const score = RedisTransport.now() + (ms - this.visibilityTimeoutMs) / 1000;
-        await RESCORE.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY], [c.tag, c.sha, score]).catch((err: unknown) => {
-          throw RedisTransport.fail("extend", err);
-        });
-      },
-      reject: async () => {
+      ops: {
+        ack: () => this.ack(c),
+        nack: async ({ requeue, delayMs }) => {
+          if (!requeue) await this.ack(c);
+          // Stays in `unacked`, dated so that any sweeper (Python's too) restores it in delayMs.
+          else if (delayMs > 0) await redate(delayMs);
+          else await this.track(this.restoreClaim(c, true));
+        },
+        // Once restored and taken by someone else, their entry is theirs: RESCORE checks the sha.
+        extend: async (ms) => void (await redate(ms)),
         // No dead-letter list in kombu's layout: dropped, as kombu's reject(requeue=False).
-        settle("reject");
-        await this.ack(c);
+        reject: () => this.ack(c),
       },
-    };
+    });
   }
 
   /**
@@ -698,5 +646,5 @@ export class RedisTransport implements Transport {
 
 /** Creates the Redis transport; see {@link RedisTransportOptions} for the defaults. */
 export function createRedisTransport(options: RedisTransportOptions = {}): RedisTransport {
-  return new RedisTransport(options);
+  return new RedisTransportImpl(options);
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll } from "vitest";
 import { createRedisTransport } from "@celeriac/redis";
 import { startRedisServer, type RedisServer } from "../../../test-support/redis.js";
-import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
+import { describeTransportConformance } from "@celeriac/conformance";
 
 const visibilityTimeoutMs = 800;
 

@@ -2,9 +2,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { CeleriacError, type ExchangeDelivery, type ExchangeSpec, type WireMessage } from "@celeriac/core";
+import { CeleriacError } from "@celeriac/core";
+import type { ExchangeDelivery, ExchangeSpec, WireMessage } from "@celeriac/core/transport";
 import { createRedisTransport, type RedisTransport, type RedisTransportOptions } from "@celeriac/redis";
-import { describeExchangeConformance } from "../../../test-support/exchange-conformance.js";
+import { describeExchangeConformance } from "@celeriac/conformance";
 import { PYTHON, PYTHON_DIR, runPython } from "../../../test-support/python.js";
 import { startPythonRedisWorker, startRedisServer, type RedisServer } from "../../../test-support/redis.js";
 

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CeleriacError, celeryJsonCodec, createEnvelope, pyParse, resultBackendFromUrl, transportFromUrl, type Delivery, type ResultMeta } from "@celeriac/core";
+import { CeleriacError, celeryJsonCodec, createEnvelope, resultBackendFromUrl, transportFromUrl, type ResultMeta } from "@celeriac/core";
+import { pyParse, type Delivery } from "@celeriac/core/transport";
 import {
   createRedisResultBackend,
   createRedisTransport,

@@ -212,6 +212,9 @@ describe("reliability", () => {
     const queue = `restart-${randomUUID().slice(0, 8)}`;
     const vt = 2000;
     const workerTransport = transport(url, vt);
+    // The one typed stream the CLI logs: the outage must open and close on it.
+    const lifecycle: string[] = [];
+    workerTransport.lifecycle.subscribe((e) => lifecycle.push(e.type));
     await workerTransport.connect();
     const seen = new Set<string>();
     const w = createWorker({ transport: workerTransport, queues: [queue], concurrency: 10, etaHeartbeatMs: 500, visibilityExtensionMs: vt, silent: true });
@@ -237,5 +240,9 @@ describe("reliability", () => {
     expect(sent).toBe(total);
     await until("every task ran", () => seen.size === total, 30_000, () => `${seen.size} of ${total}; worker ${w.state}`);
     expect(w.state).toBe("running");
+    const lost = lifecycle.indexOf("disconnected");
+    expect(lost, lifecycle.join(",")).toBeGreaterThanOrEqual(0);
+    expect(lifecycle.slice(lost + 1), lifecycle.join(",")).toContain("connected");
+    expect(workerTransport.lifecycle.state).toBe("connected");
   }, 60_000);
 });

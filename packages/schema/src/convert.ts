@@ -1,4 +1,5 @@
-import { CeleriacError, pyIsoformat } from "@celeriac/core";
+import { CeleriacError } from "@celeriac/core";
+import { pyIsoformat } from "@celeriac/core/transport";
 import { INT32_TYPES, INT64_TYPES, UNSIGNED_TYPES, describeType, type FieldModel, type ScalarType, type SchemaModel } from "./model.js";
 
 /**

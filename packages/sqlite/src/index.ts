@@ -2,7 +2,7 @@
 // reference in the .d.ts, since TypeScript 6 projects load no @types/* package unless asked.
 /// <reference types="node" preserve="true" />
 // For users: the factories and their options.
-export { createSqliteTransport, SqliteTransport, type SqliteTransportOptions } from "./transport.js";
+export { createSqliteTransport, type SqliteTransport, type SqliteTransportOptions } from "./transport.js";
 export { createSqliteResultBackend, SqliteResultBackend, type SqliteResultBackendOptions } from "./result-backend.js";
 export { sqliteTransportFromUrl, sqliteResultBackendFromUrl, parseSqliteUrl } from "./url.js";
 

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
-import { CeleriacError, assertKnownOptions, optionKeys, parseResultMeta, pollForResult, stringifyCeleryJson, type ResultBackend, type ResultMeta } from "@celeriac/core";
+import { CeleriacError, type ResultBackend, type ResultMeta } from "@celeriac/core";
+import { assertKnownOptions, optionKeys, parseResultMeta, pollForResult, stringifyCeleryJson } from "@celeriac/core/transport";
 import { openDatabase } from "./schema.js";
 
 export interface SqliteResultBackendOptions {

@@ -3,21 +3,25 @@ import type Database from "better-sqlite3";
 import {
   CeleriacError,
   ChangeSignal,
-  assertConsumeArguments,
+  ConnectionLifecycle,
+  DeliveryQueue,
   assertKnownOptions,
   optionKeys,
+  assertPublishable,
+  createDelivery,
   parseKombuEnvelope,
   stringifyKombuEnvelope,
   toKombuEnvelope,
+  type ConnectionEvents,
   type ConsumeOptions,
   type Consumer,
+  type DeadLetter,
   type Delivery,
-  type NackOptions,
   type PublishOptions,
   type Transport,
   type TransportCapabilities,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { isBusy, openDatabase } from "./schema.js";
 
 export interface SqliteTransportOptions {
@@ -97,7 +101,19 @@ function clampPriority(p: number | undefined): number {
  * The embedded broker: kombu's SQLAlchemy tables in one SQLite file, with a real ack on top.
  * See README.md for how this coexists with Python Celery on the same file.
  */
-export class SqliteTransport implements Transport {
+/**
+ * What `createSqliteTransport` returns: the transport contract, plus what only an SQLite file has.
+ * The class behind it is not public: its claim, sweep and statement machinery is not API.
+ */
+export interface SqliteTransport extends Transport {
+  /** The database file (or ":memory:"). */
+  readonly path: string;
+  /** Deletes the rows Python's kombu consumer has received (kombu never does); returns how many. */
+  pruneKombuConsumed(): Promise<number>;
+  readDeadLetters(queue: string, options?: { limit?: number }): Promise<DeadLetter[]>;
+}
+
+class SqliteTransportImpl implements SqliteTransport {
   readonly name = "sqlite";
   readonly capabilities: TransportCapabilities = {
     // Ordered by our claim query, not by SQLite; Python's kombu consumer ignores it.
@@ -106,7 +122,6 @@ export class SqliteTransport implements Transport {
     visibilityExtension: true,
     deadLetter: true,
     maxMessageBytes: null,
-    sharedConsumers: true,
   };
   readonly closed: Promise<void>;
   readonly path: string;
@@ -118,7 +133,10 @@ export class SqliteTransport implements Transport {
   private readonly changes = new ChangeSignal();
   /** Claims received by this transport and not settled: put back on close. */
   private readonly unsettled = new Map<string, number>();
-  private readonly consumers = new Set<{ stop(): Promise<void> }>();
+  private readonly consumers = new Set<Consumer>();
+  private readonly events = new ConnectionLifecycle("sqlite");
+  /** An embedded file has no outages: `connected` on connect; failures end the consumer itself. */
+  readonly lifecycle: ConnectionEvents = this.events;
   /** Unique per transport so claim tokens never collide across processes. */
   private readonly instance = randomUUID();
   private tokenSeq = 0;
@@ -126,7 +144,7 @@ export class SqliteTransport implements Transport {
   private indexedUpTo = 0;
   private isClosed = false;
   private resolveClosed!: () => void;
-  private readonly stmt: ReturnType<SqliteTransport["prepare"]>;
+  private readonly stmt: ReturnType<SqliteTransportImpl["prepare"]>;
 
   constructor(options: SqliteTransportOptions) {
     assertKnownOptions("createSqliteTransport", options, KNOWN_OPTIONS);
@@ -217,6 +235,7 @@ export class SqliteTransport implements Transport {
 
   async connect(): Promise<void> {
     if (this.isClosed) throw new CeleriacError("closed", "sqlite transport is closed");
+    this.events.report({ type: "connected" });
   }
 
   /** Id of `queue` in kombu_queue, created like kombu's `_get_or_create`. */
@@ -244,10 +263,8 @@ export class SqliteTransport implements Transport {
   }
 
   async publish(queue: string, message: WireMessage, options: PublishOptions = {}): Promise<void> {
+    assertPublishable(this, queue, message, options);
     const delayMs = options.delayMs ?? 0;
-    if (typeof delayMs !== "number" || !Number.isFinite(delayMs) || delayMs < 0) {
-      throw new CeleriacError("invalid_argument", `publish: delayMs must be a non-negative number, got ${String(delayMs)}`);
-    }
     const priority = clampPriority(message.properties.priority);
     // Python's json.dumps form, so rows look the same whoever wrote them.
     const payload = stringifyKombuEnvelope(toKombuEnvelope(message, { exchange: "", routingKey: queue, deliveryTag: randomUUID() }));
@@ -295,27 +312,16 @@ export class SqliteTransport implements Transport {
     );
   }
 
-  /**
-   * Messages dead-lettered by `reject` (or for an unreadable payload), oldest first, for
-   * inspection and tests. `message` is null when the stored payload is not a kombu envelope.
-   */
-  deadLetters(queue?: string): { messageId: number; queue: string; message: WireMessage | null; payload: string; reason: string; deliveries: number; rejectedAt: Date }[] {
+  /** Messages dead-lettered by `reject` (or for an unreadable payload), oldest first, left in place. */
+  async readDeadLetters(queue: string, options: { limit?: number } = {}): Promise<DeadLetter[]> {
     const rows = this.guard("read dead letters", () =>
       this.db
-        .prepare<unknown[], { message_id: number; queue: string; payload: string; reason: string; deliveries: number; rejected_at: number }>(
-          `SELECT message_id, queue, payload, reason, deliveries, rejected_at FROM celeriac_dead_letter ${queue === undefined ? "" : "WHERE queue = ?"} ORDER BY id`,
+        .prepare<[string, number], { queue: string; payload: string; reason: string; deliveries: number }>(
+          "SELECT queue, payload, reason, deliveries FROM celeriac_dead_letter WHERE queue = ? ORDER BY id LIMIT ?",
         )
-        .all(...(queue === undefined ? [] : [queue])),
+        .all(queue, options.limit ?? -1),
     );
-    return rows.map((r) => ({
-      messageId: r.message_id,
-      queue: r.queue,
-      message: readPayload(r.payload),
-      payload: r.payload,
-      reason: r.reason,
-      deliveries: r.deliveries,
-      rejectedAt: new Date(r.rejected_at),
-    }));
+    return rows.map((r) => ({ queue: r.queue, message: readPayload(r.payload), reason: r.reason, deliveryCount: r.deliveries, raw: r.payload }));
   }
 
   private claimStatements = new Map<
@@ -418,88 +424,69 @@ export class SqliteTransport implements Transport {
 
   consume(queues: readonly string[], options: ConsumeOptions): Consumer {
     if (this.isClosed) throw new CeleriacError("closed", "sqlite transport is closed; cannot consume");
-    assertConsumeArguments(queues, options);
-    const prefetch = options.prefetch;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const transport = this;
-    const buffer: ClaimedRow[] = [];
-    let outstanding = 0; // buffered + handed out and unsettled
-    let stopped = false;
-    const returnBuffered = () => {
-      const rows = buffer.splice(0);
-      outstanding -= rows.length;
-      if (transport.isClosed) return;
-      for (const row of rows) {
-        transport.unsettled.delete(row.token);
-        try {
-          transport.release(row.id, row.token, 0, 1);
-        } catch {
-          // Lock contention on shutdown: the visibility timeout returns it instead.
-        }
-      }
-    };
-    const handle = {
-      stop: async () => {
-        if (stopped) return;
-        stopped = true;
-        transport.consumers.delete(handle);
-        options.signal?.removeEventListener("abort", onAbort);
-        returnBuffered();
-        transport.wake();
-      },
-    };
-    const onAbort = () => void handle.stop();
-    this.consumers.add(handle);
-    if (options.signal?.aborted) void handle.stop();
-    else options.signal?.addEventListener("abort", onAbort, { once: true });
-
-    async function* iterate(): AsyncGenerator<Delivery> {
-      let interval = transport.minPollMs;
-      try {
-        while (!stopped && !transport.isClosed) {
-          const row = buffer.shift();
-          if (row) {
-            const delivery = transport.makeDelivery(row, () => {
-              outstanding--;
-              transport.wake();
-            });
-            if (delivery) yield delivery;
-            else outstanding--;
-            continue;
-          }
-          if (outstanding >= prefetch) {
-            await transport.waitForChange(transport.maxPollMs);
-            continue;
-          }
-          let claimed: ClaimedRow[];
+    const q: DeliveryQueue<ClaimedRow> = new DeliveryQueue({
+      queues,
+      consume: options,
+      toDelivery: (row, release) => this.makeDelivery(row, release),
+      giveBack: (rows) => {
+        if (this.isClosed) return;
+        for (const row of rows) {
+          this.unsettled.delete(row.token);
           try {
-            claimed = transport.claim(queues, Math.min(prefetch - outstanding, MAX_BATCH));
-          } catch (err) {
-            if (!isBusy(err) || transport.isClosed) throw CeleriacError.from(err, "connection");
-            claimed = []; // another process held the lock past busy_timeout: poll again later
+            this.release(row.id, row.token, 0, 1);
+          } catch {
+            // Lock contention on shutdown: the visibility timeout returns it instead.
           }
-          // claim() is synchronous, so stop() cannot have run in between.
-          if (claimed.length > 0) {
-            for (const c of claimed) transport.unsettled.set(c.token, c.id);
-            buffer.push(...claimed);
-            outstanding += claimed.length;
-            interval = transport.minPollMs;
-            continue;
-          }
-          await transport.waitForChange(Math.min(interval, Math.max(1, transport.nextHiddenIn())));
-          interval = Math.min(interval * 2, transport.maxPollMs);
         }
-      } finally {
-        // Also reached when the caller breaks out of for-await.
-        if (!stopped) await handle.stop();
+      },
+      onStop: () => {
+        this.consumers.delete(q);
+        this.wake();
+      },
+    });
+    this.consumers.add(q);
+    void this.pump(queues, q);
+    return q;
+  }
+
+  /**
+   * Claims rows while the buffer is empty and the prefetch window has room (a visibility timeout
+   * does not reopen the window, so an idle consumer never re-claims what it already holds),
+   * backing off while the queues are empty. A failure other than another process's lock ends the
+   * consumer with that error.
+   */
+  private async pump(queues: readonly string[], q: DeliveryQueue<ClaimedRow>): Promise<void> {
+    let interval = this.minPollMs;
+    while (!q.stopped && !this.isClosed) {
+      if (q.room <= 0 || q.buffered > 0) {
+        await q.changed();
+        continue;
       }
+      let claimed: ClaimedRow[];
+      try {
+        claimed = this.claim(queues, Math.min(q.room, MAX_BATCH));
+      } catch (err) {
+        if (this.isClosed || q.stopped) return;
+        if (!isBusy(err)) {
+          q.fail(new CeleriacError("connection", `sqlite claim failed: ${(err as Error).message}`, { cause: err }));
+          return;
+        }
+        claimed = []; // another process held the lock past busy_timeout: poll again later
+      }
+      // claim() is synchronous, so stop() cannot have run in between.
+      if (claimed.length > 0) {
+        for (const c of claimed) this.unsettled.set(c.token, c.id);
+        q.push(...claimed);
+        interval = this.minPollMs;
+        continue;
+      }
+      await this.waitForChange(Math.min(interval, Math.max(1, this.nextHiddenIn())));
+      interval = Math.min(interval * 2, this.maxPollMs);
     }
-    const gen = iterate();
-    return { [Symbol.asyncIterator]: () => gen, stop: handle.stop };
   }
 
   /** A Delivery for a claimed row; null (after dead-lettering it) when the payload is unreadable. */
-  private makeDelivery(row: ClaimedRow, onSettled: () => void): Delivery | null {
+  private makeDelivery(row: ClaimedRow, release: () => void): Delivery | null {
     let message: WireMessage;
     try {
       message = parseKombuEnvelope(row.payload).message;
@@ -509,70 +496,46 @@ export class SqliteTransport implements Transport {
       this.guard("dead-letter", () => this.deadLetterRow(row, `decode_failed: ${(err as Error).message}`));
       return null;
     }
-    let settled = false;
-    const settle = (what: string) => {
-      if (settled) throw new CeleriacError("already_settled", `delivery already settled; cannot ${what}`);
-      if (this.isClosed) throw new CeleriacError("closed", `sqlite transport is closed; cannot ${what}`);
-      settled = true;
-      this.unsettled.delete(row.token);
-      onSettled();
+    const deleteRow = () => {
+      this.stmt.deleteMessage.run(row.id);
+      this.stmt.deleteState.run(row.id);
     };
-    return {
+    return createDelivery({
+      transport: this.name,
       message,
       queue: row.queue,
       redelivered: row.deliveries > 1,
       deliveryCount: row.deliveries,
-      get settled() {
-        return settled;
+      isClosed: () => this.isClosed,
+      onSettled: () => {
+        this.unsettled.delete(row.token);
+        release();
+        this.wake();
       },
-      ack: async () => {
-        settle("ack");
+      ops: {
         // Deleted even if the claim expired meanwhile: the work is done, and a duplicate
         // delivery elsewhere then finds nothing left to ack.
-        this.guard("ack", () =>
-          this.db
-            .transaction(() => {
-              this.stmt.deleteMessage.run(row.id);
-              this.stmt.deleteState.run(row.id);
-            })
-            .immediate(),
-        );
-      },
-      nack: async (options: NackOptions = {}) => {
-        const delayMs = options.delayMs ?? 0;
-        if (typeof delayMs !== "number" || !Number.isFinite(delayMs) || delayMs < 0) {
-          throw new CeleriacError("invalid_argument", `nack: delayMs must be a non-negative number, got ${String(delayMs)}`);
-        }
-        settle("nack");
-        if (options.requeue ?? true) {
-          this.guard("nack", () => this.release(row.id, row.token, delayMs, 0));
-          this.wake();
-        } else {
+        ack: () => this.guard("ack", () => this.db.transaction(deleteRow).immediate()),
+        nack: ({ requeue, delayMs }) => {
+          if (requeue) {
+            this.guard("nack", () => this.release(row.id, row.token, delayMs, 0));
+            this.wake();
+            return;
+          }
           this.guard("nack", () =>
             this.db
               .transaction(() => {
-                if (!this.stmt.ownedState.get(row.id, row.token)) return;
-                this.stmt.deleteMessage.run(row.id);
-                this.stmt.deleteState.run(row.id);
+                if (this.stmt.ownedState.get(row.id, row.token)) deleteRow();
               })
               .immediate(),
           );
-        }
-      },
-      extend: async (ms: number) => {
-        if (settled) throw new CeleriacError("already_settled", "delivery already settled; cannot extend");
-        if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
-          throw new CeleriacError("invalid_argument", `extend: ms must be a non-negative number, got ${String(ms)}`);
-        }
+        },
         // No change when the claim already expired and someone else holds the message: extending
         // their claim would hide it on their behalf.
-        this.guard("extend", () => this.stmt.extend.run(Date.now() + ms, row.id, row.token));
+        extend: (ms) => void this.guard("extend", () => this.stmt.extend.run(Date.now() + ms, row.id, row.token)),
+        reject: (reason) => this.guard("reject", () => this.deadLetterRow(row, reason)),
       },
-      reject: async (reason: string) => {
-        settle("reject");
-        this.guard("reject", () => this.deadLetterRow(row, String(reason)));
-      },
-    };
+    });
   }
 
   private deadLetterRow(row: ClaimedRow, reason: string): void {
@@ -622,5 +585,5 @@ export class SqliteTransport implements Transport {
 
 /** Creates the embedded SQLite transport; see {@link SqliteTransportOptions} for the defaults. */
 export function createSqliteTransport(options: SqliteTransportOptions): SqliteTransport {
-  return new SqliteTransport(options);
+  return new SqliteTransportImpl(options);
 }

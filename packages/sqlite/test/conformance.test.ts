@@ -1,14 +1,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { WireMessage } from "@celeriac/core";
-import { createSqliteTransport, type SqliteTransport } from "@celeriac/sqlite";
-import { describeTransportConformance } from "../../../test-support/transport-conformance.js";
+import { createSqliteTransport } from "@celeriac/sqlite";
+import { describeTransportConformance } from "@celeriac/conformance";
 
 const visibilityTimeoutMs = 600;
-
-const deadLetters = async (t: unknown, queue: string) =>
-  (t as SqliteTransport).deadLetters(queue).flatMap((d) => (d.message ? [{ message: d.message as WireMessage, reason: d.reason }] : []));
 
 describeTransportConformance(
   "sqlite (file)",
@@ -17,11 +13,11 @@ describeTransportConformance(
     const transport = createSqliteTransport({ path: join(dir, "broker.db"), visibilityTimeoutMs });
     return { transport, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
   },
-  { visibilityTimeoutMs, deadLetters },
+  { visibilityTimeoutMs },
 );
 
 describeTransportConformance(
   "sqlite (:memory:)",
   async () => ({ transport: createSqliteTransport({ path: ":memory:", visibilityTimeoutMs }) }),
-  { visibilityTimeoutMs, deadLetters },
+  { visibilityTimeoutMs },
 );

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { celeryJsonCodec, createEnvelope, decodeTask, type Delivery } from "@celeriac/core";
+import { celeryJsonCodec, createEnvelope, decodeTask } from "@celeriac/core";
+import type { Delivery } from "@celeriac/core/transport";
 import { createSqliteTransport, type SqliteTransport } from "@celeriac/sqlite";
 
 const PY = "/usr/bin/python3";

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CeleriacError, type Delivery, type WireMessage } from "@celeriac/core";
+import { CeleriacError } from "@celeriac/core";
+import type { Delivery, WireMessage } from "@celeriac/core/transport";
 import {
   createSqliteResultBackend,
   createSqliteTransport,
@@ -234,9 +235,9 @@ describe("transport", () => {
     await t.publish("q", msg(1));
     const got = await take(t, "q", 2, 5);
     expect(got.map((d) => d.message.headers["n"])).toEqual([0, 1]);
-    const dead = t.deadLetters("q");
+    const dead = await t.readDeadLetters("q");
     expect(dead).toHaveLength(1);
-    expect(dead[0]).toMatchObject({ message: null, payload: "not json", deliveries: 1 });
+    expect(dead[0]).toMatchObject({ message: null, raw: "not json", deliveryCount: 1 });
     expect(dead[0]!.reason).toMatch(/^decode_failed/);
   });
 

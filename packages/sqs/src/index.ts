@@ -2,7 +2,7 @@
 // reference in the .d.ts, since TypeScript 6 projects load no @types/* package unless asked.
 /// <reference types="node" preserve="true" />
 // For users: the factory, its options and the URL form.
-export { createSqsTransport, SqsTransport, type SqsTransportOptions, type SqsPriorityTier } from "./transport.js";
+export { createSqsTransport, type SqsTransport, type SqsTransportOptions, type SqsPriorityTier } from "./transport.js";
 export { DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_RECEIVES } from "./transport.js";
 export { parseSqsUrl, sqsTransportFromUrl } from "./url.js";
 export { sqsQueueName, sqsEntityName } from "./names.js";

@@ -19,21 +19,25 @@ import {
 } from "@aws-sdk/client-sqs";
 import {
   CeleriacError,
-  assertConsumeArguments,
+  ConnectionLifecycle,
+  DeliveryQueue,
   assertKnownOptions,
   optionKeys,
+  assertPublishable,
+  createDelivery,
   parseKombuEnvelope,
   stringifyKombuEnvelope,
   toKombuEnvelope,
+  type ConnectionEvents,
   type ConsumeOptions,
   type Consumer,
+  type DeadLetter,
   type Delivery,
-  type NackOptions,
   type PublishOptions,
   type Transport,
   type TransportCapabilities,
   type WireMessage,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import { Batcher, type BatchOutcome } from "./batcher.js";
 import { isFifoQueue, sqsQueueName } from "./names.js";
 
@@ -164,7 +168,21 @@ interface QueueTarget {
 }
 
 /** Amazon SQS in kombu's wire format; see README.md. */
-export class SqsTransport implements Transport {
+/**
+ * What `createSqsTransport` returns: the transport contract, plus the SQS names of Celery queues.
+ * The class behind it is not public: pollers, batchers and screening are not API.
+ */
+export interface SqsTransport extends Transport {
+  /** The SDK client (yours, when passed as `client`). */
+  readonly client: SQSClient;
+  /** The SQS name of a Celery queue name (prefix, kombu's character rules). */
+  sqsName(queue: string): string;
+  /** The URL of a Celery queue: predefined, cached, looked up, or created. */
+  queueUrl(queue: string): Promise<string>;
+  readDeadLetters(queue: string, options?: { limit?: number }): Promise<DeadLetter[]>;
+}
+
+class SqsTransportImpl implements SqsTransport {
   readonly name = "sqs";
   readonly capabilities: TransportCapabilities;
   readonly closed: Promise<void>;
@@ -190,9 +208,11 @@ export class SqsTransport implements Transport {
   private readonly visibility = new Map<string, Batcher<{ handle: string; seconds: number }>>();
   /** Receipt handles received here and not settled (handed out or buffered), for close. */
   private readonly unsettled = new Map<string, string>();
-  private readonly consumers = new Set<{ stop(): Promise<void> }>();
+  private readonly consumers = new Set<Consumer>();
+  private readonly events = new ConnectionLifecycle("sqs", { initialDelayMs: 200, maxDelayMs: 5000 });
+  /** Outages as the pollers see them (the SDK has no connection of its own to watch). */
+  readonly lifecycle: ConnectionEvents = this.events;
   private readonly publishes = new Set<Promise<unknown>>();
-  private readonly aborts = new Set<AbortController>();
   private isClosed = false;
   private resolveClosed!: () => void;
 
@@ -236,7 +256,6 @@ export class SqsTransport implements Transport {
       // SQS takes 256 KiB of MessageBody; the body is base64 inside the kombu JSON, and that
       // again base64 by default. 4 KiB is left for headers.
       maxMessageBytes: this.bodyEncoding === "base64" ? Math.floor((MAX_BODY_BYTES * 9) / 16) - 4096 : Math.floor((MAX_BODY_BYTES * 3) / 4) - 4096,
-      sharedConsumers: true,
     };
 
     if (options.client) {
@@ -260,6 +279,7 @@ export class SqsTransport implements Transport {
 
   async connect(): Promise<void> {
     if (this.isClosed) throw new CeleriacError("closed", "sqs transport is closed");
+    this.events.report({ type: "connected" });
   }
 
   private guardOpen(what: string): void {
@@ -337,10 +357,8 @@ export class SqsTransport implements Transport {
 
   async publish(queue: string, message: WireMessage, options: PublishOptions = {}): Promise<void> {
     this.guardOpen("publish");
+    assertPublishable(this, queue, message, options);
     const delayMs = options.delayMs ?? 0;
-    if (typeof delayMs !== "number" || !Number.isFinite(delayMs) || delayMs < 0) {
-      throw new CeleriacError("invalid_argument", `publish: delayMs must be a non-negative number, got ${String(delayMs)}`);
-    }
     const physical = this.tierFor(queue, message.properties.priority);
     const body = this.encodeBody(message, queue);
     if (Buffer.byteLength(body) > MAX_BODY_BYTES) {
@@ -435,30 +453,30 @@ export class SqsTransport implements Transport {
   }
 
   /**
-   * Reads dead-lettered messages without removing them (they stay visible), for inspection and
-   * tests: up to `max` (at most 10 per call), optionally only those from `queue`.
+   * Dead-lettered messages of `queue`, left in the dead-letter queue (received with visibility
+   * 0). SQS hands out at most 10 per receive and in no guaranteed order, so this is a sample of
+   * up to `limit` (default 10), not a listing.
    */
-  async peekDeadLetters(options: { queue?: string; max?: number } = {}): Promise<{ message: WireMessage | null; body: string; reason: string; queue: string; receiveCount: number }[]> {
+  async readDeadLetters(queue: string, options: { limit?: number } = {}): Promise<DeadLetter[]> {
     if (this.dlq === null) return [];
     const url = await this.queueUrl(this.dlq);
     const r = await this.client.send(
-      new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: Math.min(10, options.max ?? 10), WaitTimeSeconds: 0, VisibilityTimeout: 0, MessageAttributeNames: ["All"] }),
+      new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: Math.min(10, options.limit ?? 10), WaitTimeSeconds: 0, VisibilityTimeout: 0, MessageAttributeNames: ["All"] }),
     );
-    const out = [];
+    const out: DeadLetter[] = [];
     const seen = new Set<string>();
     for (const m of r.Messages ?? []) {
       // A receive with visibility 0 may return one message several times.
       if (m.MessageId !== undefined && seen.has(m.MessageId)) continue;
       if (m.MessageId !== undefined) seen.add(m.MessageId);
       const attrs = m.MessageAttributes ?? {};
-      const queue = attrs[DEAD_LETTER_SOURCE]?.StringValue ?? "";
-      if (options.queue !== undefined && queue !== options.queue) continue;
+      if ((attrs[DEAD_LETTER_SOURCE]?.StringValue ?? "") !== queue) continue;
       out.push({
-        message: this.decode(m.Body ?? ""),
-        body: m.Body ?? "",
-        reason: attrs[DEAD_LETTER_REASON]?.StringValue ?? "",
         queue,
-        receiveCount: Number(attrs[DEAD_LETTER_RECEIVES]?.StringValue ?? 0),
+        message: this.decode(m.Body ?? ""),
+        reason: attrs[DEAD_LETTER_REASON]?.StringValue ?? "",
+        deliveryCount: Number(attrs[DEAD_LETTER_RECEIVES]?.StringValue ?? 0),
+        raw: m.Body ?? "",
       });
     }
     return out;
@@ -503,146 +521,84 @@ export class SqsTransport implements Transport {
 
   consume(queues: readonly string[], options: ConsumeOptions): Consumer {
     this.guardOpen("consume");
-    assertConsumeArguments(queues, options);
-    const prefetch = options.prefetch;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const transport = this;
-    const buffer: Received[] = [];
-    let handedOut = 0; // handed out and unsettled
-    let stopped = false;
-    let wakeIterator: (() => void) | null = null;
-    const wakeAll = () => {
-      wakeIterator?.();
-      for (const p of pollerStates) p.wake?.();
-    };
-    const abort = new AbortController();
-    this.aborts.add(abort);
-    const pollersPerQueue = Math.max(1, Math.min(this.maxPollers, Math.ceil(prefetch / MAX_PER_RECEIVE)));
-    const targets = queues.map((q) => this.target(q));
-    // Each poller holds at most its share of the window, so one queue's long poll never blocks
-    // another queue's receives; the iterator still hands out at most `prefetch` at a time.
-    const share = Math.max(1, Math.ceil(prefetch / (pollersPerQueue * targets.length)));
-    const pollerStates: { held: number; wake: (() => void) | null }[] = [];
-
-    const handle = {
-      stop: async () => {
-        if (stopped) return;
-        stopped = true;
-        transport.consumers.delete(handle);
-        options.signal?.removeEventListener("abort", onAbort);
-        // In-flight long polls are cancelled first, before anything is made visible again: a
-        // poll answered with a message we just released would lose that answer.
-        abort.abort();
-        transport.aborts.delete(abort);
-        const rows = buffer.splice(0);
-        for (const r of rows) r.done?.();
-        wakeAll();
-        // Prefetched, never handed out: visible to everyone again right away.
-        await transport.release(rows.map((r) => ({ url: r.url, handle: r.sqs.ReceiptHandle! })));
-      },
-    };
-    const onAbort = () => void handle.stop();
-    this.consumers.add(handle);
-
-    const push = (r: Received) => {
+    const handleOf = (r: Received) => ({ url: r.url, handle: r.sqs.ReceiptHandle! });
+    const q: DeliveryQueue<Received> = new DeliveryQueue({
+      queues,
+      consume: options,
       // Highest tier first, arrival order within a tier.
-      let i = buffer.length;
-      while (i > 0 && buffer[i - 1]!.rank > r.rank) i--;
-      buffer.splice(i, 0, r);
-      transport.unsettled.set(r.sqs.ReceiptHandle!, r.url);
-    };
+      rank: (r) => r.rank,
+      toDelivery: (r, release) => this.makeDelivery(r, release),
+      // Prefetched, never handed out: visible to everyone again right away. Each poller gets
+      // its slot back.
+      giveBack: async (rows) => {
+        for (const r of rows) r.done?.();
+        await this.release(rows.map(handleOf));
+      },
+      // In-flight long polls were cancelled (the queue's signal) before anything is made visible
+      // again: a poll answered with a message we just released would lose that answer.
+      onStop: () => void this.consumers.delete(q),
+    });
+    this.consumers.add(q);
+    if (q.stopped) return q;
+    const pollersPerQueue = Math.max(1, Math.min(this.maxPollers, Math.ceil(q.prefetch / MAX_PER_RECEIVE)));
+    const targets = queues.map((name) => this.target(name));
+    // Each poller holds at most its share of the window, so one queue's long poll never blocks
+    // another queue's receives; the queue still hands out at most `prefetch` at a time.
+    const share = Math.max(1, Math.ceil(q.prefetch / (pollersPerQueue * targets.length)));
+    for (const t of targets) for (let i = 0; i < pollersPerQueue; i++) void this.poll(q, t, i, share);
+    return q;
+  }
 
-    const poll = async (target: QueueTarget, index: number) => {
-      const state: { held: number; wake: (() => void) | null } = { held: 0, wake: null };
-      pollerStates.push(state);
-      // Receive only once half a batch is free: waking on every single settle would mean
-      // receives of one or two messages, many more requests for the same work.
-      const threshold = Math.ceil(Math.min(MAX_PER_RECEIVE, share) / 2);
-      const done = () => {
-        state.held--;
-        if (share - state.held >= threshold || buffer.length === 0) state.wake?.();
-      };
-      let round = index;
-      let failures = 0;
-      while (!stopped && !transport.isClosed) {
-        const room = share - state.held;
-        // ...or whenever the consumer has nothing buffered to hand out, so no one starves.
-        if (room <= 0 || (room < threshold && buffer.length > 0)) {
-          await new Promise<void>((r) => (state.wake = r));
-          state.wake = null;
-          continue;
-        }
-        const want = Math.min(MAX_PER_RECEIVE, room);
-        let got: Received[] = [];
-        try {
-          // Weighting: higher tiers first; every 5th receive starts at the base queue so a flood
-          // of urgent work cannot starve it.
-          const order = round++ % 5 === 4 ? [...target.tiers].reverse() : target.tiers;
+  /** One long-polling receiver of a consumer, filling the consumer's queue with its share. */
+  private async poll(q: DeliveryQueue<Received>, target: QueueTarget, index: number, share: number): Promise<void> {
+    let held = 0;
+    // Receive only once half a batch is free: waking on every single settle would mean
+    // receives of one or two messages, many more requests for the same work.
+    const threshold = Math.ceil(Math.min(MAX_PER_RECEIVE, share) / 2);
+    const done = () => void held--;
+    const handleOf = (r: Received) => ({ url: r.url, handle: r.sqs.ReceiptHandle! });
+    let round = index;
+    while (!q.stopped && !this.isClosed) {
+      const room = share - held;
+      // ...or whenever the consumer has nothing buffered to hand out, so no one starves.
+      if (room <= 0 || (room < threshold && q.buffered > 0)) {
+        await q.changed();
+        continue;
+      }
+      const want = Math.min(MAX_PER_RECEIVE, room);
+      // Weighting: higher tiers first; every 5th receive starts at the base queue so a flood
+      // of urgent work cannot starve it.
+      const order = round++ % 5 === 4 ? [...target.tiers].reverse() : target.tiers;
+      // Connection trouble: core's lifecycle loop backs off and retries, never stops silently.
+      const got = await this.events.retry(
+        async () => {
+          let out: Received[] = [];
           for (const [i, tier] of order.entries()) {
             const last = i === order.length - 1;
-            got = await transport.receive(target.queue, tier.name, tier.rank, want, last ? transport.waitS : 0, abort.signal);
-            if (got.length > 0 || stopped) break;
+            out = await this.receive(target.queue, tier.name, tier.rank, want, last ? this.waitS : 0, q.signal);
+            if (out.length > 0 || q.stopped) break;
           }
-          failures = 0;
-        } catch (err) {
-          if (stopped || transport.isClosed) break;
-          // Connection trouble: back off and retry, never stop consuming silently.
-          failures++;
-          void err;
-          await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** failures)));
-          continue;
-        }
-        if (stopped || transport.isClosed) {
-          await transport.release(got.map((r) => ({ url: r.url, handle: r.sqs.ReceiptHandle! })));
-          break;
-        }
-        const ready: Received[] = [];
-        await Promise.all(got.map(async (r) => {
-          if (await transport.screen(r)) ready.push(r);
-        }));
-        // screen() awaited network calls: stop may have run meanwhile.
-        if (stopped) {
-          await transport.release(ready.map((r) => ({ url: r.url, handle: r.sqs.ReceiptHandle! })));
-          break;
-        }
-        for (const r of ready) {
-          state.held++;
-          r.done = done;
-          push(r);
-        }
-        if (ready.length > 0) wakeIterator?.();
+          return out;
+        },
+        { signal: q.signal },
+      );
+      if (got === undefined) break;
+      if (q.stopped || this.isClosed) {
+        await this.release(got.map(handleOf));
+        break;
       }
-    };
-
-    if (options.signal?.aborted) void handle.stop();
-    else {
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      for (const t of targets) for (let i = 0; i < pollersPerQueue; i++) void poll(t, i);
-    }
-
-    async function* iterate(): AsyncGenerator<Delivery> {
-      try {
-        while (!stopped && !transport.isClosed) {
-          const r = handedOut < prefetch ? buffer.shift() : undefined;
-          if (r) {
-            handedOut++;
-            if (buffer.length === 0) for (const p of pollerStates) p.wake?.();
-            yield transport.makeDelivery(r, () => {
-              handedOut--;
-              r.done?.();
-              wakeIterator?.();
-            });
-            continue;
-          }
-          await new Promise<void>((resolve) => (wakeIterator = resolve));
-          wakeIterator = null;
-        }
-      } finally {
-        if (!stopped) await handle.stop();
+      const ready: Received[] = [];
+      await Promise.all(got.map(async (r) => {
+        if (await this.screen(r)) ready.push(r);
+      }));
+      for (const r of ready) {
+        held++;
+        r.done = done;
+        this.unsettled.set(r.sqs.ReceiptHandle!, r.url);
       }
+      // screen() awaited network calls: if stop ran meanwhile, push gives them straight back.
+      q.push(...ready);
     }
-    const gen = iterate();
-    return { [Symbol.asyncIterator]: () => gen, stop: handle.stop };
   }
 
   /** One ReceiveMessage call, decoded. */
@@ -707,66 +663,37 @@ export class SqsTransport implements Transport {
     }
   }
 
-  private makeDelivery(r: Received, onSettled: () => void): Delivery {
-    let settled = false;
+  private makeDelivery(r: Received, release: () => void): Delivery {
     const handle = r.sqs.ReceiptHandle!;
-    const settle = (what: string) => {
-      if (settled) throw new CeleriacError("already_settled", `delivery already settled; cannot ${what}`);
-      this.guardOpen(what);
-      settled = true;
-      this.unsettled.delete(handle);
-      onSettled();
-    };
-    const wrap = async (what: string, p: Promise<unknown>) => {
-      try {
-        await p;
-      } catch (err) {
-        throw CeleriacError.from(err, "connection");
-      }
-      void what;
-    };
-    return {
-      message: r.message,
+    return createDelivery({
+      transport: this.name,
+      message: r.message!,
       queue: r.queue,
       redelivered: r.receiveCount > 1,
       deliveryCount: r.receiveCount,
-      get settled() {
-        return settled;
+      isClosed: () => this.isClosed,
+      onSettled: () => {
+        this.unsettled.delete(handle);
+        r.done?.();
+        release();
       },
-      ack: async () => {
-        settle("ack");
-        await wrap("ack", this.deleteBatcher(r.url).add({ handle }));
+      ops: {
+        ack: () => this.deleteBatcher(r.url).add({ handle }),
+        nack: ({ requeue, delayMs }) => {
+          if (!requeue) return this.deleteBatcher(r.url).add({ handle });
+          if (delayMs <= 0) {
+            const p = this.visibilityBatcher(r.url).add({ handle, seconds: 0 });
+            this.visibility.get(r.url)?.flush();
+            return p;
+          }
+          // The same message, hidden for the delay (up to 12 h): it keeps its receive count.
+          // Far ETAs never get here; receive re-sends them in hops (see screen()).
+          return this.client.send(new ChangeMessageVisibilityCommand({ QueueUrl: r.url, ReceiptHandle: handle, VisibilityTimeout: seconds(delayMs, MAX_VISIBILITY_S) })).then(() => undefined);
+        },
+        extend: (ms) => this.visibilityBatcher(r.url).add({ handle, seconds: seconds(ms, MAX_VISIBILITY_S) }),
+        reject: (reason) => (this.dlq !== null ? this.deadLetter(r, reason) : this.deleteBatcher(r.url).add({ handle })),
       },
-      nack: async (options: NackOptions = {}) => {
-        const delayMs = options.delayMs ?? 0;
-        if (typeof delayMs !== "number" || !Number.isFinite(delayMs) || delayMs < 0) {
-          throw new CeleriacError("invalid_argument", `nack: delayMs must be a non-negative number, got ${String(delayMs)}`);
-        }
-        settle("nack");
-        if (!(options.requeue ?? true)) return wrap("nack", this.deleteBatcher(r.url).add({ handle }));
-        if (delayMs <= 0) {
-          const p = this.visibilityBatcher(r.url).add({ handle, seconds: 0 });
-          this.visibility.get(r.url)?.flush();
-          return wrap("nack", p);
-        }
-        // The same message, hidden for the delay (up to 12 h): it keeps its receive count.
-        // Far ETAs never get here; receive re-sends them in hops (see screen()).
-        return wrap("nack", this.client.send(new ChangeMessageVisibilityCommand({ QueueUrl: r.url, ReceiptHandle: handle, VisibilityTimeout: seconds(delayMs, MAX_VISIBILITY_S) })));
-      },
-      extend: async (ms: number) => {
-        if (settled) throw new CeleriacError("already_settled", "delivery already settled; cannot extend");
-        if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
-          throw new CeleriacError("invalid_argument", `extend: ms must be a non-negative number, got ${String(ms)}`);
-        }
-        this.guardOpen("extend");
-        await wrap("extend", this.visibilityBatcher(r.url).add({ handle, seconds: seconds(ms, MAX_VISIBILITY_S) }));
-      },
-      reject: async (reason: string) => {
-        settle("reject");
-        if (this.dlq !== null) return wrap("reject", this.deadLetter(r, String(reason)));
-        return wrap("reject", this.deleteBatcher(r.url).add({ handle }));
-      },
-    };
+    });
   }
 
   /**
@@ -784,8 +711,6 @@ export class SqsTransport implements Transport {
     await this.release([...this.unsettled].map(([handle, url]) => ({ url, handle })));
     await Promise.all([...this.deletes.values(), ...this.visibility.values()].map((b) => b.drain()));
     this.isClosed = true;
-    for (const a of this.aborts) a.abort();
-    this.aborts.clear();
     if (this.ownsClient) this.client.destroy();
     this.resolveClosed();
   }
@@ -805,5 +730,5 @@ function outcomes(n: number, failed: BatchResultErrorEntry[] | undefined, what: 
 
 /** Creates the SQS transport; see {@link SqsTransportOptions} for the defaults. */
 export function createSqsTransport(options: SqsTransportOptions = {}): SqsTransport {
-  return new SqsTransport(options);
+  return new SqsTransportImpl(options);
 }

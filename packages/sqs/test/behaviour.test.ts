@@ -4,7 +4,8 @@ import { fileURLToPath } from "node:url";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { buildForChildren, type ChildBuild } from "../../../test-support/build-for-children.js";
-import { celeryJsonCodec, createClient, createEnvelope, type Delivery } from "@celeriac/core";
+import { celeryJsonCodec, createClient, createEnvelope } from "@celeriac/core";
+import type { DeadLetter, Delivery } from "@celeriac/core/transport";
 import { createWorker, type Worker } from "@celeriac/worker";
 import { createSqsTransport, type SqsTransport, type SqsTransportOptions } from "@celeriac/sqs";
 import { startSqsEmulator, type SqsEmulator } from "../../../test-support/sqs-emulator.mjs";
@@ -119,10 +120,10 @@ describe("dead letters", () => {
       for await (const d of consumer) seen.push(d);
     })();
     const deadline = Date.now() + 12_000;
-    let dead: Awaited<ReturnType<SqsTransport["peekDeadLetters"]>> = [];
+    let dead: DeadLetter[] = [];
     while (dead.length === 0 && Date.now() < deadline) {
       await sleep(300);
-      dead = await t.peekDeadLetters({ queue });
+      dead = await t.readDeadLetters(queue);
     }
     await consumer.stop();
     await consuming;
@@ -130,7 +131,7 @@ describe("dead letters", () => {
     expect(dead).toHaveLength(1);
     expect(dead[0]!.message?.headers["id"]).toBe(id);
     expect(dead[0]!.reason).toMatch(/received 4 times, more than maxReceiveCount 3/);
-    expect(dead[0]!.receiveCount).toBe(4);
+    expect(dead[0]!.deliveryCount).toBe(4);
     expect(await counts(t, queue)).toEqual({ visible: 0, hidden: 0 });
   }, 20_000);
 });

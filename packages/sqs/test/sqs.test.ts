@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import http from "node:http";
 import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CeleriacError, celeryJsonCodec, createEnvelope, decodeTask, transportFromUrl } from "@celeriac/core";
+import { CeleriacError, celeryJsonCodec, createEnvelope, decodeTask, transportFromUrl, type DeadLetter } from "@celeriac/core";
 import { createSqsTransport, parseSqsUrl, sqsEntityName, sqsQueueName, type SqsTransport, type SqsTransportOptions } from "@celeriac/sqs";
 import { correctReceiveCounts, hasMessages, messageIdOfReceiptHandle, rewriteSqsRequest, visibilityChangeHandles } from "../../../test-support/sqs-adapter/index.mjs";
 import { startSqsEmulator, type SqsEmulator } from "../../../test-support/sqs-emulator.mjs";
@@ -171,14 +171,14 @@ describe("against the emulator", () => {
     await t.client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "not kombu" }));
     const c2 = withDlq.consume([queue], { prefetch: 1 });
     const next = c2[Symbol.asyncIterator]().next();
-    let dead: Awaited<ReturnType<SqsTransport["peekDeadLetters"]>> = [];
+    let dead: DeadLetter[] = [];
     for (let i = 0; i < 30 && dead.length === 0; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      dead = await withDlq.peekDeadLetters({ queue });
+      dead = await withDlq.readDeadLetters(queue);
     }
     await c2.stop();
     expect((await next).done).toBe(true);
-    expect(dead.map((d) => [d.body, d.reason])).toEqual([["not kombu", "decode_failed: not a kombu message"]]);
+    expect(dead.map((d) => [d.raw, d.reason])).toEqual([["not kombu", "decode_failed: not a kombu message"]]);
   });
 
   it("priority tiers: a higher tier is taken first, and Python targets a tier by its queue name", async () => {

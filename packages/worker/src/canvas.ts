@@ -1,12 +1,10 @@
+import { CeleriacError, type Signature, type TaskEnvelope } from "@celeriac/core";
 import {
-  CeleriacError,
   planCanvas,
   toWireSignature,
   type CanvasPlan,
-  type Signature,
-  type TaskEnvelope,
   type WireSignature,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 
 /** One follow-up message to publish: where, what, and how long the broker should hide it. */
 export interface FollowUp {

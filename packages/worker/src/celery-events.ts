@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
 import { loadavg, type as osType } from "node:os";
-import { pyRepr, truncatedRepr, type ExchangeMessaging, type ExchangeSpec, type WireMessage } from "@celeriac/core";
+import { pyRepr, truncatedRepr, type ExchangeMessaging, type ExchangeSpec, type WireMessage } from "@celeriac/core/transport";
 import type { AddonHost, WorkerAddon } from "./addons.js";
 import type { WorkerEvent } from "./events.js";
 import type { LogFn } from "./logger.js";

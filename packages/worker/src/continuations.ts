@@ -1,11 +1,6 @@
 import {
   celeryJsonCodec,
-  chordOutcome,
   currentTraceContext,
-  fromWireSignature,
-  toCeleryNaiveUtc,
-  traceHeaders,
-  type ChordPart,
   type ExceptionInfo,
   type ResultBackend,
   type ResultMeta,
@@ -14,6 +9,13 @@ import {
   type TaskState,
   type Transport,
 } from "@celeriac/core";
+import {
+  chordOutcome,
+  fromWireSignature,
+  toCeleryNaiveUtc,
+  traceHeaders,
+  type ChordPart,
+} from "@celeriac/core/transport";
 import { callbackSignatures, errbackGroup, followUps } from "./canvas.js";
 import { celeryException, describe } from "./errors.js";
 import type { LogFn } from "./logger.js";

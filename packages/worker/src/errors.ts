@@ -1,4 +1,5 @@
-import { stringifyCeleryJson, type ExceptionInfo } from "@celeriac/core";
+import type { ExceptionInfo } from "@celeriac/core";
+import { stringifyCeleryJson } from "@celeriac/core/transport";
 
 /**
  * The reason of `ctx.signal` when the soft time limit passes. Named and moduled like billiard's,

@@ -1,4 +1,5 @@
-import { assertKnownOptions, optionKeys, CeleriacError, type Codec, type ResultBackend, type Transport } from "@celeriac/core";
+import { CeleriacError, type Codec, type ResultBackend, type Transport } from "@celeriac/core";
+import { assertKnownOptions, optionKeys } from "@celeriac/core/transport";
 import { hostname as osHostname } from "node:os";
 import type { Logger, LogLevel } from "./logger.js";
 import type { WorkerEvent } from "./events.js";

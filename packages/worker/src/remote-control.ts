@@ -1,5 +1,10 @@
 import {
   CeleriacError,
+  type ScheduledTaskInfo,
+  type TaskInfo,
+  type WorkerStats,
+} from "@celeriac/core";
+import {
   CONTROL_QUEUE_EXPIRES_MS,
   CONTROL_QUEUE_TTL_MS,
   decodeControlBody,
@@ -9,11 +14,8 @@ import {
   pidboxQueueName,
   pyRepr,
   type ExchangeDelivery,
-  type ScheduledTaskInfo,
-  type TaskInfo,
   type WireMessage,
-  type WorkerStats,
-} from "@celeriac/core";
+} from "@celeriac/core/transport";
 import type { AddonHost, WorkerAddon } from "./addons.js";
 import type { HeldTask } from "./events.js";
 import type { LogFn } from "./logger.js";

@@ -1,4 +1,5 @@
-import { toCeleryNaiveUtc, type ResultMeta, type TaskEnvelope, type TaskState } from "@celeriac/core";
+import type { ResultMeta, TaskEnvelope, TaskState } from "@celeriac/core";
+import { toCeleryNaiveUtc } from "@celeriac/core/transport";
 
 /** The result meta Celery's backends store for a task (celery/backends/base.py `_get_result_meta`). */
 export function resultMeta(env: TaskEnvelope, status: TaskState, result: unknown, traceback: string | null): ResultMeta {

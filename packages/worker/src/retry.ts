@@ -1,4 +1,5 @@
-import { Reject, Retry, toCeleryIso, type ExceptionInfo, type TaskEnvelope, type TaskOptions } from "@celeriac/core";
+import { Reject, Retry, type ExceptionInfo, type TaskEnvelope, type TaskOptions } from "@celeriac/core";
+import { toCeleryIso } from "@celeriac/core/transport";
 import { celeryException, exceptionInfo, tracebackOf } from "./errors.js";
 
 // Celery's Task defaults: max_retries 3, default_retry_delay 180 s, retry_backoff_max 600 s.

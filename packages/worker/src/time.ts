@@ -1,4 +1,4 @@
-import { parseCeleryTime } from "@celeriac/core";
+import { parseCeleryTime } from "@celeriac/core/transport";
 
 /**
  * An `eta`/`expires` header as a Date, or null when absent. The codec has validated the header

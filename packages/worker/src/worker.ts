@@ -2,25 +2,27 @@ import {
   CeleriacError,
   celeryJsonCodec,
   decodeTask,
-  exceptionRepr,
   parseRateLimit,
+  currentTraceContext,
+  Reject,
+  Retry,
+  withTraceContext,
   type Codec,
-  type Consumer,
-  type Delivery,
   type ExceptionInfo,
   type ResultMeta,
   type TaskDefinition,
   type TaskEnvelope,
   type TaskOptions,
-  Reject,
-  Retry,
-  toCeleryNaiveUtc,
-  childTraceContext,
-  currentTraceContext,
-  traceContextFromHeaders,
-  withTraceContext,
-  stringifyCeleryJson,
 } from "@celeriac/core";
+import {
+  childTraceContext,
+  exceptionRepr,
+  stringifyCeleryJson,
+  toCeleryNaiveUtc,
+  traceContextFromHeaders,
+  type Consumer,
+  type Delivery,
+} from "@celeriac/core/transport";
 import { setMaxListeners } from "node:events";
 import { startAddons, stopAddons, type WorkerAddon } from "./addons.js";
 import { retryError, type TaskContext } from "./context.js";

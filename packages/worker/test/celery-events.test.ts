@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { ExchangeMessaging, ExchangeSpec, WireMessage } from "@celeriac/core";
+import type { ExchangeMessaging, ExchangeSpec, WireMessage } from "@celeriac/core/transport";
 import {
   buildCeleryEvent,
   celeryEventExchange,

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseKombuEnvelope, type WireMessage } from "@celeriac/core";
+import { parseKombuEnvelope, type WireMessage } from "@celeriac/core/transport";
 import { harness, message } from "./helpers.js";
 import { seededRandom } from "../../../test-support/prng.js";
 

@@ -8,12 +8,10 @@ import {
   type MemoryTransport,
   type MemoryTransportOptions,
   type ResultMeta,
-  type TaskEmbed,
-  type TaskHeaders,
   type Transport,
   type TransportCapabilities,
-  type WireMessage,
 } from "@celeriac/core";
+import type { TaskEmbed, TaskHeaders, WireMessage } from "@celeriac/core/transport";
 import { createWorker, type CreateWorkerOptions, type LogRecord, type Worker } from "../src/index.js";
 
 export interface Harness {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { encodeControlMessage, pyParse, type TaskInfo, type WireMessage, type WorkerStats } from "@celeriac/core";
+import type { TaskInfo, WorkerStats } from "@celeriac/core";
+import { encodeControlMessage, pyParse, type WireMessage } from "@celeriac/core/transport";
 import type { Worker } from "../src/index.js";
 import { globToRegExp, hostnameMatches, isAddressedTo, MailboxNode } from "../src/remote-control.js";
 import { harness, result, until, type Harness } from "./helpers.js";

@@ -1,4 +1,5 @@
-import { CeleriacError, createClient, parseCeleryJson, stringifyCeleryJson, type SendOptions } from "@celeriac/core";
+import { CeleriacError, createClient, type SendOptions } from "@celeriac/core";
+import { parseCeleryJson, stringifyCeleryJson } from "@celeriac/core/transport";
 import { displayUrl, openConnections } from "../config.js";
 
 export interface CallOptions {

@@ -1,4 +1,5 @@
-import { CeleriacError, pyStringify } from "@celeriac/core";
+import { CeleriacError } from "@celeriac/core";
+import { pyStringify } from "@celeriac/core/transport";
 import { destinationOf, noReplies, sayReply, withControl, type RemoteControlCliOptions } from "./inspect.js";
 
 export interface RevokeCliOptions extends RemoteControlCliOptions {

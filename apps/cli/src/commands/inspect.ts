@@ -1,4 +1,5 @@
-import { CeleriacError, createControl, pyRepr, pyStringify, type Control, type ControlReplies } from "@celeriac/core";
+import { CeleriacError, createControl, type Control, type ControlReplies } from "@celeriac/core";
+import { pyRepr, pyStringify } from "@celeriac/core/transport";
 import { openConnections } from "../config.js";
 
 /** What `inspect` and `control` share: broker and Celery's Remote Control Options. */

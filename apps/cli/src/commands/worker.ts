@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { CeleriacError } from "@celeriac/core";
+import { CeleriacError, type ConnectionEvent, type ConnectionEvents } from "@celeriac/core";
 import { createWorker, jsonLinesLogger, type Logger, type LogLevel, type Worker } from "@celeriac/worker";
 import { checkConnectionPackages, displayUrl, openConnections, type Connections } from "../config.js";
 import { celeryTextLogger, parseLogLevel } from "../log-format.js";
@@ -88,6 +88,41 @@ function checkOptions(opts: WorkerCommandOptions): Checked {
   };
 }
 
+/**
+ * Writes the broker's outages to stderr, whatever `--quiet` says: when one starts, each wait
+ * before a reconnect, when it ends (with its length), and a connection that gave up. Returns a
+ * function to stop. `onFailed` runs when the transport gives up, so the worker stops and the
+ * process exits non-zero rather than sit idle.
+ */
+export function logConnectionEvents(
+  lifecycle: ConnectionEvents,
+  write: (line: string) => void,
+  onFailed: (event: Extract<ConnectionEvent, { type: "failed" }>) => void,
+): () => void {
+  let downSince: number | null = null;
+  return lifecycle.subscribe((event) => {
+    switch (event.type) {
+      case "disconnected":
+        downSince = Date.now();
+        write(`celeriac worker: broker connection lost: ${event.error.message}\n`);
+        break;
+      case "reconnecting":
+        write(`celeriac worker: reconnecting to the broker in ${event.attemptMs} ms (attempt ${event.attempt})\n`);
+        break;
+      case "connected":
+        if (downSince !== null) write(`celeriac worker: broker connection restored after ${((Date.now() - downSince) / 1000).toFixed(1)} s\n`);
+        downSince = null;
+        break;
+      case "failed":
+        write(`celeriac worker: broker connection failed, stopping: ${event.error.message}\n`);
+        onFailed(event);
+        break;
+      case "connecting":
+        break;
+    }
+  });
+}
+
 /** `celeriac worker`: consumes the queues until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   // The broker's package first: `--broker amqp://` without @celeriac/amqp is the first thing to
@@ -115,12 +150,23 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   });
   text?.attach(worker, checked.logLevel);
   let metrics: Awaited<ReturnType<NonNullable<typeof serveMetrics>>> | null = null;
+  // Outages are logged whatever --quiet says; a connection that gives up stops the worker and
+  // the process exits non-zero rather than sit idle.
+  const stopLogging = logConnectionEvents(
+    conn.transport.lifecycle,
+    (line) => process.stderr.write(line),
+    () => {
+      process.exitCode = 1;
+      void worker.stop();
+    },
+  );
   try {
     for (const t of opts.tasks) await loadTasks(worker, t);
     metrics = serveMetrics && checked.metricsPort !== null ? await serveMetrics(worker, { port: checked.metricsPort, host: opts.metricsHost ?? "127.0.0.1" }) : null;
     await conn.transport.connect();
     await worker.start();
   } catch (err) {
+    stopLogging();
     await metrics?.close();
     await conn.close();
     throw err;
@@ -134,6 +180,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   try {
     await worker.closed;
   } finally {
+    stopLogging();
     await metrics?.close();
     await conn.close();
   }

@@ -1,4 +1,5 @@
-import { assertKnownOptions, CeleriacError } from "@celeriac/core";
+import { CeleriacError } from "@celeriac/core";
+import { assertKnownOptions } from "@celeriac/core/transport";
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import type { EntryState, LeaderLease, LeaseOptions } from "../lease.js";
 import { checkLeaseOptions } from "./common.js";

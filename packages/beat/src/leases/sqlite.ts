@@ -1,4 +1,5 @@
-import { assertKnownOptions, CeleriacError } from "@celeriac/core";
+import { CeleriacError } from "@celeriac/core";
+import { assertKnownOptions } from "@celeriac/core/transport";
 import type Database from "better-sqlite3";
 import { type EntryState, type LeaderLease, type LeaseOptions } from "../lease.js";
 import { checkLeaseOptions } from "./common.js";

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import type { ExchangeDelivery, ExchangeMessaging, ExchangeSpec, ExchangeSubscription, SubscribeOptions, Transport, WireMessage } from "@celeriac/core";
+import type { Transport } from "@celeriac/core";
+import type { ExchangeDelivery, ExchangeMessaging, ExchangeSpec, ExchangeSubscription, SubscribeOptions, WireMessage } from "@celeriac/core/transport";
 
 /**
  * One transport-neutral suite for `Transport.exchanges` (events, remote control), run by every
