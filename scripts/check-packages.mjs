@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { declarationsUseNodeTypes } from "./sync-packages.mjs";
-import { ROOT, workspacePackages } from "./workspace-packages.mjs";
+import { ROOT, workspacePackages } from "./workspaces.mjs";
 
 const require = createRequire(import.meta.url);
 const TSC = require.resolve("typescript/bin/tsc");

@@ -5,7 +5,7 @@
 // held to the same rules without anyone remembering them. See docs/publishing.md for the why.
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, workspacePackages } from "./workspace-packages.mjs";
+import { ROOT, workspacePackages } from "./workspaces.mjs";
 
 /** Node 20.19 is the first Node 20 that loads our ESM through require() unflagged. */
 export const NODE_ENGINES = ">=20.19";
@@ -89,19 +89,19 @@ function otherProblems(pkg, version) {
   if (pkg.manifest.private) return [];
   const problems = [];
   if (pkg.manifest.version !== version) problems.push(`version ${pkg.manifest.version}, the others are at ${version} (lockstep)`);
-  if (!existsSync(join(pkg.dir, "README.md"))) problems.push("no README.md");
+  if (!existsSync(join(pkg.path, "README.md"))) problems.push("no README.md");
   // Every types entry (the "types" field and each exports "types" condition) is where a user's tsc
   // starts; TypeScript 6 loads no @types/* by default, so without the reference it reports TS2503.
   const typesEntries = new Set(pkg.manifest.types ? [pkg.manifest.types] : []);
   const collect = (t, key) => (typeof t === "string" ? key === "types" && typesEntries.add(t) : t && typeof t === "object" && Object.entries(t).forEach(([k, v]) => collect(v, k)));
   collect(pkg.manifest.exports, "");
   for (const entry of typesEntries) {
-    const file = join(pkg.dir, entry);
+    const file = join(pkg.path, entry);
     if (existsSync(file) && !/reference types="node"/.test(readFileSync(file, "utf8"))) {
       problems.push(`${entry} has no /// <reference types="node" />: start its source with \`/// <reference types="node" preserve="true" />\``);
     }
   }
-  const license = join(pkg.dir, "LICENSE");
+  const license = join(pkg.path, "LICENSE");
   if (!existsSync(license) || readFileSync(license, "utf8") !== readFileSync(join(ROOT, "LICENSE"), "utf8")) problems.push("LICENSE missing or not the root LICENSE");
   return problems;
 }
@@ -123,9 +123,9 @@ export function syncPackages({ write }) {
       for (const key of new Set([...Object.keys(pkg.manifest), ...Object.keys(expected)])) {
         if (JSON.stringify(pkg.manifest[key]) !== JSON.stringify(expected[key])) problems.push(`package.json "${key}" differs from the shared rules`);
       }
-      if (write) writeFileSync(join(pkg.dir, "package.json"), `${after}\n`);
+      if (write) writeFileSync(join(pkg.path, "package.json"), `${after}\n`);
     }
-    if (write) copyFileSync(join(ROOT, "LICENSE"), join(pkg.dir, "LICENSE"));
+    if (write) copyFileSync(join(ROOT, "LICENSE"), join(pkg.path, "LICENSE"));
     problems.push(...otherProblems(write ? { ...pkg, manifest: expected } : pkg, version));
     if (problems.length > 0) report.push({ name: pkg.name, problems });
   }

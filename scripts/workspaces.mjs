@@ -7,7 +7,10 @@ import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-/** Every workspace package: its folder (relative to the root), its name and its `exports` map. */
+/**
+ * Every workspace package: its folder (`dir` and `rel`, relative to the root; `path`, absolute),
+ * its name, its manifest and its `exports` map. The packaging scripts and vitest.config.ts share it.
+ */
 export function workspacePackages() {
   const root = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
   const packages = [];
@@ -24,7 +27,7 @@ export function workspacePackages() {
       if (pkg.name !== `@celeriac/${basename(dir)}`) {
         throw new Error(`${dir}/package.json: the package in ${dir} must be named @celeriac/${basename(dir)}, not ${JSON.stringify(pkg.name)}`);
       }
-      packages.push({ dir, name: pkg.name, exports: pkg.exports ?? {}, main: pkg.main });
+      packages.push({ dir, rel: dir, path: join(ROOT, dir), name: pkg.name, manifest: pkg, exports: pkg.exports ?? {}, main: pkg.main });
     }
   }
   return packages.sort((a, b) => a.name.localeCompare(b.name));

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // Plain .mjs scripts, shared with `npm run packages:check` and `npm run packages:sync`.
 import * as check from "../scripts/check-packages.mjs";
 import { syncPackages } from "../scripts/sync-packages.mjs";
-import { workspacePackages } from "../scripts/workspace-packages.mjs";
+import { workspacePackages } from "../scripts/workspaces.mjs";
 
 interface Packed {
   name: string;

@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 // `@celeriac/core/transport`: what transport, result-backend and runtime authors build on (the
 // Celeriac transports, the worker). Users define tasks and send them with `@celeriac/core`;
 // nothing here is needed for that.
