@@ -60,7 +60,8 @@ async function startBroker() {
     RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, "enabled_plugins"),
     ERL_EPMD_ADDRESS: "127.0.0.1",
   };
-  const ctl = (...a) => new Promise((res, rej) => execFile("/usr/lib/rabbitmq/bin/rabbitmqctl", ["-n", node, ...a], { env }, (e, out) => (e ? rej(e) : res(out))));
+  const ctl = (...a) =>
+    new Promise((res, rej) => execFile("/usr/lib/rabbitmq/bin/rabbitmqctl", ["-n", node, ...a], { env }, (e, out) => (e ? rej(e) : res(out))));
   const child = spawn("/usr/lib/rabbitmq/bin/rabbitmq-server", [], { env, cwd: dir, stdio: "ignore" });
   const deadline = Date.now() + 90_000;
   for (;;) {
@@ -122,7 +123,13 @@ async function fillRaw(queue, n, window) {
       while (next < n) {
         next++;
         await new Promise((res, rej) =>
-          ch.publish("", queue, Buffer.from(m.body), { contentType: m.contentType, contentEncoding: m.contentEncoding, headers: m.headers, deliveryMode: 2 }, (e) => (e ? rej(e) : res())),
+          ch.publish(
+            "",
+            queue,
+            Buffer.from(m.body),
+            { contentType: m.contentType, contentEncoding: m.contentEncoding, headers: m.headers, deliveryMode: 2 },
+            (e) => (e ? rej(e) : res()),
+          ),
         );
       }
     }),
@@ -160,7 +167,21 @@ async function drainCeleriac() {
   const publishRate = await fillCeleriac(queue, N, 200);
   const child = spawn(
     process.execPath,
-    [join(root, "apps/cli/dist/bin.js"), "worker", "--broker", broker.url, "--result-backend", "none", "--tasks", join(root, "bench/noop-tasks.mjs"), "-Q", queue, "-c", String(CONCURRENCY), "-q"],
+    [
+      join(root, "apps/cli/dist/bin.js"),
+      "worker",
+      "--broker",
+      broker.url,
+      "--result-backend",
+      "none",
+      "--tasks",
+      join(root, "bench/noop-tasks.mjs"),
+      "-Q",
+      queue,
+      "-c",
+      String(CONCURRENCY),
+      "-q",
+    ],
     { stdio: "inherit" },
   );
   const secs = await measureDrain(queue);
@@ -173,7 +194,24 @@ async function drainPython() {
   await fillCeleriac(queue, N, 200);
   const child = spawn(
     "/usr/bin/python3",
-    ["-m", "celery", "-A", "interop_app", "worker", "--pool", "prefork", "--concurrency", "2", "-Q", queue, "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+    [
+      "-m",
+      "celery",
+      "-A",
+      "interop_app",
+      "worker",
+      "--pool",
+      "prefork",
+      "--concurrency",
+      "2",
+      "-Q",
+      queue,
+      "--loglevel",
+      "WARNING",
+      "--without-gossip",
+      "--without-mingle",
+      "--without-heartbeat",
+    ],
     {
       cwd: join(root, "test-support/python"),
       env: { ...process.env, CELERIAC_BROKER_URL: broker.url, CELERIAC_RESULT_URL: "", PYTHONDONTWRITEBYTECODE: "1" },
@@ -211,7 +249,10 @@ async function pythonPublish() {
     execFile(
       "/usr/bin/python3",
       ["amqp_bench_publish.py", queue, String(PY_PUBLISH)],
-      { cwd: join(root, "test-support/python"), env: { ...process.env, CELERIAC_BROKER_URL: broker.url, CELERIAC_RESULT_URL: "", PYTHONDONTWRITEBYTECODE: "1" } },
+      {
+        cwd: join(root, "test-support/python"),
+        env: { ...process.env, CELERIAC_BROKER_URL: broker.url, CELERIAC_RESULT_URL: "", PYTHONDONTWRITEBYTECODE: "1" },
+      },
       (e, stdout, stderr) => (e ? reject(new Error(stderr)) : resolve(stdout)),
     ),
   );
@@ -224,7 +265,21 @@ async function latency() {
   const queue = "bench-latency";
   const child = spawn(
     process.execPath,
-    [join(root, "apps/cli/dist/bin.js"), "worker", "--broker", broker.url, "--result-backend", broker.url.replace(/^amqp:/, "rpc:"), "--tasks", join(root, "bench/amqp-latency-tasks.mjs"), "-Q", queue, "-c", String(CONCURRENCY), "-q"],
+    [
+      join(root, "apps/cli/dist/bin.js"),
+      "worker",
+      "--broker",
+      broker.url,
+      "--result-backend",
+      broker.url.replace(/^amqp:/, "rpc:"),
+      "--tasks",
+      join(root, "bench/amqp-latency-tasks.mjs"),
+      "-Q",
+      queue,
+      "-c",
+      String(CONCURRENCY),
+      "-q",
+    ],
     { stdio: "inherit" },
   );
   const transport = createAmqpTransport({ url: broker.url });
@@ -261,7 +316,9 @@ try {
   console.log("| drain | time | tasks/s | vs Python worker | vs raw loop |");
   console.log("| --- | ---: | ---: | ---: | ---: |");
   for (const r of [ts, py, rawRun]) {
-    console.log(`| ${r.name} | ${r.secs.toFixed(2)} s | ${Math.round(rate(r))} | ${(rate(r) / rate(py)).toFixed(1)}x | ${(rate(r) / rate(rawRun)).toFixed(2)}x |`);
+    console.log(
+      `| ${r.name} | ${r.secs.toFixed(2)} s | ${Math.round(rate(r))} | ${(rate(r) / rate(py)).toFixed(1)}x | ${(rate(r) / rate(rawRun)).toFixed(2)}x |`,
+    );
   }
   console.log("");
   console.log("| publish | tasks/s |");
@@ -271,9 +328,13 @@ try {
   console.log(`| Python apply_async (loop, ${PY_PUBLISH} tasks) | ${Math.round(pyPublish)} |`);
   console.log(`| raw amqplib, confirms, 200 in flight | ${Math.round(rawRun.publishRate)} |`);
   console.log("");
-  console.log(`End-to-end latency (Celeriac client -> celeriac worker -> rpc:// result), ${LATENCY_SAMPLES} tasks at ~40/s: p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms`);
+  console.log(
+    `End-to-end latency (Celeriac client -> celeriac worker -> rpc:// result), ${LATENCY_SAMPLES} tasks at ~40/s: p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms`,
+  );
   console.log("");
-  console.log(`Targets: Celeriac worker >= 10x Python worker: ${(rate(ts) / rate(py)).toFixed(1)}x; >= 0.7x raw loop: ${(rate(ts) / rate(rawRun)).toFixed(2)}x`);
+  console.log(
+    `Targets: Celeriac worker >= 10x Python worker: ${(rate(ts) / rate(py)).toFixed(1)}x; >= 0.7x raw loop: ${(rate(ts) / rate(rawRun)).toFixed(2)}x`,
+  );
 
   const plot = arg("plot", null);
   if (plot) {

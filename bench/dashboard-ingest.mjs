@@ -38,7 +38,20 @@ function taskEvents(i, t0) {
   const ts = t0 + i / 1000;
   const common = { hostname: host, utcoffset: 0, pid: 4242, clock: i };
   return [
-    { ...common, type: "task-received", uuid, name: `app.tasks.job_${i % 20}`, args: `(${i}, 'customer-${i % 977}')`, kwargs: "{'priority': 'normal'}", root_id: uuid, parent_id: null, retries: 0, eta: null, expires: null, timestamp: ts },
+    {
+      ...common,
+      type: "task-received",
+      uuid,
+      name: `app.tasks.job_${i % 20}`,
+      args: `(${i}, 'customer-${i % 977}')`,
+      kwargs: "{'priority': 'normal'}",
+      root_id: uuid,
+      parent_id: null,
+      retries: 0,
+      eta: null,
+      expires: null,
+      timestamp: ts,
+    },
     { ...common, type: "task-started", uuid, timestamp: ts + 0.001 },
     { ...common, type: "task-succeeded", uuid, result: `{'ok': True, 'rows': ${i % 1000}}`, runtime: 0.0042, timestamp: ts + 0.005 },
   ];
@@ -58,7 +71,17 @@ function taskEvents(i, t0) {
     const chunk = [];
     while (chunk.length < 10_000 && n + chunk.length < EVENTS) {
       chunk.push(...taskEvents(i, t0));
-      if (i % 100 === 0) chunk.push({ type: "worker-heartbeat", hostname: `worker-${i % 8}@bench`, timestamp: t0 + i / 1000, freq: 2, active: 1, processed: i, sw_ident: "py-celery", clock: i });
+      if (i % 100 === 0)
+        chunk.push({
+          type: "worker-heartbeat",
+          hostname: `worker-${i % 8}@bench`,
+          timestamp: t0 + i / 1000,
+          freq: 2,
+          active: 1,
+          processed: i,
+          sw_ident: "py-celery",
+          clock: i,
+        });
       i++;
     }
     const started = process.hrtime.bigint();
@@ -76,9 +99,15 @@ function taskEvents(i, t0) {
   const filterMs = Number(process.hrtime.bigint() - filterStart) / 1e6;
   gc();
   const { rss, heapUsed } = process.memoryUsage();
-  console.log(`state: ${n.toLocaleString("en")} events (${i.toLocaleString("en")} tasks) taken in within ${secs.toFixed(2)} s = ${Math.round(n / secs).toLocaleString("en")} events/s`);
-  console.log(`state: kept ${state.taskCount.toLocaleString("en")} tasks (cap ${CAP.toLocaleString("en")}, evicted ${state.evicted.toLocaleString("en")}); RSS ${mb(rss)} after (${mb(rssBefore)} before), JS heap in use ${mb(heapUsed)}${globalThis.gc ? "" : " (run with --expose-gc for a settled figure)"}`);
-  console.log(`state: newest page of 50 of ${page.total.toLocaleString("en")} in ${pageMs.toFixed(2)} ms; name+search filter over all (${filtered.total} hits) in ${filterMs.toFixed(1)} ms`);
+  console.log(
+    `state: ${n.toLocaleString("en")} events (${i.toLocaleString("en")} tasks) taken in within ${secs.toFixed(2)} s = ${Math.round(n / secs).toLocaleString("en")} events/s`,
+  );
+  console.log(
+    `state: kept ${state.taskCount.toLocaleString("en")} tasks (cap ${CAP.toLocaleString("en")}, evicted ${state.evicted.toLocaleString("en")}); RSS ${mb(rss)} after (${mb(rssBefore)} before), JS heap in use ${mb(heapUsed)}${globalThis.gc ? "" : " (run with --expose-gc for a settled figure)"}`,
+  );
+  console.log(
+    `state: newest page of 50 of ${page.total.toLocaleString("en")} in ${pageMs.toFixed(2)} ms; name+search filter over all (${filtered.total} hits) in ${filterMs.toFixed(1)} ms`,
+  );
 }
 
 // ---- part 2: through Redis ----------------------------------------------------------------
@@ -112,8 +141,12 @@ if (BROKER_EVENTS > 0) {
     clearInterval(sampler);
     const got = d.receiverStats.events - startIn;
     const doneSecs = (lastAt - firstAt) / 1000;
-    console.log(`redis: published ${total.toLocaleString("en")} events in ${messages.toLocaleString("en")} task.multi messages in ${publishSecs.toFixed(2)} s (${Math.round(total / publishSecs).toLocaleString("en")} events/s)`);
-    console.log(`redis: the dashboard took in ${got.toLocaleString("en")} / ${total.toLocaleString("en")} in ${doneSecs.toFixed(2)} s from first to last = ${Math.round(got / doneSecs).toLocaleString("en")} events/s; kept ${d.state.taskCount.toLocaleString("en")} tasks`);
+    console.log(
+      `redis: published ${total.toLocaleString("en")} events in ${messages.toLocaleString("en")} task.multi messages in ${publishSecs.toFixed(2)} s (${Math.round(total / publishSecs).toLocaleString("en")} events/s)`,
+    );
+    console.log(
+      `redis: the dashboard took in ${got.toLocaleString("en")} / ${total.toLocaleString("en")} in ${doneSecs.toFixed(2)} s from first to last = ${Math.round(got / doneSecs).toLocaleString("en")} events/s; kept ${d.state.taskCount.toLocaleString("en")} tasks`,
+    );
   } finally {
     await d.close();
     redis.stop();
@@ -146,7 +179,13 @@ async function publish(url, count) {
     Array.from({ length: 64 }, async () => {
       while (next < groups.length) {
         const g = groups[next++];
-        await pub.exchanges.publishToExchange(exchange, "task.multi", { body: enc.encode(JSON.stringify(g)), contentType: "application/json", contentEncoding: "utf-8", headers: { hostname: "bench@x" }, properties: { deliveryMode: 1 } });
+        await pub.exchanges.publishToExchange(exchange, "task.multi", {
+          body: enc.encode(JSON.stringify(g)),
+          contentType: "application/json",
+          contentEncoding: "utf-8",
+          headers: { hostname: "bench@x" },
+          properties: { deliveryMode: 1 },
+        });
       }
     }),
   );

@@ -44,7 +44,11 @@ async function countSucceededEvents(db) {
 async function run(setup, db) {
   await fill(redis.url(db), N);
   const events = setup.events ? await countSucceededEvents(db) : null;
-  const child = spawn(setup.command[0], setup.command.slice(1).map((a) => a.replace("{url}", redis.url(db))), setup.spawnOptions(db));
+  const child = spawn(
+    setup.command[0],
+    setup.command.slice(1).map((a) => a.replace("{url}", redis.url(db))),
+    setup.spawnOptions(db),
+  );
   const secs = await measureDrain(redis.url(db), N, child);
   // Events are sent after the ack; give the last ones a moment to arrive before counting.
   if (events) await new Promise((r) => setTimeout(r, 500));
@@ -55,11 +59,44 @@ async function run(setup, db) {
 }
 
 const celeriac = (extra) => ({
-  command: [process.execPath, join(root, "apps/cli/dist/bin.js"), "worker", "--broker", "{url}", "--result-backend", "none", "--tasks", join(root, "bench/noop-tasks.mjs"), "-c", String(CONCURRENCY), "-q", ...extra],
+  command: [
+    process.execPath,
+    join(root, "apps/cli/dist/bin.js"),
+    "worker",
+    "--broker",
+    "{url}",
+    "--result-backend",
+    "none",
+    "--tasks",
+    join(root, "bench/noop-tasks.mjs"),
+    "-c",
+    String(CONCURRENCY),
+    "-q",
+    ...extra,
+  ],
   spawnOptions: () => ({ stdio: "inherit" }),
 });
 const python = (extra) => ({
-  command: ["/usr/bin/python3", "-m", "celery", "-A", "interop_app", "worker", "--pool", "prefork", "--concurrency", "2", "-Q", "celery", "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat", ...extra],
+  command: [
+    "/usr/bin/python3",
+    "-m",
+    "celery",
+    "-A",
+    "interop_app",
+    "worker",
+    "--pool",
+    "prefork",
+    "--concurrency",
+    "2",
+    "-Q",
+    "celery",
+    "--loglevel",
+    "WARNING",
+    "--without-gossip",
+    "--without-mingle",
+    "--without-heartbeat",
+    ...extra,
+  ],
   spawnOptions: (db) => ({
     cwd: join(root, "test-support/python"),
     env: { ...process.env, CELERIAC_BROKER_URL: redis.url(db), CELERIAC_RESULT_URL: "", PYTHONDONTWRITEBYTECODE: "1" },
@@ -77,7 +114,9 @@ const SETUPS = [
 ];
 
 try {
-  console.log(`Worker overhead of events/remote control/metrics: Redis drain of ${N} no-op tasks, median of ${RUNS} runs, node ${process.version}, ${new Date().toISOString()}`);
+  console.log(
+    `Worker overhead of events/remote control/metrics: Redis drain of ${N} no-op tasks, median of ${RUNS} runs, node ${process.version}, ${new Date().toISOString()}`,
+  );
   const all = Object.fromEntries(SETUPS.map((s) => [s.key, []]));
   for (let i = 0; i < RUNS; i++) {
     for (const [index, setup] of SETUPS.entries()) all[setup.key].push(await run(setup, index + 1));
@@ -92,7 +131,9 @@ try {
   for (const s of SETUPS) {
     const m = median(all[s.key]);
     const base = s.key.startsWith("py") ? py : bare;
-    console.log(`| ${s.name} | ${m.secs.toFixed(2)} s | ${Math.round(rate(m))} | ${(rate(m) / rate(base)).toFixed(2)}x | ${m.announced === null ? "" : `${m.announced} / ${N}`} |`);
+    console.log(
+      `| ${s.name} | ${m.secs.toFixed(2)} s | ${Math.round(rate(m))} | ${(rate(m) / rate(base)).toFixed(2)}x | ${m.announced === null ? "" : `${m.announced} / ${N}`} |`,
+    );
   }
 } finally {
   redis.stop();

@@ -32,7 +32,19 @@ async function celeriacWorker() {
   const publishRate = await fill(1);
   const child = spawn(
     process.execPath,
-    [join(root, "apps/cli/dist/bin.js"), "worker", "--broker", url(1), "--result-backend", "none", "--tasks", join(root, "bench/noop-tasks.mjs"), "-c", String(CONCURRENCY), "-q"],
+    [
+      join(root, "apps/cli/dist/bin.js"),
+      "worker",
+      "--broker",
+      url(1),
+      "--result-backend",
+      "none",
+      "--tasks",
+      join(root, "bench/noop-tasks.mjs"),
+      "-c",
+      String(CONCURRENCY),
+      "-q",
+    ],
     { stdio: "inherit" },
   );
   const secs = await measure(1, child);
@@ -44,7 +56,24 @@ async function pythonWorker() {
   await fill(2);
   const child = spawn(
     "/usr/bin/python3",
-    ["-m", "celery", "-A", "interop_app", "worker", "--pool", "prefork", "--concurrency", "2", "-Q", "celery", "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+    [
+      "-m",
+      "celery",
+      "-A",
+      "interop_app",
+      "worker",
+      "--pool",
+      "prefork",
+      "--concurrency",
+      "2",
+      "-Q",
+      "celery",
+      "--loglevel",
+      "WARNING",
+      "--without-gossip",
+      "--without-mingle",
+      "--without-heartbeat",
+    ],
     {
       cwd: join(root, "test-support/python"),
       env: { ...process.env, CELERIAC_BROKER_URL: url(2), CELERIAC_RESULT_URL: "", PYTHONDONTWRITEBYTECODE: "1" },

@@ -75,7 +75,19 @@ async function celeriacWorker() {
   const publishRate = await fill(path);
   const child = spawn(
     process.execPath,
-    [join(root, "apps/cli/dist/bin.js"), "worker", "--broker", `sqlite:///${path}`, "--result-backend", "none", "--tasks", join(root, "bench/noop-tasks.mjs"), "-c", String(CONCURRENCY), "-q"],
+    [
+      join(root, "apps/cli/dist/bin.js"),
+      "worker",
+      "--broker",
+      `sqlite:///${path}`,
+      "--result-backend",
+      "none",
+      "--tasks",
+      join(root, "bench/noop-tasks.mjs"),
+      "-c",
+      String(CONCURRENCY),
+      "-q",
+    ],
     { stdio: "inherit" },
   );
   const secs = await measure(path, child, (db) => db.prepare("SELECT count(*) AS n FROM kombu_message").get().n === 0);
@@ -88,7 +100,24 @@ async function pythonWorker() {
   await fill(path);
   const child = spawn(
     "/usr/bin/python3",
-    ["-m", "celery", "-A", "interop_app", "worker", "--pool", "prefork", "--concurrency", "2", "-Q", "celery", "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+    [
+      "-m",
+      "celery",
+      "-A",
+      "interop_app",
+      "worker",
+      "--pool",
+      "prefork",
+      "--concurrency",
+      "2",
+      "-Q",
+      "celery",
+      "--loglevel",
+      "WARNING",
+      "--without-gossip",
+      "--without-mingle",
+      "--without-heartbeat",
+    ],
     {
       cwd: join(root, "test-support/python"),
       env: { ...process.env, CELERIAC_BROKER_URL: `sqla+sqlite:///${path}`, CELERIAC_RESULT_URL: "", PYTHONDONTWRITEBYTECODE: "1" },

@@ -47,13 +47,27 @@ if (role !== null) {
     const worker = createWorker({ transport, queues: [queue], concurrency: Number(arg("concurrency", 10 * pollers)), silent: true });
     worker.register("bench.noop", async () => null, { ignoreResult: true });
     await worker.start();
-    process.on("SIGTERM", () => void worker.stop().then(() => transport.close()).then(() => process.exit(0)));
+    process.on(
+      "SIGTERM",
+      () =>
+        void worker
+          .stop()
+          .then(() => transport.close())
+          .then(() => process.exit(0)),
+    );
   } else if (role === "ts-transport") {
     // The transport alone, no worker: consume + ack, to tell transport cost from worker cost.
     const { createSqsTransport } = await dist("sqs");
     const transport = createSqsTransport({ endpoint, region, credentials, pollers, waitTimeSeconds: 10 });
     const consumer = transport.consume([queue], { prefetch: Number(arg("prefetch", 160)) });
-    process.on("SIGTERM", () => void consumer.stop().then(() => transport.close()).then(() => process.exit(0)));
+    process.on(
+      "SIGTERM",
+      () =>
+        void consumer
+          .stop()
+          .then(() => transport.close())
+          .then(() => process.exit(0)),
+    );
     void (async () => {
       for await (const d of consumer) void d.ack();
     })();
@@ -72,7 +86,8 @@ if (role !== null) {
         while (!stop) {
           const r = await client.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 10 }));
           const ms = r.Messages ?? [];
-          if (ms.length > 0) await client.send(new DeleteMessageBatchCommand({ QueueUrl: url, Entries: ms.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle })) }));
+          if (ms.length > 0)
+            await client.send(new DeleteMessageBatchCommand({ QueueUrl: url, Entries: ms.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle })) }));
         }
       })();
     }
@@ -138,7 +153,9 @@ async function main() {
   }
 
   async function attrs(url) {
-    const r = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }));
+    const r = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
+    );
     // The emulator's ApproximateNumberOfMessages counts hidden ones too: it is the total.
     return { total: Number(r.Attributes.ApproximateNumberOfMessages), hidden: Number(r.Attributes.ApproximateNumberOfMessagesNotVisible) };
   }
@@ -149,7 +166,24 @@ async function main() {
     let env = process.env;
     if (name === "python") {
       cmd = "/usr/bin/python3";
-      args = ["-m", "celery", "-A", "sqs_app", "worker", "--pool", "prefork", "-c", "2", "-l", "WARNING", "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat"];
+      args = [
+        "-m",
+        "celery",
+        "-A",
+        "sqs_app",
+        "worker",
+        "--pool",
+        "prefork",
+        "-c",
+        "2",
+        "-l",
+        "WARNING",
+        "-Q",
+        queue,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+      ];
       env = {
         ...process.env,
         CELERIAC_BROKER_URL: `sqs://bench:bench@127.0.0.1:${emulator.port}`,
@@ -210,7 +244,13 @@ async function main() {
   }
 
   const results = {};
-  for (const [name, n] of [["raw-sdk", N], ["sqs-consumer", N], ["ts-transport", N], ["ts-worker", N], ["python", PY_N]]) {
+  for (const [name, n] of [
+    ["raw-sdk", N],
+    ["sqs-consumer", N],
+    ["ts-transport", N],
+    ["ts-worker", N],
+    ["python", PY_N],
+  ]) {
     if (only && !only.includes(name)) continue;
     const r = await drain(name, n);
     results[name] = r;

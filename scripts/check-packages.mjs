@@ -82,8 +82,10 @@ export function tarballProblems(pkg) {
       if (!has.has(target)) problems.push(`${f} names ${s}, which is not in the tarball`);
     }
   }
-  if (declarationsUseNodeTypes(pkg.unpacked) && !m.dependencies?.["@types/node"]) problems.push("its .d.ts use Node's types but @types/node is not a dependency");
-  for (const dep of Object.keys(m.dependencies ?? {})) if (/^workspace:|^file:|^link:/.test(m.dependencies[dep])) problems.push(`dependency ${dep} is ${m.dependencies[dep]}`);
+  if (declarationsUseNodeTypes(pkg.unpacked) && !m.dependencies?.["@types/node"])
+    problems.push("its .d.ts use Node's types but @types/node is not a dependency");
+  for (const dep of Object.keys(m.dependencies ?? {}))
+    if (/^workspace:|^file:|^link:/.test(m.dependencies[dep])) problems.push(`dependency ${dep} is ${m.dependencies[dep]}`);
   return problems;
 }
 
@@ -92,7 +94,11 @@ export async function publintProblems(pkg) {
   const { publint } = await import("publint");
   const { formatMessage } = await import("publint/utils");
   const tarball = readFileSync(pkg.tarball);
-  const { messages, pkg: manifest } = await publint({ pack: { tarball: tarball.buffer.slice(tarball.byteOffset, tarball.byteOffset + tarball.byteLength) }, level: "warning", strict: true });
+  const { messages, pkg: manifest } = await publint({
+    pack: { tarball: tarball.buffer.slice(tarball.byteOffset, tarball.byteOffset + tarball.byteLength) },
+    level: "warning",
+    strict: true,
+  });
   return messages.map((msg) => `publint ${msg.type}: ${formatMessage(msg, manifest, { color: false }) ?? msg.code}`);
 }
 
@@ -116,12 +122,17 @@ export function closure(packed, name) {
     if (!p || seen.has(n)) return;
     seen.add(n);
     const m = p.manifest;
-    const optionalPeers = new Set(Object.entries(m.peerDependenciesMeta ?? {}).filter(([, v]) => v.optional).map(([k]) => k));
+    const optionalPeers = new Set(
+      Object.entries(m.peerDependenciesMeta ?? {})
+        .filter(([, v]) => v.optional)
+        .map(([k]) => k),
+    );
     for (const dep of [
       ...Object.keys(m.dependencies ?? {}),
       ...Object.keys(m.optionalDependencies ?? {}),
       ...Object.keys(m.peerDependencies ?? {}).filter((d) => !optionalPeers.has(d)),
-    ]) visit(dep);
+    ])
+      visit(dep);
   };
   visit(name);
   return [...seen].map((n) => byName.get(n));
@@ -191,7 +202,10 @@ export function checkCli(packed, base) {
   const cli = packed.find((p) => p.manifest.bin?.celeriac);
   if (!cli) throw new Error("no workspace package provides the celeriac bin");
   const dir = emptyDir(base, cli.name);
-  installInto(dir, closure(packed, cli.name).map((p) => p.tarball));
+  installInto(
+    dir,
+    closure(packed, cli.name).map((p) => p.tarball),
+  );
   const bin = join(dir, "node_modules", ".bin", "celeriac");
   const lines = [];
   const tmp = mkdtempSync(join(base, "tmp-"));
@@ -206,7 +220,8 @@ export function checkCli(packed, base) {
   lines.push("celeriac demo: all results correct, temp folder removed");
   const expectMissing = (args, pkg) => {
     const r = runStatus(bin, args, { cwd: dir, env });
-    if (r.code === 0 || !r.stderr.includes(`npm install ${pkg}`)) throw new Error(`celeriac ${args.join(" ")} should ask for ${pkg}; exited ${r.code}:\n${r.stdout}${r.stderr}`);
+    if (r.code === 0 || !r.stderr.includes(`npm install ${pkg}`))
+      throw new Error(`celeriac ${args.join(" ")} should ask for ${pkg}; exited ${r.code}:\n${r.stdout}${r.stderr}`);
     lines.push(`celeriac ${args.join(" ")}: ${r.stderr.trim().split("\n")[0]}`);
   };
   expectMissing(["worker", "--broker", "amqp://127.0.0.1:1"], "@celeriac/amqp");
@@ -251,7 +266,8 @@ function startProcess(cmd, args, { cwd, env, ready, timeoutMs = 60_000 }) {
 export async function runQuickStart(packed, base) {
   const dir = emptyDir(base, "quick-start");
   const example = join(ROOT, "examples", "quick-start");
-  for (const f of readdirSync(example)) if (f !== "node_modules" && f !== "dist" && !f.endsWith(".db")) cpSync(join(example, f), join(dir, f), { recursive: true });
+  for (const f of readdirSync(example))
+    if (f !== "node_modules" && f !== "dist" && !f.endsWith(".db")) cpSync(join(example, f), join(dir, f), { recursive: true });
   const declared = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
   const wanted = Object.keys(declared.dependencies).filter((d) => d.startsWith("@celeriac/"));
   const tarballs = [...new Set(wanted.flatMap((name) => closure(packed, name).map((p) => p.tarball)))];
@@ -259,7 +275,11 @@ export async function runQuickStart(packed, base) {
   installInto(dir, [...tarballs, `typescript@${typescript}`]);
   run("npx", ["--no-install", "tsc"], { cwd: dir });
   const env = { CELERIAC_BROKER_URL: "", CELERIAC_RESULT_BACKEND: "" };
-  const worker = await startProcess(join(dir, "node_modules", ".bin", "celeriac"), ["worker", "--tasks", "./dist/worker-tasks.js", "--log-format", "text"], { cwd: dir, env, ready: "celeriac worker ready" });
+  const worker = await startProcess(join(dir, "node_modules", ".bin", "celeriac"), ["worker", "--tasks", "./dist/worker-tasks.js", "--log-format", "text"], {
+    cwd: dir,
+    env,
+    ready: "celeriac worker ready",
+  });
   let producer;
   try {
     producer = run("node", ["dist/producer.js"], { cwd: dir, env, timeoutMs: 60_000 }).trim();
@@ -287,9 +307,16 @@ async function main() {
     for (const pkg of packed.filter(isLibrary)) {
       const dir = emptyDir(base, pkg.name);
       try {
-        installInto(dir, closure(packed, pkg.name).map((p) => p.tarball));
+        installInto(
+          dir,
+          closure(packed, pkg.name).map((p) => p.tarball),
+        );
         const out = consumeLibrary(dir, pkg.name);
-        console.log(`ok   ${pkg.name} alone: ${Object.entries(out).map(([k, v]) => `${k}: ${v}`).join(", ")}`);
+        console.log(
+          `ok   ${pkg.name} alone: ${Object.entries(out)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(", ")}`,
+        );
       } catch (err) {
         fail(`${pkg.name} alone`, [String(err.message)]);
       }
@@ -301,7 +328,8 @@ async function main() {
     }
     try {
       const q = await runQuickStart(packed, base);
-      if (q.producer !== "5" || q.workerExit !== 0) throw new Error(`producer printed ${JSON.stringify(q.producer)}, worker exited ${q.workerExit}:\n${q.workerLog}`);
+      if (q.producer !== "5" || q.workerExit !== 0)
+        throw new Error(`producer printed ${JSON.stringify(q.producer)}, worker exited ${q.workerExit}:\n${q.workerLog}`);
       console.log("ok   Quick start: the producer printed 5, the worker stopped warmly on SIGTERM");
     } catch (err) {
       fail("the Quick start", [String(err.message)]);

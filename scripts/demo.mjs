@@ -15,5 +15,7 @@ if (build.status !== 0) {
   process.stderr.write(`${build.stdout ?? ""}${build.stderr ?? ""}\nThe build failed (above).\n`);
   process.exit(build.status ?? 1);
 }
-const demo = spawnSync(process.execPath, [fileURLToPath(new URL("../apps/cli/bin/celeriac.js", import.meta.url)), "demo", ...process.argv.slice(2)], { stdio: "inherit" });
+const demo = spawnSync(process.execPath, [fileURLToPath(new URL("../apps/cli/bin/celeriac.js", import.meta.url)), "demo", ...process.argv.slice(2)], {
+  stdio: "inherit",
+});
 process.exit(demo.status ?? 1);

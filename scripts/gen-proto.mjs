@@ -135,9 +135,21 @@ function render({ rel, descriptor, comments, pkg }) {
   };
 
   const scalar = {
-    double: "number", float: "number", int32: "number", uint32: "number", sint32: "number",
-    fixed32: "number", sfixed32: "number", int64: "Int64", uint64: "Int64", sint64: "Int64",
-    fixed64: "Int64", sfixed64: "Int64", bool: "boolean", string: "string", bytes: "Uint8Array",
+    double: "number",
+    float: "number",
+    int32: "number",
+    uint32: "number",
+    sint32: "number",
+    fixed32: "number",
+    sfixed32: "number",
+    int64: "Int64",
+    uint64: "Int64",
+    sint64: "Int64",
+    fixed64: "Int64",
+    sfixed64: "Int64",
+    bool: "boolean",
+    string: "string",
+    bytes: "Uint8Array",
   };
   const externalTypes = {
     "google.protobuf.Timestamp": "google_protobuf_Timestamp",

@@ -93,7 +93,8 @@ function otherProblems(pkg, version) {
   // Every types entry (the "types" field and each exports "types" condition) is where a user's tsc
   // starts; TypeScript 6 loads no @types/* by default, so without the reference it reports TS2503.
   const typesEntries = new Set(pkg.manifest.types ? [pkg.manifest.types] : []);
-  const collect = (t, key) => (typeof t === "string" ? key === "types" && typesEntries.add(t) : t && typeof t === "object" && Object.entries(t).forEach(([k, v]) => collect(v, k)));
+  const collect = (t, key) =>
+    typeof t === "string" ? key === "types" && typesEntries.add(t) : t && typeof t === "object" && Object.entries(t).forEach(([k, v]) => collect(v, k));
   collect(pkg.manifest.exports, "");
   for (const entry of typesEntries) {
     const file = join(pkg.path, entry);
@@ -102,7 +103,8 @@ function otherProblems(pkg, version) {
     }
   }
   const license = join(pkg.path, "LICENSE");
-  if (!existsSync(license) || readFileSync(license, "utf8") !== readFileSync(join(ROOT, "LICENSE"), "utf8")) problems.push("LICENSE missing or not the root LICENSE");
+  if (!existsSync(license) || readFileSync(license, "utf8") !== readFileSync(join(ROOT, "LICENSE"), "utf8"))
+    problems.push("LICENSE missing or not the root LICENSE");
   return problems;
 }
 

@@ -27,7 +27,20 @@ export function buildForChildren(root: string, packages: string[], label: string
     // --noCheck: JS only; type checking is the typecheck task's job, and it would need a built core.
     execFileSync(
       "npx",
-      ["tsc", "-p", `packages/${pkg}/tsconfig.build.json`, "--outDir", join(out, "dist"), "--noCheck", "--declaration", "false", "--declarationMap", "false", "--sourceMap", "false"],
+      [
+        "tsc",
+        "-p",
+        `packages/${pkg}/tsconfig.build.json`,
+        "--outDir",
+        join(out, "dist"),
+        "--noCheck",
+        "--declaration",
+        "false",
+        "--declarationMap",
+        "false",
+        "--sourceMap",
+        "false",
+      ],
       { cwd: root, stdio: "pipe" },
     );
     modules[pkg] = pathToFileURL(join(out, "dist", "index.js")).href;

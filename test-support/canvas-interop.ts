@@ -53,7 +53,10 @@ export function canvasInteropSuite(name: string, setup: () => Promise<CanvasBrok
 
     const workerTransport = broker.transport();
     const workerBackend = createRedisResultBackend({ url: broker.resultUrl });
-    closers.push(() => workerTransport.close(), () => workerBackend.close());
+    closers.push(
+      () => workerTransport.close(),
+      () => workerBackend.close(),
+    );
     await workerTransport.connect();
     worker = createWorker({
       transport: workerTransport,
@@ -81,7 +84,10 @@ export function canvasInteropSuite(name: string, setup: () => Promise<CanvasBrok
 
     const transport = broker.transport();
     backend = createRedisResultBackend({ url: broker.resultUrl });
-    closers.push(() => transport.close(), () => backend.close());
+    closers.push(
+      () => transport.close(),
+      () => backend.close(),
+    );
     client = createClient({ transport, resultBackend: backend, routes: { "py.*": PY_QUEUE, "ts.*": TS_QUEUE } });
   }, 60_000);
 
@@ -137,7 +143,15 @@ export function canvasInteropSuite(name: string, setup: () => Promise<CanvasBrok
     it("chord over both languages, TypeScript body, last header task finishing on Python", async () => {
       const header = [s(tsAppend, ["t0"]), s(pyAppend, ["p1"], 0.6), s(tsAppend, ["t2"]), s(pyAppend, ["p3"])];
       const r = await client.apply(chord(header, s(tsCollect)));
-      expect(await r.get(GET)).toEqual({ lang: "ts", results: [["t0", "ts"], ["p1", "py"], ["t2", "ts"], ["p3", "py"]] });
+      expect(await r.get(GET)).toEqual({
+        lang: "ts",
+        results: [
+          ["t0", "ts"],
+          ["p1", "py"],
+          ["t2", "ts"],
+          ["p3", "py"],
+        ],
+      });
       // The body's parent is the header task whose return completed the chord: the slow Python one.
       expect(await completedBy(r.id)).toEqual(["p1", "py"]);
     });
@@ -145,7 +159,15 @@ export function canvasInteropSuite(name: string, setup: () => Promise<CanvasBrok
     it("chord over both languages, Python body, last header task finishing on TypeScript", async () => {
       const header = [s(pyAppend, ["p0"]), s(tsAppend, ["t1"], 0.6), s(pyAppend, ["p2"]), s(tsAppend, ["t3"])];
       const r = await client.apply(chord(header, s(pyCollect)));
-      expect(await r.get(GET)).toEqual({ lang: "py", results: [["p0", "py"], ["t1", "ts"], ["p2", "py"], ["t3", "ts"]] });
+      expect(await r.get(GET)).toEqual({
+        lang: "py",
+        results: [
+          ["p0", "py"],
+          ["t1", "ts"],
+          ["p2", "py"],
+          ["t3", "ts"],
+        ],
+      });
       expect(await completedBy(r.id)).toEqual(["t1", "ts"]);
     });
 
@@ -162,12 +184,25 @@ export function canvasInteropSuite(name: string, setup: () => Promise<CanvasBrok
 
     it("chord sent from Python over both languages, TypeScript body", async () => {
       const out = await pyOut<{ result: unknown }>("chord");
-      expect(out.result).toEqual({ lang: "ts", results: [["p0", "py"], ["t1", "ts"], ["p2", "py"]] });
+      expect(out.result).toEqual({
+        lang: "ts",
+        results: [
+          ["p0", "py"],
+          ["t1", "ts"],
+          ["p2", "py"],
+        ],
+      });
     });
 
     it("chain with a group in the middle (Celery's chord upgrade), expanded by the TypeScript worker", async () => {
       const r = await client.apply(chain(s(tsAppend, ["start"]), group([s(pyAppend), s(tsAppend)]), s(pyCollect)));
-      expect(await r.get(GET)).toEqual({ lang: "py", results: [["start", "ts", "py"], ["start", "ts", "ts"]] });
+      expect(await r.get(GET)).toEqual({
+        lang: "py",
+        results: [
+          ["start", "ts", "py"],
+          ["start", "ts", "ts"],
+        ],
+      });
     });
 
     it("a chord as a link: started by the TypeScript worker and by the Python worker", async () => {
@@ -179,7 +214,13 @@ export function canvasInteropSuite(name: string, setup: () => Promise<CanvasBrok
         const callback = chord([s(pyAppend), s(tsAppend)], withOptions(s(pyCollect), { taskId: bodyId }));
         const r = await client.apply(withOptions(s(first, ["x"]), { link: callback }));
         expect(await r.get(GET)).toEqual(["x", lang]);
-        expect(await client.asyncResult(bodyId).get(GET)).toEqual({ lang: "py", results: [["x", lang, "py"], ["x", lang, "ts"]] });
+        expect(await client.asyncResult(bodyId).get(GET)).toEqual({
+          lang: "py",
+          results: [
+            ["x", lang, "py"],
+            ["x", lang, "ts"],
+          ],
+        });
       }
     });
 

@@ -75,7 +75,19 @@ interface StateTask {
 }
 
 interface StateSnapshot {
-  worker: { hostname: string; alive: boolean; active: number; processed: number; freq: number; heartbeats: number; pid: number; sw_ident: string; sw_ver: string; sw_sys: string; loadavg: number[] } | null;
+  worker: {
+    hostname: string;
+    alive: boolean;
+    active: number;
+    processed: number;
+    freq: number;
+    heartbeats: number;
+    pid: number;
+    sw_ident: string;
+    sw_ver: string;
+    sw_sys: string;
+    loadavg: number[];
+  } | null;
   tasks: Record<string, StateTask>;
   event_count: number;
 }
@@ -155,7 +167,12 @@ export async function runCeleryEventsInterop(setup: EventsInteropSetup): Promise
     // Held for its ETA, and expired by then: Celery's Request.revoked path.
     const expired = (await client.sendTask("evt.add", { args: [0, 0], countdownMs: 1200, expires: 400 })).id;
     const all = [add, fail, retry, reject, unknown, expired];
-    await waitFor("every task to settle", () => all.every((id) => settled.has(id)), 20_000, () => JSON.stringify([...settled]) + debug());
+    await waitFor(
+      "every task to settle",
+      () => all.every((id) => settled.has(id)),
+      20_000,
+      () => JSON.stringify([...settled]) + debug(),
+    );
     // At least one heartbeat (every 2 s) before the snapshot.
     await waitFor("a heartbeat in the dump", () => parseDump(dumper.output()).some((e) => e.hostname === hostname && e.kind === "heartbeat"), 10_000, debug);
     await marker("celeriac-snapshot");
@@ -192,7 +209,14 @@ export async function runCeleryEventsInterop(setup: EventsInteropSetup): Promise
     expectFields(one("shutdown", null), ["active=0", "processed=5", "sw_ident=celeriac"]);
     expect(dumped.findIndex((e) => e.kind === "shutdown")).toBe(dumped.length - 1);
 
-    expectFields(one("task received", add), [`evt.add(${add}) args=(2, 3) kwargs={}`, "retries=0", `root_id=${add}`, "parent_id=None", "eta=None", "expires=None"]);
+    expectFields(one("task received", add), [
+      `evt.add(${add}) args=(2, 3) kwargs={}`,
+      "retries=0",
+      `root_id=${add}`,
+      "parent_id=None",
+      "eta=None",
+      "expires=None",
+    ]);
     expectFields(one("task started", add), [`evt.add(${add})`]);
     const succeeded = one("task succeeded", add);
     expectFields(succeeded, ["result=5", "runtime="]);
@@ -217,8 +241,14 @@ export async function runCeleryEventsInterop(setup: EventsInteropSetup): Promise
     expect(dumped.some((e) => e.kind === "task started" && e.rest.includes(`(${expired})`))).toBe(false);
 
     // ---- Celery's State -----------------------------------------------------------------
-    const snapLine = stateCapture.output().split("\n").find((l) => l.startsWith("SNAPSHOT "));
-    const finalLine = stateCapture.output().split("\n").find((l) => l.startsWith("FINAL "));
+    const snapLine = stateCapture
+      .output()
+      .split("\n")
+      .find((l) => l.startsWith("SNAPSHOT "));
+    const finalLine = stateCapture
+      .output()
+      .split("\n")
+      .find((l) => l.startsWith("FINAL "));
     expect(snapLine, debug()).toBeDefined();
     expect(finalLine, debug()).toBeDefined();
     const snap = JSON.parse(snapLine!.slice("SNAPSHOT ".length)) as StateSnapshot;
@@ -231,7 +261,16 @@ export async function runCeleryEventsInterop(setup: EventsInteropSetup): Promise
       if (!t) throw new Error(`State has no task ${id}: ${JSON.stringify(final.tasks)}`);
       return t;
     };
-    expect(task(add)).toMatchObject({ state: "SUCCESS", name: "evt.add", args: "(2, 3)", kwargs: "{}", result: "5", retries: 0, root_id: add, worker: hostname });
+    expect(task(add)).toMatchObject({
+      state: "SUCCESS",
+      name: "evt.add",
+      args: "(2, 3)",
+      kwargs: "{}",
+      result: "5",
+      retries: 0,
+      root_id: add,
+      worker: hostname,
+    });
     expect(task(add).runtime).toBeGreaterThanOrEqual(0);
     expect(task(fail)).toMatchObject({ state: "FAILURE", name: "evt.fail", exception: "TypeError('boom')", worker: hostname });
     expect(task(fail).traceback).toContain("boom");

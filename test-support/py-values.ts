@@ -28,15 +28,7 @@ export function pyJsonValue(options: { maxDepth?: number } = {}): fc.Arbitrary<u
     { weight: 1, arbitrary: fc.string({ unit: "binary", minLength: 1, maxLength: 1 }) },
   );
   const text = fc.string({ unit, maxLength: 12 });
-  const scalar = fc.oneof(
-    fc.constant(null),
-    fc.boolean(),
-    fc.integer(),
-    exactInt,
-    boundaryInt,
-    float,
-    text,
-  );
+  const scalar = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), exactInt, boundaryInt, float, text);
   const { value } = fc.letrec<{ value: unknown }>((tie) => ({
     value: fc.oneof(
       { depthSize: "small", maxDepth: options.maxDepth ?? 3 },
@@ -64,7 +56,20 @@ export function samplePyJsonValues(seed: number, count: number): unknown[] {
  * key order does not matter (it does not for Python's ==).
  */
 export function pyValueDiff(want: unknown, got: unknown, path = "$"): string | null {
-  const show = (v: unknown) => (typeof v === "bigint" ? `${v}n` : Object.is(v, -0) ? "-0" : typeof v === "string" ? JSON.stringify(v) : Array.isArray(v) ? "a list" : v === null ? "null" : typeof v === "object" ? "a dict" : String(v));
+  const show = (v: unknown) =>
+    typeof v === "bigint"
+      ? `${v}n`
+      : Object.is(v, -0)
+        ? "-0"
+        : typeof v === "string"
+          ? JSON.stringify(v)
+          : Array.isArray(v)
+            ? "a list"
+            : v === null
+              ? "null"
+              : typeof v === "object"
+                ? "a dict"
+                : String(v);
   const differ = () => `${path}: want ${show(want)}, got ${show(got)}`;
   if (typeof want !== typeof got) return differ();
   if (typeof want === "number") return Object.is(want, got) ? null : differ();
@@ -93,7 +98,8 @@ export function pyValueDiff(want: unknown, got: unknown, path = "$"): string | n
 
 /** Every difference between two equally long lists of values, by index. */
 export function pyValueDiffs(want: unknown[], got: unknown, what: string): string[] {
-  if (!Array.isArray(got) || got.length !== want.length) return [`${what}: want a list of ${want.length}, got ${Array.isArray(got) ? `a list of ${got.length}` : typeof got}`];
+  if (!Array.isArray(got) || got.length !== want.length)
+    return [`${what}: want a list of ${want.length}, got ${Array.isArray(got) ? `a list of ${got.length}` : typeof got}`];
   const out: string[] = [];
   want.forEach((w, i) => {
     const d = pyValueDiff(w, got[i], `${what}[${i}]`);

@@ -42,9 +42,13 @@ export async function startRedisServer(): Promise<RedisServer> {
 
   const start = async () => {
     out = "";
-    const c = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--dbfilename", "dump.rdb"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const c = spawn(
+      "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--dbfilename", "dump.rdb"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     child = c;
     c.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     c.stderr!.on("data", (d: Buffer) => (out += d.toString()));

@@ -64,7 +64,15 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
       workerTransport = o.transport();
       workerBackend = o.resultBackend();
       await workerTransport.connect();
-      worker = createWorker({ transport: workerTransport, resultBackend: workerBackend, queues: [queue], hostname: host, concurrency: 1, prefetchMultiplier: 4, silent: true });
+      worker = createWorker({
+        transport: workerTransport,
+        resultBackend: workerBackend,
+        queues: [queue],
+        hostname: host,
+        concurrency: 1,
+        prefetchMultiplier: 4,
+        silent: true,
+      });
       // Runs until the test releases it (or a revoke with terminate aborts it).
       worker.register("ts.block", async (ctx) => {
         ran.push(ctx.id);
@@ -117,13 +125,24 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
       expect(active.code, show(active)).toBe(0);
       const tasks = jsonOf(active)[host] as TaskInfo[];
       expect(tasks).toHaveLength(1);
-      expect(tasks[0]).toMatchObject({ id: running.id, name: "ts.block", type: "ts.block", args: [1, "two"], kwargs: { k: true }, hostname: host, acknowledged: true });
+      expect(tasks[0]).toMatchObject({
+        id: running.id,
+        name: "ts.block",
+        type: "ts.block",
+        args: [1, "two"],
+        kwargs: { k: true },
+        hostname: host,
+        acknowledged: true,
+      });
       expect(tasks[0]!.delivery_info.routing_key).toBe(queue);
       expect(typeof tasks[0]!.time_start).toBe("number");
       expect(Math.abs(tasks[0]!.time_start! * 1000 - Date.now())).toBeLessThan(60_000);
 
       const reserved = await celery(o.brokerUrl(), ["inspect", "reserved", "--json", "-d", host, "-t", "5"]);
-      expect((jsonOf(reserved)[host] as TaskInfo[]).map((t) => t.id), show(reserved)).toEqual([waiting.id]);
+      expect(
+        (jsonOf(reserved)[host] as TaskInfo[]).map((t) => t.id),
+        show(reserved),
+      ).toEqual([waiting.id]);
 
       const stats = await celery(o.brokerUrl(), ["inspect", "stats", "--json", "-d", host, "-t", "5"]);
       expect(stats.code, show(stats)).toBe(0);
@@ -167,7 +186,10 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
       await until("held for its ETA", () => worker.heldTasks().some((t) => t.id === later.id && t.phase === "scheduled"));
       const scheduled = await celery(o.brokerUrl(), ["inspect", "scheduled", "--json", "-d", host, "-t", "5"]);
       const entries = jsonOf(scheduled)[host] as { eta: string; priority: number; request: TaskInfo }[];
-      expect(entries.map((e) => e.request.id), show(scheduled)).toEqual([later.id]);
+      expect(
+        entries.map((e) => e.request.id),
+        show(scheduled),
+      ).toEqual([later.id]);
       expect(Math.abs(Date.parse(entries[0]!.eta) - (Date.now() + 3000))).toBeLessThan(10_000);
       const r = await celery(o.brokerUrl(), ["control", "revoke", later.id, "-d", host, "-t", "5"]);
       expect(r.stdout, show(r)).toContain(`tasks ${later.id} flagged as revoked`);
@@ -232,7 +254,13 @@ export function remoteControlSuite(name: string, o: RemoteControlSuiteOptions): 
       const other = createWorker({ transport: otherTransport, queues: [`${queue}-other`], hostname: otherHost, silent: true });
       await other.start();
       // Remote control off (Celery's worker_enable_remote_control = False): it must stay silent below.
-      const mute = createWorker({ transport: otherTransport, queues: [`${queue}-mute`], hostname: `ts-rc-mute-${tag}@localhost`, silent: true, remoteControl: false });
+      const mute = createWorker({
+        transport: otherTransport,
+        queues: [`${queue}-mute`],
+        hostname: `ts-rc-mute-${tag}@localhost`,
+        silent: true,
+        remoteControl: false,
+      });
       await mute.start();
       try {
         const r = await celery(o.brokerUrl(), ["control", "shutdown", "-d", host]);

@@ -89,7 +89,10 @@ export function describeValuesInterop(pairing: ValuesPairing): void {
     beforeAll(async () => {
       const workerTransport = pairing.transport();
       const workerBackend = pairing.resultBackend();
-      closers.push(() => workerBackend.close(), () => workerTransport.close());
+      closers.push(
+        () => workerBackend.close(),
+        () => workerTransport.close(),
+      );
       await workerTransport.connect();
       worker = createWorker({ transport: workerTransport, resultBackend: workerBackend, queues: [tsQueue], silent: true });
       worker.register("values.echo", (_ctx, ...args) => args);
@@ -99,7 +102,10 @@ export function describeValuesInterop(pairing: ValuesPairing): void {
 
       const transport = pairing.transport();
       const resultBackend = pairing.resultBackend();
-      closers.push(() => resultBackend.close(), () => transport.close());
+      closers.push(
+        () => resultBackend.close(),
+        () => transport.close(),
+      );
       await transport.connect();
       client = createClient({ transport, resultBackend });
 
@@ -164,7 +170,16 @@ export function describeValuesInterop(pairing: ValuesPairing): void {
       const flags = () => ["--broker", pairing.cli().broker, "--result-backend", pairing.cli().resultBackend];
 
       it("sends --args as Python's json.loads reads them and prints what result.get() returns", async () => {
-        const r = await celeriacCli(["call", "pytasks.echo", "-Q", pyQueue, "--args", "[9223372036854775807, NaN, Infinity, -Infinity, -0.0, 1e16, 2.5]", "--wait", ...flags()]);
+        const r = await celeriacCli([
+          "call",
+          "pytasks.echo",
+          "-Q",
+          pyQueue,
+          "--args",
+          "[9223372036854775807, NaN, Infinity, -Infinity, -0.0, 1e16, 2.5]",
+          "--wait",
+          ...flags(),
+        ]);
         expect(r.code, `${r.stderr}\n${py.output().slice(-2000)}`).toBe(0);
         expect(r.stdout.trim().split("\n")[1]).toBe('{"args": [9223372036854775807, NaN, Infinity, -Infinity, -0.0, 1e+16, 2.5], "kwargs": {}}');
       });
@@ -172,7 +187,9 @@ export function describeValuesInterop(pairing: ValuesPairing): void {
       it("prints a TypeScript task's bigint and non-finite results in Python's JSON", async () => {
         const r = await celeriacCli(["call", "values.exact", "-Q", tsQueue, "--wait", ...flags()]);
         expect(r.code, r.stderr).toBe(0);
-        expect(r.stdout.trim().split("\n")[1]).toBe("[9223372036854775807, -1267650600228229401496703205376, NaN, Infinity, -Infinity, -0.0, 9007199254740993]");
+        expect(r.stdout.trim().split("\n")[1]).toBe(
+          "[9223372036854775807, -1267650600228229401496703205376, NaN, Infinity, -Infinity, -0.0, 9007199254740993]",
+        );
       });
     });
   });

@@ -42,16 +42,23 @@ describe("published packages, from their tarballs", () => {
     expect(problems).toEqual({});
   }, 600_000);
 
-  it.each(libraries)("%s installs alone and loads from ESM, CommonJS and strict TypeScript (nodenext, commonjs)", (name) => {
-    const dir = check.emptyDir(base, name);
-    check.installInto(dir, check.closure(packed, name).map((p: { tarball: string }) => p.tarball));
-    const out = check.consumeLibrary(dir, name);
-    const count = (label: string) => Number(/ (\d+)$/.exec(out[label])?.[1]);
-    expect(count("tsNodenextEsm")).toBeGreaterThan(0);
-    // The same exports whether the package is imported or required.
-    expect(count("tsNodenextCjs")).toBe(count("tsNodenextEsm"));
-    expect(count("tsCommonjs")).toBe(count("tsNodenextEsm"));
-  }, 600_000);
+  it.each(libraries)(
+    "%s installs alone and loads from ESM, CommonJS and strict TypeScript (nodenext, commonjs)",
+    (name) => {
+      const dir = check.emptyDir(base, name);
+      check.installInto(
+        dir,
+        check.closure(packed, name).map((p: { tarball: string }) => p.tarball),
+      );
+      const out = check.consumeLibrary(dir, name);
+      const count = (label: string) => Number(/ (\d+)$/.exec(out[label])?.[1]);
+      expect(count("tsNodenextEsm")).toBeGreaterThan(0);
+      // The same exports whether the package is imported or required.
+      expect(count("tsNodenextCjs")).toBe(count("tsNodenextEsm"));
+      expect(count("tsCommonjs")).toBe(count("tsNodenextEsm"));
+    },
+    600_000,
+  );
 
   it("the CLI installed alone prints its version, runs the demo without leftovers, and names what a feature needs", () => {
     const lines: string[] = check.checkCli(packed, base);

@@ -24,7 +24,10 @@ export function charge(request: ChargeInvoiceRequest): ChargeInvoiceResult {
 /** Registers the billing tasks; the default export, as `celeriac worker --tasks` expects. */
 export default function registerBillingTasks(worker: Worker): Worker {
   return worker
-    .register(chargeInvoice, chargeInvoice.implement((request) => charge(request)))
+    .register(
+      chargeInvoice,
+      chargeInvoice.implement((request) => charge(request)),
+    )
     .register(
       refund,
       refund.implement((request, ctx) => ({

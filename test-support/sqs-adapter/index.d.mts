@@ -13,7 +13,13 @@ export interface RewrittenRequest {
   receive?: { instant: Buffer; single: Buffer };
 }
 
-export function rewriteSqsRequest(path: string, contentType: string | undefined, target: string | undefined, body: Buffer, publicBaseUrl: string): RewrittenRequest;
+export function rewriteSqsRequest(
+  path: string,
+  contentType: string | undefined,
+  target: string | undefined,
+  body: Buffer,
+  publicBaseUrl: string,
+): RewrittenRequest;
 export function hasMessages(contentType: string | undefined, body: Buffer): boolean;
 export function createSqsAdapter(options: SqsAdapterOptions): { handler: RequestListener; close(): void };
 export function messageIdOfReceiptHandle(handle: string): string | null;

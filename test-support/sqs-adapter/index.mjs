@@ -180,7 +180,10 @@ export function createSqsAdapter({ upstream, publicBaseUrl }) {
       const id = messageIdOfReceiptHandle(handle);
       if (id !== null) visibilityChanges.set(id, (visibilityChanges.get(id) ?? 0) + 1);
       const body = Buffer.from(JSON.stringify({ QueueUrl: queueUrl, ReceiptHandle: handle, VisibilityTimeout: 0 }));
-      await forward({ method: "POST", url: "/", headers: { "content-type": JSON_CONTENT_TYPE, "x-amz-target": "AmazonSQS.ChangeMessageVisibility" } }, body).catch(() => undefined);
+      await forward(
+        { method: "POST", url: "/", headers: { "content-type": JSON_CONTENT_TYPE, "x-amz-target": "AmazonSQS.ChangeMessageVisibility" } },
+        body,
+      ).catch(() => undefined);
     }
   };
 
@@ -217,7 +220,9 @@ export function createSqsAdapter({ upstream, publicBaseUrl }) {
         } else {
           reply = await forward(req, rewritten.body);
         }
-        const isReceive = isJson ? typeof target === "string" && target.endsWith(".ReceiveMessage") : new URLSearchParams(rewritten.body.toString("utf8")).get("Action") === "ReceiveMessage";
+        const isReceive = isJson
+          ? typeof target === "string" && target.endsWith(".ReceiveMessage")
+          : new URLSearchParams(rewritten.body.toString("utf8")).get("Action") === "ReceiveMessage";
         if (clientGone && isReceive && reply.status === 200 && hasMessages(contentType, reply.body)) {
           await giveBack(req, rewritten.body, contentType, reply.body);
           return;

@@ -22,7 +22,8 @@ const withGlobals = <T>(cmd: Command): T => {
 };
 
 const broker = () => new Option("-b, --broker <url>", "broker URL (sqlite:///file.db, amqp://, redis://, sqs://)").env("CELERIAC_BROKER_URL");
-const backend = () => new Option("--result-backend <url>", "result backend URL (sqlite:///, file:///dir, redis://, rpc://, none)").env("CELERIAC_RESULT_BACKEND");
+const backend = () =>
+  new Option("--result-backend <url>", "result backend URL (sqlite:///, file:///dir, redis://, rpc://, none)").env("CELERIAC_RESULT_BACKEND");
 
 program
   .command("worker")
@@ -139,7 +140,9 @@ const remote = (cmd: Command) =>
 remote(program.command("inspect").description("ask running workers (Python or TypeScript), like `celery inspect`"))
   .argument("<command>", "ping, stats, active, reserved, scheduled, registered, active_queues, clock, ...")
   .argument("[args...]", "task attribute names for registered")
-  .action(async (method: string, args: string[], _opts, cmd: Command) => (await import("./commands/inspect.js")).inspectCommand(method, args, withGlobals(cmd)));
+  .action(async (method: string, args: string[], _opts, cmd: Command) =>
+    (await import("./commands/inspect.js")).inspectCommand(method, args, withGlobals(cmd)),
+  );
 
 const control = program.command("control").description("control running workers, like `celery control`");
 remote(control.command("revoke").description("workers will not run these tasks"))
@@ -147,7 +150,9 @@ remote(control.command("revoke").description("workers will not run these tasks")
   .option("--terminate", "also stop them if running")
   .option("--signal <name>", "signal for --terminate on Python workers", "SIGTERM")
   .action(async (ids: string[], _opts, cmd: Command) => (await import("./commands/control.js")).controlRevokeCommand(ids, withGlobals(cmd)));
-remote(control.command("shutdown").description("warm shutdown of the workers (they do not reply)")).action(async (_opts, cmd: Command) => (await import("./commands/control.js")).controlShutdownCommand(withGlobals(cmd)));
+remote(control.command("shutdown").description("warm shutdown of the workers (they do not reply)")).action(async (_opts, cmd: Command) =>
+  (await import("./commands/control.js")).controlShutdownCommand(withGlobals(cmd)),
+);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = CeleriacError.from(err);

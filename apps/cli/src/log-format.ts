@@ -29,7 +29,10 @@ export function celeryLogTime(d: Date): string {
  * succeeded task, which Celery prints after the message, comes from the worker's task-succeeded
  * event, emitted just before the log line.
  */
-export function celeryTextLogger(stream: { write(s: string): unknown }, colour: boolean): { logger: (record: LogRecord) => void; attach(worker: Worker, level: LogLevel): void } {
+export function celeryTextLogger(
+  stream: { write(s: string): unknown },
+  colour: boolean,
+): { logger: (record: LogRecord) => void; attach(worker: Worker, level: LogLevel): void } {
   const results = new Map<string, unknown>();
   const attach = (worker: Worker, level: LogLevel) => {
     // Without info lines nothing would take the results out again.

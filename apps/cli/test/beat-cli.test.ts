@@ -21,8 +21,16 @@ function scheduleFile(name: string, value: unknown): string {
 
 describe("celeriac beat: bad input fails at startup, naming the entry, and sends nothing", () => {
   const cases: [string, unknown, RegExp][] = [
-    ["an invalid crontab field", { entries: { nightly: { task: "t.report", schedule: { crontab: { minute: "61", hour: 3 } } } } }, /schedule entry "nightly": crontab minute="61": 61 is above the maximum 59/],
-    ["a day_of_week of 7", { entries: { weekly: { task: "t.report", schedule: { crontab: { day_of_week: 7 } } } } }, /schedule entry "weekly": crontab dayOfWeek=7: 7 is outside 0-6/],
+    [
+      "an invalid crontab field",
+      { entries: { nightly: { task: "t.report", schedule: { crontab: { minute: "61", hour: 3 } } } } },
+      /schedule entry "nightly": crontab minute="61": 61 is above the maximum 59/,
+    ],
+    [
+      "a day_of_week of 7",
+      { entries: { weekly: { task: "t.report", schedule: { crontab: { day_of_week: 7 } } } } },
+      /schedule entry "weekly": crontab dayOfWeek=7: 7 is outside 0-6/,
+    ],
     ["an unknown timezone", { timezone: "Mars/Olympus_Mons", entries: { a: { task: "t.a", schedule: 5 } } }, /unknown timezone "Mars\/Olympus_Mons"/],
     ["an entry naming no task", { entries: { ok: { task: "t.ok", schedule: 5 }, orphan: { schedule: 5 } } }, /schedule entry "orphan": names no task/],
     ["an unknown entry key", { entries: { typo: { task: "t.a", schedule: 5, kwarg: {} } } }, /schedule entry "typo": entry: unknown key "kwarg"/],
@@ -121,7 +129,10 @@ describe("celeriac beat sends to Python and TypeScript workers (Redis)", () => {
     const beat = spawnBeat(["-b", redis.url(0), "-s", path, "--max-interval", "1"]);
     try {
       const deadline = Date.now() + 30_000;
-      const pyLines = () => readFileSync(record, "utf8").split("\n").filter((l) => l === "beat-run").length;
+      const pyLines = () =>
+        readFileSync(record, "utf8")
+          .split("\n")
+          .filter((l) => l === "beat-run").length;
       while ((pyLines() < 3 || tsRuns.length < 3) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       beat.child.kill("SIGTERM");
       expect(await beat.exited).toBe(0);

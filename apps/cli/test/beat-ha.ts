@@ -122,9 +122,14 @@ export async function runHaScenario(brokerUrl: string, queue: string): Promise<H
 /** Every due time from the first to the last, one second apart, each received once under one id. */
 export function assertExactlyOnce(broker: string, report: HaReport): void {
   const dues = [...report.received.keys()].sort((a, b) => a - b);
-  console.log(`beat HA on ${broker}: ${dues.length} runs received; takeover ${report.killTakeoverMs} ms after SIGKILL, ${report.termTakeoverMs} ms after SIGTERM (lease ${LEASE_S} s)`);
+  console.log(
+    `beat HA on ${broker}: ${dues.length} runs received; takeover ${report.killTakeoverMs} ms after SIGKILL, ${report.termTakeoverMs} ms after SIGTERM (lease ${LEASE_S} s)`,
+  );
   expect(dues.length).toBeGreaterThanOrEqual(12);
-  const gaps = dues.slice(1).map((d, i) => d - dues[i]!).filter((g) => g !== 1000);
+  const gaps = dues
+    .slice(1)
+    .map((d, i) => d - dues[i]!)
+    .filter((g) => g !== 1000);
   expect(gaps, `due times not one second apart: ${dues.map((d) => new Date(d).toISOString()).join(" ")}`).toEqual([]);
   const twice = [...report.received].filter(([, n]) => n !== 1);
   expect(twice, "due times received more than once").toEqual([]);

@@ -74,7 +74,9 @@ describe("celeriac options and argument checks", () => {
       const r = await celeriac(["call", "ts.add", "--args", "[2, 3]", "--wait", "--broker", broker]);
       expect(r.code, r.stderr).toBe(0);
       const id = r.stdout.trim().split("\n")[0]!;
-      expect(text.output()).toMatch(new RegExp(`^\\[\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d,\\d{3}: INFO/MainProcess\\] Task ts\\.add\\[${id}\\] succeeded in \\d+\\.\\d{3}s: 5$`, "m"));
+      expect(text.output()).toMatch(
+        new RegExp(`^\\[\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d,\\d{3}: INFO/MainProcess\\] Task ts\\.add\\[${id}\\] succeeded in \\d+\\.\\d{3}s: 5$`, "m"),
+      );
       expect(text.output()).not.toContain("\x1b["); // no colour when not on a terminal
     } finally {
       expect(await text.stop()).toBe(0);

@@ -9,7 +9,11 @@ describe("celeriac worker connection log", () => {
   it("logs an outage when it starts, each reconnect wait, and when it ends", async () => {
     const lifecycle = new ConnectionLifecycle("test", { initialDelayMs: 5, maxDelayMs: 10 });
     const lines: string[] = [];
-    const stop = logConnectionEvents(lifecycle, (l) => lines.push(l), () => expect.fail("not failed"));
+    const stop = logConnectionEvents(
+      lifecycle,
+      (l) => lines.push(l),
+      () => expect.fail("not failed"),
+    );
     lifecycle.report({ type: "connected" });
     let calls = 0;
     const value = await lifecycle.retry(async () => {
@@ -28,7 +32,11 @@ describe("celeriac worker connection log", () => {
     const lifecycle = new ConnectionLifecycle("test");
     const lines: string[] = [];
     const failed: string[] = [];
-    logConnectionEvents(lifecycle, (l) => lines.push(l), (e) => failed.push(e.error.code));
+    logConnectionEvents(
+      lifecycle,
+      (l) => lines.push(l),
+      (e) => failed.push(e.error.code),
+    );
     const refused = new CeleriacError("invalid_argument", "queue arguments differ");
     await expect(lifecycle.retry(() => Promise.reject(refused), { isFatal: (err) => err === refused })).rejects.toBe(refused);
     expect(lines).toEqual(["celeriac worker: broker connection failed, stopping: queue arguments differ\n"]);

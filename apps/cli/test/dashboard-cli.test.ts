@@ -46,7 +46,12 @@ describe("celeriac dashboard", () => {
       expect(out).toContain("no Celery events and no remote control");
       expect(out).toContain("read-only");
       expect(await (await fetch(`${url}/healthcheck`)).text()).toBe("OK");
-      expect(await (await fetch(`${url}/api/queues/length`)).json()).toEqual({ active_queues: [{ name: "celery", messages: 0 }, { name: "reports", messages: 0 }] });
+      expect(await (await fetch(`${url}/api/queues/length`)).json()).toEqual({
+        active_queues: [
+          { name: "celery", messages: 0 },
+          { name: "reports", messages: 0 },
+        ],
+      });
       expect((await fetch(`${url}/`)).headers.get("content-type")).toContain("text/html");
       child.kill("SIGTERM");
       expect(await exited).toBe(0);

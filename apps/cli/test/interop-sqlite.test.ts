@@ -73,7 +73,10 @@ describe("Python Celery client -> celeriac worker (sqla+sqlite)", () => {
   });
 
   const send = async (name: string, args: unknown[], kwargs: object = {}, options: object = {}) =>
-    JSON.parse(await runPython(env, "send_and_wait.py", [name, JSON.stringify(args), JSON.stringify(kwargs), JSON.stringify(options)])) as Record<string, unknown>;
+    JSON.parse(await runPython(env, "send_and_wait.py", [name, JSON.stringify(args), JSON.stringify(kwargs), JSON.stringify(options)])) as Record<
+      string,
+      unknown
+    >;
 
   it("returns a result Python's AsyncResult.get() reads", async () => {
     const out = await send("ts.add", [2, 3]);

@@ -22,7 +22,20 @@ beforeAll(() => {
   copyFileSync(join(root, "apps", "cli", "package.json"), join(out, "package.json"));
   execFileSync(
     "npx",
-    ["tsc", "-p", "apps/cli/tsconfig.build.json", "--outDir", join(out, "dist"), "--noCheck", "--declaration", "false", "--declarationMap", "false", "--sourceMap", "false"],
+    [
+      "tsc",
+      "-p",
+      "apps/cli/tsconfig.build.json",
+      "--outDir",
+      join(out, "dist"),
+      "--noCheck",
+      "--declaration",
+      "false",
+      "--declarationMap",
+      "false",
+      "--sourceMap",
+      "false",
+    ],
     { cwd: root, stdio: "pipe" },
   );
   bin = join(out, "dist", "bin.js");

@@ -62,6 +62,10 @@ describe("celeriac schema check", () => {
     expect(r.stdout).toContain("3 breaking change(s)");
     const json = await celeriac(["schema", "check", "--json", proto, next]);
     expect(json.code).toBe(1);
-    expect((JSON.parse(json.stdout) as { breaking: { kind: string }[] }).breaking.map((c) => c.kind)).toEqual(["field_type_changed", "field_removed", "task_renamed"]);
+    expect((JSON.parse(json.stdout) as { breaking: { kind: string }[] }).breaking.map((c) => c.kind)).toEqual([
+      "field_type_changed",
+      "field_removed",
+      "task_renamed",
+    ]);
   });
 });

@@ -1,4 +1,15 @@
-import { CeleriacError, createClient, createControl, resultBackendFromUrl, transportFromUrl, type Client, type Control, type ResultBackend, type ResultMeta, type Transport } from "@celeriac/core";
+import {
+  CeleriacError,
+  createClient,
+  createControl,
+  resultBackendFromUrl,
+  transportFromUrl,
+  type Client,
+  type Control,
+  type ResultBackend,
+  type ResultMeta,
+  type Transport,
+} from "@celeriac/core";
 import { assertKnownOptions, type ExchangeSubscription } from "@celeriac/core/transport";
 import { receiveCeleryEvents, type EventReceiverStats } from "./events.js";
 import { createQueueInspector, type QueueInspector, type QueueStats } from "./queues.js";
@@ -53,7 +64,17 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
-const OPTION_KEYS = ["brokerUrl", "resultBackendUrl", "maxTasks", "inspectIntervalMs", "controlTimeoutMs", "queues", "persistPath", "persistIntervalMs", "log"] as const;
+const OPTION_KEYS = [
+  "brokerUrl",
+  "resultBackendUrl",
+  "maxTasks",
+  "inspectIntervalMs",
+  "controlTimeoutMs",
+  "queues",
+  "persistPath",
+  "persistIntervalMs",
+  "log",
+] as const;
 
 function defaultLog(level: string, message: string): void {
   process.stderr.write(`celeriac dashboard ${level}: ${message}\n`);
@@ -75,7 +96,9 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   const inspectIntervalMs = options.inspectIntervalMs ?? 5_000;
   const controlTimeoutMs = options.controlTimeoutMs ?? 1_000;
   const state = new FleetState({ inspectAliveMs: 3 * inspectIntervalMs, ...(options.maxTasks !== undefined ? { maxTasks: options.maxTasks } : {}) });
-  const store: TaskStore | null = options.persistPath ? await openTaskStore(options.persistPath, state, { intervalMs: options.persistIntervalMs ?? 2_000, log }) : null;
+  const store: TaskStore | null = options.persistPath
+    ? await openTaskStore(options.persistPath, state, { intervalMs: options.persistIntervalMs ?? 2_000, log })
+    : null;
 
   const transport: Transport = await transportFromUrl(options.brokerUrl);
   let backend: ResultBackend | null = null;
@@ -96,7 +119,10 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       subscription = await receiveCeleryEvents(transport, (e) => state.ingest(e), receiverStats);
       control = createControl(transport, { timeoutMs: controlTimeoutMs });
     } else {
-      log("warn", `${transport.name} has no exchanges: no Celery events and no remote control on this broker (kombu has none there either); showing queues only`);
+      log(
+        "warn",
+        `${transport.name} has no exchanges: no Celery events and no remote control on this broker (kombu has none there either); showing queues only`,
+      );
     }
     try {
       inspector = await createQueueInspector(options.brokerUrl);
@@ -146,7 +172,13 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       const [stats, registered, active, reserved, activeQueues] = await Promise.all(
         (["stats", "registered", "active", "reserved", "active_queues"] as const).map((m) => c.broadcast(m).catch(() => ({}) as Record<string, unknown>)),
       );
-      const hosts = new Set([...Object.keys(stats!), ...Object.keys(registered!), ...Object.keys(active!), ...Object.keys(reserved!), ...Object.keys(activeQueues!)]);
+      const hosts = new Set([
+        ...Object.keys(stats!),
+        ...Object.keys(registered!),
+        ...Object.keys(active!),
+        ...Object.keys(reserved!),
+        ...Object.keys(activeQueues!),
+      ]);
       for (const h of hosts) {
         const s = stats![h];
         const r = registered![h];
@@ -199,14 +231,24 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     },
     async rateLimit(taskName, rateLimit, destination) {
       // celery/worker/control.py `rate_limit(task_name, rate_limit)`, as Celery's Control.rate_limit sends it.
-      const replies = await needControl("rate limit").broadcast("rate_limit", { task_name: taskName, rate_limit: rateLimit }, destination && destination.length > 0 ? { destination } : {});
+      const replies = await needControl("rate limit").broadcast(
+        "rate_limit",
+        { task_name: taskName, rate_limit: rateLimit },
+        destination && destination.length > 0 ? { destination } : {},
+      );
       return { replies };
     },
     async shutdown(hostname) {
       await needControl("shutdown").shutdown({ destination: [hostname] });
     },
     async sendTask(name, args, kwargs, o) {
-      const r = await client!.sendTask(name, { args, kwargs, ...(o.queue ? { queue: o.queue } : {}), ...(o.countdownMs !== undefined ? { countdownMs: o.countdownMs } : {}), ...(o.taskId ? { taskId: o.taskId } : {}) });
+      const r = await client!.sendTask(name, {
+        args,
+        kwargs,
+        ...(o.queue ? { queue: o.queue } : {}),
+        ...(o.countdownMs !== undefined ? { countdownMs: o.countdownMs } : {}),
+        ...(o.taskId ? { taskId: o.taskId } : {}),
+      });
       return r.id;
     },
     async close() {

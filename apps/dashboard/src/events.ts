@@ -34,7 +34,11 @@ export interface EventReceiverStats {
  * Listens on `celeryev` like Celery's `EventReceiver` (queue `celeryev.<uuid>`, binding `#`).
  * Delivery is at most once, as for every Celery monitor: events sent while we are away are lost.
  */
-export async function receiveCeleryEvents(transport: Transport, onEvent: (event: Record<string, unknown>) => void, stats: EventReceiverStats): Promise<ExchangeSubscription> {
+export async function receiveCeleryEvents(
+  transport: Transport,
+  onEvent: (event: Record<string, unknown>) => void,
+  stats: EventReceiverStats,
+): Promise<ExchangeSubscription> {
   const exchanges = transport.exchanges;
   if (!exchanges) throw new CeleriacError("unsupported", `Celery events need a broker with exchanges (amqp://, redis://); ${transport.name} has none`);
   return exchanges.subscribe(

@@ -29,7 +29,10 @@ async function load<T>(pkg: string, broker: string, importer: Importer): Promise
   try {
     return (await importer(pkg)) as T;
   } catch (err) {
-    throw new CeleriacError("unsupported", `queue depths on ${broker} need the ${pkg} package: npm install ${pkg} (${err instanceof Error ? err.message : String(err)})`);
+    throw new CeleriacError(
+      "unsupported",
+      `queue depths on ${broker} need the ${pkg} package: npm install ${pkg} (${err instanceof Error ? err.message : String(err)})`,
+    );
   }
 }
 
@@ -66,7 +69,11 @@ interface AmqpConnection {
 }
 
 async function amqpInspector(url: string, importer: Importer): Promise<QueueInspector> {
-  const amqp = await load<{ connect(url: string): Promise<AmqpConnection>; default?: { connect(url: string): Promise<AmqpConnection> } }>("amqplib", "RabbitMQ", importer);
+  const amqp = await load<{ connect(url: string): Promise<AmqpConnection>; default?: { connect(url: string): Promise<AmqpConnection> } }>(
+    "amqplib",
+    "RabbitMQ",
+    importer,
+  );
   const connect = amqp.connect ?? amqp.default?.connect;
   if (!connect) throw new CeleriacError("unsupported", "amqplib has no connect()");
   let conn: Promise<AmqpConnection> | null = null;
@@ -117,7 +124,11 @@ const REDIS_PRIORITY_STEPS = [0, 3, 6, 9];
 const REDIS_SEP = "\x06\x16";
 
 async function redisInspector(url: string, importer: Importer): Promise<QueueInspector> {
-  const mod = await load<{ default?: new (url: string, o: object) => RedisClient; Redis?: new (url: string, o: object) => RedisClient }>("ioredis", "Redis", importer);
+  const mod = await load<{ default?: new (url: string, o: object) => RedisClient; Redis?: new (url: string, o: object) => RedisClient }>(
+    "ioredis",
+    "Redis",
+    importer,
+  );
   const Redis = mod.Redis ?? mod.default;
   if (!Redis) throw new CeleriacError("unsupported", "ioredis has no Redis class");
   const client = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
@@ -153,7 +164,10 @@ interface SqliteDb {
 async function sqliteInspector(url: string, importer: Importer): Promise<QueueInspector> {
   const mod = await load<{ default: new (file: string, o: object) => SqliteDb }>("better-sqlite3", "SQLite", importer);
   // SQLAlchemy's form: sqlite:///relative.db, sqlite:////absolute.db (one slash after the authority is dropped).
-  const file = url.replace(/^(?:sqla\+|sqlalchemy\+)?sqlite:\/\//, "").replace(/[?#].*$/, "").replace(/^\//, "");
+  const file = url
+    .replace(/^(?:sqla\+|sqlalchemy\+)?sqlite:\/\//, "")
+    .replace(/[?#].*$/, "")
+    .replace(/^\//, "");
   const db = new mod.default(file, { readonly: true, fileMustExist: true });
   // kombu's sqla transport: a message waits while `visible` is true (packages/sqlite/src/schema.ts).
   const count = db.prepare("SELECT COUNT(*) AS n FROM kombu_message m JOIN kombu_queue q ON q.id = m.queue_id WHERE q.name = ? AND m.visible = 1");
@@ -202,7 +216,8 @@ async function sqsInspector(url: string, importer: Importer): Promise<QueueInspe
               queueUrl = String((await client.send(new sdk.GetQueueUrlCommand({ QueueName: physical })))["QueueUrl"]);
               urls.set(physical, queueUrl);
             } catch (err) {
-              if (/NonExistentQueue|does not exist/i.test(String((err as { name?: string }).name) + String(err))) return { name, messages: 0, consumers: null, exists: false };
+              if (/NonExistentQueue|does not exist/i.test(String((err as { name?: string }).name) + String(err)))
+                return { name, messages: 0, consumers: null, exists: false };
               throw err;
             }
           }

@@ -40,7 +40,14 @@ function defaultUiDir(): string {
   return join(here, "ui");
 }
 
-const MIME: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon" };
+const MIME: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript",
+  ".css": "text/css",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+};
 
 function equal(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -87,7 +94,10 @@ export async function serveDashboard(d: Dashboard, options: ServeOptions = {}): 
   if (token !== undefined && token.length < 16) throw new CeleriacError("invalid_argument", "the auth token must be at least 16 characters");
   const authOn = basic.length > 0 || token !== undefined;
   if (!LOOPBACK.has(host) && !authOn) {
-    throw new CeleriacError("invalid_argument", `binding ${host} exposes the dashboard (and its actions) beyond this machine: give --basic-auth user:password or --auth-token, or bind 127.0.0.1`);
+    throw new CeleriacError(
+      "invalid_argument",
+      `binding ${host} exposes the dashboard (and its actions) beyond this machine: give --basic-auth user:password or --auth-token, or bind 127.0.0.1`,
+    );
   }
   const readOnly = options.readOnly ?? false;
   const uiDir = options.uiDir ?? defaultUiDir();
@@ -161,7 +171,12 @@ export async function serveDashboard(d: Dashboard, options: ServeOptions = {}): 
     );
   });
   app.get("/api/tasks", (c) => {
-    const page = d.state.listTasks(filterOf(c, true), intOf(c.req.query("offset"), 0, "offset")!, intOf(c.req.query("limit"), null, "limit"), c.req.query("sort_by") || undefined);
+    const page = d.state.listTasks(
+      filterOf(c, true),
+      intOf(c.req.query("offset"), 0, "offset")!,
+      intOf(c.req.query("limit"), null, "limit"),
+      c.req.query("sort_by") || undefined,
+    );
     return c.json(Object.fromEntries(page.tasks.map((t) => [t.uuid, flowerTask(t)])));
   });
   app.get("/api/task/types", (c) => c.json({ "task-types": d.state.taskTypes() }));
@@ -277,7 +292,8 @@ export async function serveDashboard(d: Dashboard, options: ServeOptions = {}): 
     const denied = action(c);
     if (denied) return denied;
     const limit = c.req.query("limit") ?? "";
-    if (!/^\d+(\.\d+)?(\/[smh])?$/.test(limit)) return c.json({ error: "rate limit must look like 10/s, 100/m, 5/h or a number of tasks per second (0 removes it)" }, 400);
+    if (!/^\d+(\.\d+)?(\/[smh])?$/.test(limit))
+      return c.json({ error: "rate limit must look like 10/s, 100/m, 5/h or a number of tasks per second (0 removes it)" }, 400);
     const w = c.req.query("worker");
     return c.json(await d.rateLimit(c.req.param("name"), limit, w ? [w] : undefined));
   });

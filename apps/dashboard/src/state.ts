@@ -53,7 +53,23 @@ const MERGE_FIELDS: Record<string, readonly string[]> = {
 };
 
 /** Fields a task event may carry, copied onto the task as they come. */
-const TASK_FIELDS = ["name", "args", "kwargs", "result", "exception", "traceback", "runtime", "retries", "eta", "expires", "root_id", "parent_id", "exchange", "routing_key", "client"] as const;
+const TASK_FIELDS = [
+  "name",
+  "args",
+  "kwargs",
+  "result",
+  "exception",
+  "traceback",
+  "runtime",
+  "retries",
+  "eta",
+  "expires",
+  "root_id",
+  "parent_id",
+  "exchange",
+  "routing_key",
+  "client",
+] as const;
 
 export interface TaskTimes {
   sent: number | null;
@@ -388,7 +404,10 @@ export class FleetState {
     const timeField = EVENT_TIME_FIELD[type];
     if (timeField) t[timeField] = ts;
     if (t.timeline.length < TIMELINE_MAX) t.timeline.push({ type, timestamp: ts, hostname: hostname ?? "" });
-    const fields = state !== undefined && state !== "RETRY" && t.state !== "RETRY" && t.timeline.length > 1 && precedence(state) > precedence(t.state) ? (MERGE_FIELDS[state] ?? []) : null;
+    const fields =
+      state !== undefined && state !== "RETRY" && t.state !== "RETRY" && t.timeline.length > 1 && precedence(state) > precedence(t.state)
+        ? (MERGE_FIELDS[state] ?? [])
+        : null;
     if (fields === null) {
       if (state !== undefined) t.state = state;
       for (const f of TASK_FIELDS) if (f in e) this.setField(t, f, e[f]);
@@ -397,7 +416,8 @@ export class FleetState {
       t.clock = num(e["clock"]) ?? t.clock;
     } else {
       // Happened before the current state: only fill in what that event owns and is still unset.
-      for (const f of fields as readonly (typeof TASK_FIELDS)[number][]) if (f in e && (t as unknown as Record<string, unknown>)[f] == null) this.setField(t, f, e[f]);
+      for (const f of fields as readonly (typeof TASK_FIELDS)[number][])
+        if (f in e && (t as unknown as Record<string, unknown>)[f] == null) this.setField(t, f, e[f]);
       if (hostname && t.worker === null) t.worker = hostname;
     }
     if (hostname && (type === "task-succeeded" || type === "task-failed")) {
@@ -499,7 +519,8 @@ export class FleetState {
       const when = t.received ?? t.timestamp;
       if (filter.receivedFrom !== undefined && when < filter.receivedFrom) return false;
       if (filter.receivedTo !== undefined && when > filter.receivedTo) return false;
-      if (search && !(t.uuid.includes(search) || (t.args?.toLowerCase().includes(search) ?? false) || (t.kwargs?.toLowerCase().includes(search) ?? false))) return false;
+      if (search && !(t.uuid.includes(search) || (t.args?.toLowerCase().includes(search) ?? false) || (t.kwargs?.toLowerCase().includes(search) ?? false)))
+        return false;
       return true;
     };
     if (sortBy) {
@@ -563,7 +584,10 @@ export class FleetState {
    * What remote control told about a worker (`inspect stats/registered/active/reserved/
    * active_queues`). A worker that answers but sends no events (no `-E`) appears this way too.
    */
-  updateFromInspect(hostname: string, info: { stats?: Record<string, unknown>; registered?: string[]; active?: unknown[]; reserved?: unknown[]; queues?: string[] }): void {
+  updateFromInspect(
+    hostname: string,
+    info: { stats?: Record<string, unknown>; registered?: string[]; active?: unknown[]; reserved?: unknown[]; queues?: string[] },
+  ): void {
     const w = this.worker(hostname);
     if (info.stats) {
       w.stats = info.stats;

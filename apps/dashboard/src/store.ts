@@ -27,7 +27,11 @@ CREATE TABLE IF NOT EXISTS dashboard_task (
   task TEXT NOT NULL
 );`;
 
-export async function openTaskStore(path: string, state: FleetState, options: { intervalMs: number; log: (level: "info" | "warn" | "error", message: string) => void }): Promise<TaskStore> {
+export async function openTaskStore(
+  path: string,
+  state: FleetState,
+  options: { intervalMs: number; log: (level: "info" | "warn" | "error", message: string) => void },
+): Promise<TaskStore> {
   let Database: new (file: string) => Db;
   try {
     Database = ((await import("better-sqlite3")) as { default: new (file: string) => Db }).default;
@@ -37,7 +41,9 @@ export async function openTaskStore(path: string, state: FleetState, options: { 
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
   db.exec(SCHEMA);
-  const rows = db.prepare("SELECT task FROM (SELECT seq, task FROM dashboard_task ORDER BY seq DESC LIMIT ?) ORDER BY seq").all(state.maxTasks) as { task: string }[];
+  const rows = db.prepare("SELECT task FROM (SELECT seq, task FROM dashboard_task ORDER BY seq DESC LIMIT ?) ORDER BY seq").all(state.maxTasks) as {
+    task: string;
+  }[];
   let restored = 0;
   for (const row of rows) {
     try {

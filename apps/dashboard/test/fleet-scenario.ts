@@ -22,7 +22,16 @@ const TS_TASKS = fileURLToPath(new URL("./fixtures/ts-tasks.mjs", import.meta.ur
 
 /** Debian's chromium, driven by playwright-core: nothing is downloaded. */
 export const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 /**
  * Screenshots go to docs/img when CELERIAC_DOCS_SCREENSHOTS=1 (the run that refreshes the docs),
@@ -52,7 +61,12 @@ async function screenshot(page: Page, dir: string, name: string): Promise<void> 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 20_000, detail: () => string = () => ""): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 20_000,
+  detail: () => string = () => "",
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -112,7 +126,24 @@ export async function runFleetScenario(setup: FleetSetup): Promise<void> {
     dashboard = await createDashboard({ brokerUrl: setup.brokerUrl, inspectIntervalMs: 1000, queues: [parked], log: () => undefined });
     server = await serveDashboard(dashboard, { port: 0 });
 
-    py = spawnPython({ brokerUrl: setup.brokerUrl }, ["-m", "celery", "-A", "interop_app", "worker", "-E", "--pool", "solo", "--loglevel", "INFO", "-Q", pyQueue, "-n", pyHost, "--without-gossip", "--without-mingle"]);
+    py = spawnPython({ brokerUrl: setup.brokerUrl }, [
+      "-m",
+      "celery",
+      "-A",
+      "interop_app",
+      "worker",
+      "-E",
+      "--pool",
+      "solo",
+      "--loglevel",
+      "INFO",
+      "-Q",
+      pyQueue,
+      "-n",
+      pyHost,
+      "--without-gossip",
+      "--without-mingle",
+    ]);
     await clientTransport.connect();
     // One slot, so that a second task waits behind a busy first one.
     worker = await startCeleriacWorker(["-b", setup.brokerUrl, "--result-backend", "none", "--tasks", TS_TASKS, "-Q", tsQueue, "-c", "1", "-n", tsHost, "-E"]);
@@ -123,12 +154,19 @@ export async function runFleetScenario(setup: FleetSetup): Promise<void> {
     const fromTs = (await client.sendTask("pytasks.add", { args: [4, 5], queue: pyQueue })).id;
     const failed = (await client.sendTask("pytasks.fail", { args: ["dashboard boom"], queue: pyQueue })).id;
     // Sent by Python, run by TypeScript.
-    const [fromPy] = JSON.parse(await runPython({ brokerUrl: setup.brokerUrl }, "dashboard_send.py", [JSON.stringify([{ name: "tsk.add", args: [2, 3], queue: tsQueue }])])) as string[];
+    const [fromPy] = JSON.parse(
+      await runPython({ brokerUrl: setup.brokerUrl }, "dashboard_send.py", [JSON.stringify([{ name: "tsk.add", args: [2, 3], queue: tsQueue }])]),
+    ) as string[];
     // Three that wait: nobody consumes this queue.
     for (let i = 0; i < 3; i++) await client.sendTask("tsk.add", { args: [i, i], queue: parked });
 
     const d = dashboard;
-    await until("both results in the dashboard", () => d.state.task(fromTs)?.state === "SUCCESS" && d.state.task(fromPy!)?.state === "SUCCESS" && d.state.task(failed)?.state === "FAILURE", 30_000, debug);
+    await until(
+      "both results in the dashboard",
+      () => d.state.task(fromTs)?.state === "SUCCESS" && d.state.task(fromPy!)?.state === "SUCCESS" && d.state.task(failed)?.state === "FAILURE",
+      30_000,
+      debug,
+    );
 
     // ---- Flower's HTTP API -------------------------------------------------------------------
     const api = async (path: string, init?: RequestInit) => {
@@ -167,7 +205,12 @@ export async function runFleetScenario(setup: FleetSetup): Promise<void> {
     expect(metrics).toContain(`celeriac_fleet_queue_messages{queue="${parked}"} 3`);
 
     // ---- the page, in Chromium ---------------------------------------------------------------
-    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 } });
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1400, height: 900 },
+    });
     const page = context.pages()[0] ?? (await context.newPage());
     const pageErrors: string[] = [];
     page.on("pageerror", (e) => pageErrors.push(String(e)));

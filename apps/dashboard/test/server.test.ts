@@ -56,7 +56,14 @@ describe("serveDashboard: safe by default", () => {
   it("--read-only refuses every action", async () => {
     const s = await serveDashboard(d, { port: 0, readOnly: true });
     try {
-      for (const path of ["/api/task/revoke/x", "/api/task/async-apply/t.add", "/api/worker/shutdown/w@h", "/ui-api/revoke/x", "/ui-api/shutdown/w@h", "/ui-api/rate-limit/t.add?limit=1/s"]) {
+      for (const path of [
+        "/api/task/revoke/x",
+        "/api/task/async-apply/t.add",
+        "/api/worker/shutdown/w@h",
+        "/ui-api/revoke/x",
+        "/ui-api/shutdown/w@h",
+        "/ui-api/rate-limit/t.add?limit=1/s",
+      ]) {
         const r = await fetch(`${s.url}${path}`, { method: "POST", body: "{}" });
         expect(r.status, path).toBe(403);
         expect(((await r.json()) as { error: string }).error).toContain("read-only");
@@ -118,12 +125,24 @@ describe("queue depths on the SQLite broker", () => {
       // Flower's /api/task/result, from the result backend (the same SQLite file here).
       const backend = await resultBackendFromUrl(url);
       await backend.store({ task_id: "ok-1", status: "SUCCESS", result: { sum: 3 }, traceback: null, children: [], date_done: null });
-      await backend.store({ task_id: "bad-1", status: "FAILURE", result: { exc_type: "ValueError", exc_message: ["no"], exc_module: "builtins" }, traceback: "Traceback ...\nValueError: no", children: [], date_done: null });
+      await backend.store({
+        task_id: "bad-1",
+        status: "FAILURE",
+        result: { exc_type: "ValueError", exc_message: ["no"], exc_module: "builtins" },
+        traceback: "Traceback ...\nValueError: no",
+        children: [],
+        date_done: null,
+      });
       await backend.close();
       const s = await serveDashboard(dash, { port: 0 });
       try {
         expect(await (await fetch(`${s.url}/api/task/result/ok-1`)).json()).toEqual({ "task-id": "ok-1", state: "SUCCESS", result: { sum: 3 } });
-        expect(await (await fetch(`${s.url}/api/task/result/bad-1`)).json()).toEqual({ "task-id": "bad-1", state: "FAILURE", result: "ValueError('no')", traceback: "Traceback ...\nValueError: no" });
+        expect(await (await fetch(`${s.url}/api/task/result/bad-1`)).json()).toEqual({
+          "task-id": "bad-1",
+          state: "FAILURE",
+          result: "ValueError('no')",
+          traceback: "Traceback ...\nValueError: no",
+        });
         expect(await (await fetch(`${s.url}/api/task/result/nobody`)).json()).toEqual({ "task-id": "nobody", state: "PENDING" });
       } finally {
         await s.close();

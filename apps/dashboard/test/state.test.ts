@@ -5,7 +5,14 @@ import { describe, expect, it } from "vitest";
 import { FleetState } from "@celeriac/dashboard";
 import { openTaskStore } from "../src/store.js";
 
-const ev = (type: string, uuid: string, ts: number, extra: Record<string, unknown> = {}) => ({ type, uuid, timestamp: ts, hostname: "w1@h", clock: 1, ...extra });
+const ev = (type: string, uuid: string, ts: number, extra: Record<string, unknown> = {}) => ({
+  type,
+  uuid,
+  timestamp: ts,
+  hostname: "w1@h",
+  clock: 1,
+  ...extra,
+});
 
 describe("FleetState: Celery's merge rules", () => {
   it("a late task-received after task-succeeded fills in name and args but keeps SUCCESS (celery/events/state.py)", () => {
@@ -13,7 +20,17 @@ describe("FleetState: Celery's merge rules", () => {
     s.ingest(ev("task-started", "a", 10));
     s.ingest(ev("task-succeeded", "a", 11, { result: "5", runtime: 0.5 }));
     s.ingest(ev("task-received", "a", 9, { name: "t.add", args: "(2, 3)", kwargs: "{}", retries: 0 }));
-    expect(s.task("a")).toMatchObject({ state: "SUCCESS", name: "t.add", args: "(2, 3)", result: "5", runtime: 0.5, received: 9, started: 10, succeeded: 11, worker: "w1@h" });
+    expect(s.task("a")).toMatchObject({
+      state: "SUCCESS",
+      name: "t.add",
+      args: "(2, 3)",
+      result: "5",
+      runtime: 0.5,
+      received: 9,
+      started: 10,
+      succeeded: 11,
+      worker: "w1@h",
+    });
     expect(s.task("a")!.timeline.map((e) => e.type)).toEqual(["task-started", "task-succeeded", "task-received"]);
   });
 
@@ -49,7 +66,17 @@ describe("FleetState: Celery's merge rules", () => {
   it("workers: language from sw_ident, alive until 2 x freq without a heartbeat, offline at worker-offline", () => {
     let now = 1_000_000;
     const s = new FleetState({ now: () => now });
-    s.ingest({ type: "worker-online", hostname: "py@h", timestamp: 1000, freq: 2, sw_ident: "py-celery", pid: 7, active: 0, processed: 0, loadavg: [0.1, 0.2, 0.3] });
+    s.ingest({
+      type: "worker-online",
+      hostname: "py@h",
+      timestamp: 1000,
+      freq: 2,
+      sw_ident: "py-celery",
+      pid: 7,
+      active: 0,
+      processed: 0,
+      loadavg: [0.1, 0.2, 0.3],
+    });
     s.ingest({ type: "worker-heartbeat", hostname: "ts@h", timestamp: 1000, freq: 2, sw_ident: "celeriac", active: 1, processed: 4 });
     const [py, ts] = s.listWorkers();
     expect(py).toMatchObject({ hostname: "py@h", language: "python", pid: 7, loadavg: [0.1, 0.2, 0.3] });

@@ -145,7 +145,12 @@ function StateBadge({ state }: { state: string }) {
 
 function Replies({ result }: { result: { replies?: Record<string, unknown>; note?: string; error?: string } | null }) {
   if (!result) return null;
-  if (result.error) return <div class="replies error" data-testid="action-result">Failed: {result.error}</div>;
+  if (result.error)
+    return (
+      <div class="replies error" data-testid="action-result">
+        Failed: {result.error}
+      </div>
+    );
   const entries = Object.entries(result.replies ?? {});
   return (
     <div class="replies" data-testid="action-result">
@@ -186,7 +191,11 @@ function ThroughputChart({ tp }: { tp: Overview["throughput"] }) {
         height: 200,
         scales: { x: { time: true } },
         axes: [{}, { label: "tasks/s" }],
-        series: [{}, { label: "succeeded", stroke: "#2e8b57", fill: "rgba(46,139,87,0.15)", width: 2 }, { label: "failed", stroke: "#c0392b", fill: "rgba(192,57,43,0.15)", width: 2 }],
+        series: [
+          {},
+          { label: "succeeded", stroke: "#2e8b57", fill: "rgba(46,139,87,0.15)", width: 2 },
+          { label: "failed", stroke: "#c0392b", fill: "rgba(192,57,43,0.15)", width: 2 },
+        ],
       },
       [[], [], []],
       box.current,
@@ -246,7 +255,12 @@ function WorkersPage({ o, act }: { o: Overview; act: (q: string, p: string) => P
               <td class="small">{(w.registered ?? []).join(", ")}</td>
               {o.readOnly ? null : (
                 <td>
-                  <button class="danger" onClick={() => void act(`Shut down ${w.hostname}? It finishes its running tasks and stops.`, `/ui-api/shutdown/${encodeURIComponent(w.hostname)}`)}>
+                  <button
+                    class="danger"
+                    onClick={() =>
+                      void act(`Shut down ${w.hostname}? It finishes its running tasks and stops.`, `/ui-api/shutdown/${encodeURIComponent(w.hostname)}`)
+                    }
+                  >
                     Shut down
                   </button>
                 </td>
@@ -346,9 +360,7 @@ function TasksPage({ o, version }: { o: Overview; version: number }) {
         <button disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
           Newer
         </button>
-        <span data-testid="task-total">
-          {data ? `${data.total === 0 ? 0 : offset + 1}-${Math.min(offset + PAGE, data.total)} of ${data.total}` : ""}
-        </span>
+        <span data-testid="task-total">{data ? `${data.total === 0 ? 0 : offset + 1}-${Math.min(offset + PAGE, data.total)} of ${data.total}` : ""}</span>
         <button disabled={!data || offset + PAGE >= data.total} onClick={() => setOffset(offset + PAGE)}>
           Older
         </button>
@@ -357,7 +369,19 @@ function TasksPage({ o, version }: { o: Overview; version: number }) {
   );
 }
 
-function TaskPage({ id, o, version, act, result }: { id: string; o: Overview; version: number; act: (q: string, p: string) => Promise<void>; result: Parameters<typeof Replies>[0]["result"] }) {
+function TaskPage({
+  id,
+  o,
+  version,
+  act,
+  result,
+}: {
+  id: string;
+  o: Overview;
+  version: number;
+  act: (q: string, p: string) => Promise<void>;
+  result: Parameters<typeof Replies>[0]["result"];
+}) {
   const { data: t, error } = useData<Task>(`/ui-api/task/${encodeURIComponent(id)}`, version);
   const [limit, setLimit] = useState("10/s");
   if (error) return <p class="error">{error}</p>;
@@ -381,7 +405,9 @@ function TaskPage({ id, o, version, act, result }: { id: string; o: Overview; ve
           {row("args", t.args)}
           {row("kwargs", t.kwargs)}
           {row(t.state === "FAILURE" ? "exception" : "result", t.state === "FAILURE" ? failureText(t) : t.result)}
-          {t.stored ? row("stored result", t.stored.error ? `(backend: ${t.stored.error})` : `${t.stored.state}: ${JSON.stringify(t.stored.result ?? null)}`) : null}
+          {t.stored
+            ? row("stored result", t.stored.error ? `(backend: ${t.stored.error})` : `${t.stored.state}: ${JSON.stringify(t.stored.result ?? null)}`)
+            : null}
           {row("runtime", t.runtime === null ? null : `${t.runtime} s`)}
           {row("retries", t.retries)}
           {row("eta", t.eta)}
@@ -431,13 +457,25 @@ function TaskPage({ id, o, version, act, result }: { id: string; o: Overview; ve
           <button class="danger" onClick={() => void act(`Revoke task ${t.uuid}? Workers will not run it.`, `/ui-api/revoke/${t.uuid}`)}>
             Revoke
           </button>
-          <button class="danger" onClick={() => void act(`Revoke and terminate task ${t.uuid}? A running task is stopped.`, `/ui-api/revoke/${t.uuid}?terminate=1`)}>
+          <button
+            class="danger"
+            onClick={() => void act(`Revoke and terminate task ${t.uuid}? A running task is stopped.`, `/ui-api/revoke/${t.uuid}?terminate=1`)}
+          >
             Terminate
           </button>
           {t.name ? (
             <span>
               <input value={limit} onInput={(e) => setLimit((e.target as HTMLInputElement).value)} size={6} aria-label="rate limit" />
-              <button onClick={() => void act(`Set the rate limit of ${t.name} to ${limit} on every worker?`, `/ui-api/rate-limit/${encodeURIComponent(t.name!)}?limit=${encodeURIComponent(limit)}`)}>Set rate limit</button>
+              <button
+                onClick={() =>
+                  void act(
+                    `Set the rate limit of ${t.name} to ${limit} on every worker?`,
+                    `/ui-api/rate-limit/${encodeURIComponent(t.name!)}?limit=${encodeURIComponent(limit)}`,
+                  )
+                }
+              >
+                Set rate limit
+              </button>
             </span>
           ) : null}
         </div>
@@ -470,7 +508,8 @@ function QueuesPage({ o }: { o: Overview }) {
         </tbody>
       </table>
       <p class="muted">
-        Depths read from the broker ({o.broker.transport}) at the last poll; consumers are RabbitMQ's own count, elsewhere the live workers that report consuming the queue.
+        Depths read from the broker ({o.broker.transport}) at the last poll; consumers are RabbitMQ's own count, elsewhere the live workers that report
+        consuming the queue.
       </p>
     </section>
   );
@@ -504,7 +543,8 @@ function App() {
       </header>
       {o.broker.events ? null : (
         <p class="notice" data-testid="no-events">
-          The {o.broker.transport} broker has no exchanges, so workers cannot send Celery events or answer remote control here (Celery has neither on this broker). Only queue depths are shown.
+          The {o.broker.transport} broker has no exchanges, so workers cannot send Celery events or answer remote control here (Celery has neither on this
+          broker). Only queue depths are shown.
         </p>
       )}
       <div class="summary">

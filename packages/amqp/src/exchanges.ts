@@ -36,12 +36,18 @@ function flagsOf(spec: ExchangeSpec): { durable: boolean; autoDelete: boolean } 
 }
 
 function validateSpec(spec: ExchangeSpec): void {
-  if (typeof spec.name !== "string" || spec.name === "") throw new CeleriacError("invalid_argument", "exchange name must be a non-empty string (the default exchange is not an exchange to subscribe to)");
-  if (!EXCHANGE_TYPES.has(spec.type)) throw new CeleriacError("invalid_argument", `exchange ${JSON.stringify(spec.name)}: type must be direct, fanout or topic, got ${JSON.stringify(spec.type)}`);
+  if (typeof spec.name !== "string" || spec.name === "")
+    throw new CeleriacError("invalid_argument", "exchange name must be a non-empty string (the default exchange is not an exchange to subscribe to)");
+  if (!EXCHANGE_TYPES.has(spec.type))
+    throw new CeleriacError(
+      "invalid_argument",
+      `exchange ${JSON.stringify(spec.name)}: type must be direct, fanout or topic, got ${JSON.stringify(spec.type)}`,
+    );
 }
 
 function positiveIntOrUndefined(name: string, v: number | undefined): void {
-  if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new CeleriacError("invalid_argument", `subscribe: ${name} must be a positive integer of milliseconds, got ${String(v)}`);
+  if (v !== undefined && !(Number.isInteger(v) && v > 0))
+    throw new CeleriacError("invalid_argument", `subscribe: ${name} must be a positive integer of milliseconds, got ${String(v)}`);
 }
 
 /** A refused declaration becomes a clear error; anything else (a lost connection) stays as it is, so the publish retries through a reconnect. */
@@ -101,7 +107,8 @@ export class AmqpExchanges implements ExchangeMessaging {
 
   async subscribe(exchange: ExchangeSpec, options: SubscribeOptions, onMessage: (delivery: ExchangeDelivery) => void): Promise<ExchangeSubscription> {
     validateSpec(exchange);
-    for (const k of Object.keys(options)) if (!SUBSCRIBE_KEYS.has(k)) throw new CeleriacError("invalid_argument", `subscribe: unknown option ${JSON.stringify(k)}`);
+    for (const k of Object.keys(options))
+      if (!SUBSCRIBE_KEYS.has(k)) throw new CeleriacError("invalid_argument", `subscribe: unknown option ${JSON.stringify(k)}`);
     if (typeof options.bindingKey !== "string") throw new CeleriacError("invalid_argument", "subscribe: bindingKey must be a string");
     positiveIntOrUndefined("messageTtlMs", options.messageTtlMs);
     positiveIntOrUndefined("queueExpiresMs", options.queueExpiresMs);
@@ -210,7 +217,11 @@ class AmqpExchangeSubscription implements ExchangeSubscription {
       state.tag = r.consumerTag;
     } catch (err) {
       await ch.close().catch(() => undefined);
-      throw new CeleriacError("connection", `subscribing queue ${JSON.stringify(this.queue)} to exchange ${JSON.stringify(this.spec.name)} failed: ${describe(err)}`, { cause: err });
+      throw new CeleriacError(
+        "connection",
+        `subscribing queue ${JSON.stringify(this.queue)} to exchange ${JSON.stringify(this.spec.name)} failed: ${describe(err)}`,
+        { cause: err },
+      );
     }
     this.current = state;
     if (this.closed) await this.teardown(state);

@@ -1,14 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import { CeleriacError, READY_STATES, type ResultBackend, type ResultMeta } from "@celeriac/core";
-import {
-  ConnectionLifecycle,
-  assertKnownOptions,
-  optionKeys,
-  parseResultMeta,
-  stringifyCeleryJson,
-  type WireMessage,
-} from "@celeriac/core/transport";
+import { ConnectionLifecycle, assertKnownOptions, optionKeys, parseResultMeta, stringifyCeleryJson, type WireMessage } from "@celeriac/core/transport";
 import { ReconnectingConnection } from "./connection.js";
 import { DEFAULT_AMQP_URL, normaliseAmqpUrl, toPublishOptions } from "./transport.js";
 
@@ -84,13 +77,16 @@ export class RpcResultBackend implements ResultBackend {
       (m) => {
         if (!m) return;
         try {
-          this.onReply({
-            body: new Uint8Array(m.content),
-            contentType: m.properties.contentType ?? "application/json",
-            contentEncoding: m.properties.contentEncoding ?? "utf-8",
-            headers: {},
-            properties: {},
-          }, typeof m.properties.correlationId === "string" ? m.properties.correlationId : null);
+          this.onReply(
+            {
+              body: new Uint8Array(m.content),
+              contentType: m.properties.contentType ?? "application/json",
+              contentEncoding: m.properties.contentEncoding ?? "utf-8",
+              headers: {},
+              properties: {},
+            },
+            typeof m.properties.correlationId === "string" ? m.properties.correlationId : null,
+          );
         } catch {
           // An unreadable reply is skipped, as Celery's result consumer does.
         }

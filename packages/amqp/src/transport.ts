@@ -143,10 +143,12 @@ class AmqpTransportImpl implements AmqpTransport {
     this.connection = new ReconnectingConnection({
       url,
       tls: options.tls,
-      lifecycle: (this.lifecycle = this.events = new ConnectionLifecycle("amqp", {
-        initialDelayMs: options.reconnectInitialDelayMs ?? 100,
-        maxDelayMs: options.reconnectMaxDelayMs ?? 5_000,
-      })),
+      lifecycle:
+        (this.lifecycle = this.events =
+          new ConnectionLifecycle("amqp", {
+            initialDelayMs: options.reconnectInitialDelayMs ?? 100,
+            maxDelayMs: options.reconnectMaxDelayMs ?? 5_000,
+          })),
       onEvent: options.onEvent,
     });
     const priorityArg = options.maxPriority ?? options.queueArguments?.["x-max-priority"];
@@ -271,7 +273,11 @@ class AmqpTransportImpl implements AmqpTransport {
             throw new CeleriacError("connection", `publish to ${JSON.stringify(routingKey)} failed: ${describe(err)}`, { cause: err });
           }
           if (Date.now() >= deadline) {
-            throw new CeleriacError("connection", `publish to ${JSON.stringify(routingKey)} not confirmed within ${this.opts.publishTimeoutMs} ms: ${describe(err)}`, { cause: err });
+            throw new CeleriacError(
+              "connection",
+              `publish to ${JSON.stringify(routingKey)} not confirmed within ${this.opts.publishTimeoutMs} ms: ${describe(err)}`,
+              { cause: err },
+            );
           }
         }
       }
@@ -385,7 +391,11 @@ function declareError(queue: string, mode: "declare" | "passive", args: Record<s
     );
   }
   if (mode === "passive" && (code === 404 || /NOT_FOUND/.test(text))) {
-    return new CeleriacError("invalid_argument", `queue ${JSON.stringify(queue)} does not exist (declare: "passive" never creates queues). Broker said: ${text}`, { cause: err });
+    return new CeleriacError(
+      "invalid_argument",
+      `queue ${JSON.stringify(queue)} does not exist (declare: "passive" never creates queues). Broker said: ${text}`,
+      { cause: err },
+    );
   }
   return new CeleriacError("connection", `declaring queue ${JSON.stringify(queue)} failed: ${text}`, { cause: err });
 }
@@ -507,28 +517,30 @@ class AmqpConsumer {
     // The channel's close and the connection's comeback can both ask for a restart.
     if (this.openingFor === conn) return;
     this.openingFor = conn;
-    const p = this.open(conn).finally(() => {
-      if (this.openingFor === conn) this.openingFor = null;
-    }).then(
-      () => {
-        if (recovered) this.onEvent?.("consumer-recovered", this.queues);
-      },
-      (err: unknown) => {
-        this.onEvent?.("consumer-error", err);
-        // The queue cannot be declared as configured (arguments differ, passive and missing):
-        // retrying cannot help, so the consumer fails loudly.
-        if (err instanceof CeleriacError && err.code === "invalid_argument") {
-          this.queue.fail(err);
-          return;
-        }
-        // The connection still stands but the channel failed (e.g. consumer_timeout closed
-        // it): try again shortly on the same connection.
-        this.later(500, () => {
-          const c = this.transport.connection.current;
-          if (c && !this.queue.stopped && !this.state?.alive) this.restart(c, true);
-        });
-      },
-    );
+    const p = this.open(conn)
+      .finally(() => {
+        if (this.openingFor === conn) this.openingFor = null;
+      })
+      .then(
+        () => {
+          if (recovered) this.onEvent?.("consumer-recovered", this.queues);
+        },
+        (err: unknown) => {
+          this.onEvent?.("consumer-error", err);
+          // The queue cannot be declared as configured (arguments differ, passive and missing):
+          // retrying cannot help, so the consumer fails loudly.
+          if (err instanceof CeleriacError && err.code === "invalid_argument") {
+            this.queue.fail(err);
+            return;
+          }
+          // The connection still stands but the channel failed (e.g. consumer_timeout closed
+          // it): try again shortly on the same connection.
+          this.later(500, () => {
+            const c = this.transport.connection.current;
+            if (c && !this.queue.stopped && !this.state?.alive) this.restart(c, true);
+          });
+        },
+      );
     this.starting = p;
   }
 

@@ -54,7 +54,10 @@ describe("integer headers for py-amqp", () => {
     expect(typeFieldValue(2 ** 40)).toEqual({ "!": "long", value: 2 ** 40 });
     expect(typeFieldValue(1.5)).toEqual({ "!": "double", value: 1.5 });
     expect(typeFieldTable({ timelimit: [300, 60], n: null, s: "x", o: { a: true } })).toEqual({
-      timelimit: [{ "!": "int", value: 300 }, { "!": "int", value: 60 }],
+      timelimit: [
+        { "!": "int", value: 300 },
+        { "!": "int", value: 60 },
+      ],
       n: null,
       s: "x",
       o: { a: true },

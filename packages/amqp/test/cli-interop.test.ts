@@ -56,7 +56,12 @@ describe("Python Celery client -> celeriac worker (amqp://, rpc://)", () => {
   let worker: CeleriacWorker;
   const send = async (name: string, args: unknown[], kwargs: object = {}) =>
     JSON.parse(
-      await runPython({ brokerUrl: rabbit.url, resultUrl: "rpc://" }, "send_and_wait.py", [name, JSON.stringify(args), JSON.stringify(kwargs), JSON.stringify({ queue, timeout: 20 })]),
+      await runPython({ brokerUrl: rabbit.url, resultUrl: "rpc://" }, "send_and_wait.py", [
+        name,
+        JSON.stringify(args),
+        JSON.stringify(kwargs),
+        JSON.stringify({ queue, timeout: 20 }),
+      ]),
     ) as Record<string, unknown>;
 
   beforeAll(async () => {

@@ -9,17 +9,13 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => shutdownSharedRabbit(), 60_000);
 
-describeTransportConformance(
-  "amqp (RabbitMQ, priority queues, dead-letter exchange)",
-  async () => {
-    // The probe transport is built at collection time, before the broker is up: it is never used.
-    const url = rabbit ? rabbit.url : "amqp://127.0.0.1:1//";
-    const transport = createAmqpTransport({ url, maxPriority: 10, deadLetterExchange: "celeriac.dead" });
-    return { transport };
-  },
-);
+describeTransportConformance("amqp (RabbitMQ, priority queues, dead-letter exchange)", async () => {
+  // The probe transport is built at collection time, before the broker is up: it is never used.
+  const url = rabbit ? rabbit.url : "amqp://127.0.0.1:1//";
+  const transport = createAmqpTransport({ url, maxPriority: 10, deadLetterExchange: "celeriac.dead" });
+  return { transport };
+});
 
-describeTransportConformance(
-  "amqp (RabbitMQ, plain Celery queues)",
-  async () => ({ transport: createAmqpTransport({ url: rabbit ? rabbit.url : "amqp://127.0.0.1:1//" }) }),
-);
+describeTransportConformance("amqp (RabbitMQ, plain Celery queues)", async () => ({
+  transport: createAmqpTransport({ url: rabbit ? rabbit.url : "amqp://127.0.0.1:1//" }),
+}));

@@ -31,10 +31,14 @@ describe("Celery events on RabbitMQ (celeryev topic exchange)", () => {
       await probe.connect();
       // The dumper must be listening before the worker starts, or worker-online goes unheard.
       await probeUntil(markerSender(probe), () => dumper.output().includes("celeriac probe"), debug);
-      const worker = spawn(process.execPath, [CLI, "worker", "--broker", rabbit.url, "--tasks", TASKS, "-Q", `cli-events-${hostname}`, "-n", hostname, "-E", "-q"], {
-        env: { ...process.env, CELERIAC_BROKER_URL: "", CELERIAC_RESULT_BACKEND: "" },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      const worker = spawn(
+        process.execPath,
+        [CLI, "worker", "--broker", rabbit.url, "--tasks", TASKS, "-Q", `cli-events-${hostname}`, "-n", hostname, "-E", "-q"],
+        {
+          env: { ...process.env, CELERIAC_BROKER_URL: "", CELERIAC_RESULT_BACKEND: "" },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
       child = worker;
       worker.stdout.on("data", (d: Buffer) => (out += d.toString()));
       worker.stderr.on("data", (d: Buffer) => (out += d.toString()));

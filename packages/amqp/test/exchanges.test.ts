@@ -17,7 +17,13 @@ describe("amqp exchanges: declarations Celery shares", () => {
     const t = createAmqpTransport({ url: rabbit.url });
     try {
       await t.connect();
-      const message = { body: new TextEncoder().encode("{}"), contentType: "application/json", contentEncoding: "utf-8", headers: {}, properties: { deliveryMode: 1 } };
+      const message = {
+        body: new TextEncoder().encode("{}"),
+        contentType: "application/json",
+        contentEncoding: "utf-8",
+        headers: {},
+        properties: { deliveryMode: 1 },
+      };
       await t.exchanges.publishToExchange({ name: "celeryev", type: "topic", durable: true, autoDelete: false }, "worker.heartbeat", message);
       await t.exchanges.publishToExchange({ name: "celery.pidbox", type: "fanout", durable: false, autoDelete: false }, "", message);
       await t.exchanges.publishToExchange({ name: "reply.celery.pidbox", type: "direct", durable: false, autoDelete: false }, "x", message);
@@ -44,7 +50,9 @@ describe("amqp exchanges: declarations Celery shares", () => {
         code: "invalid_argument",
         message: expect.stringContaining("already exists with other settings"),
       });
-      await expect(t.exchanges.subscribe({ name: "celeriac.mismatch", type: "topic" }, { bindingKey: "#", extra: 1 } as never, () => undefined)).rejects.toMatchObject({
+      await expect(
+        t.exchanges.subscribe({ name: "celeriac.mismatch", type: "topic" }, { bindingKey: "#", extra: 1 } as never, () => undefined),
+      ).rejects.toMatchObject({
         code: "invalid_argument",
       });
     } finally {
@@ -61,7 +69,13 @@ describe("amqp exchanges: declarations Celery shares", () => {
       const spec = { name: "celeriac.reconnect", type: "fanout" as const, durable: false };
       const got: string[] = [];
       const s = await sub.exchanges.subscribe(spec, { bindingKey: "#" }, (d) => got.push(new TextDecoder().decode(d.message.body)));
-      const msg = (text: string) => ({ body: new TextEncoder().encode(text), contentType: "text/plain", contentEncoding: "utf-8", headers: {}, properties: {} });
+      const msg = (text: string) => ({
+        body: new TextEncoder().encode(text),
+        contentType: "text/plain",
+        contentEncoding: "utf-8",
+        headers: {},
+        properties: {},
+      });
       await pub.exchanges.publishToExchange(spec, "", msg("before"));
       await waitUntil(() => got.length === 1);
       // The broker drops every connection (as on a node restart or a failover).

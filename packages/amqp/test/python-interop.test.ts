@@ -76,11 +76,12 @@ interface PyOutcome {
 }
 
 async function pySend(name: string, args: unknown[], kwargs: Record<string, unknown> = {}, options: Record<string, unknown> = {}): Promise<PyOutcome> {
-  const out = await runPython(
-    { brokerUrl: rabbit.url, resultUrl: "rpc://", app: "amqp_app" },
-    "send_and_wait.py",
-    [name, JSON.stringify(args), JSON.stringify(kwargs), JSON.stringify({ queue: tsQueue, timeout: 20, ...options })],
-  );
+  const out = await runPython({ brokerUrl: rabbit.url, resultUrl: "rpc://", app: "amqp_app" }, "send_and_wait.py", [
+    name,
+    JSON.stringify(args),
+    JSON.stringify(kwargs),
+    JSON.stringify({ queue: tsQueue, timeout: 20, ...options }),
+  ]);
   return JSON.parse(out.trim().split("\n").pop()!) as PyOutcome;
 }
 
@@ -96,7 +97,15 @@ beforeAll(async () => {
   workerTransport = createAmqpTransport({ url: rabbit.url, maxPriority: 10 });
   workerBackend = createRpcResultBackend({ url: rabbit.url });
   await workerTransport.connect();
-  worker = createWorker({ transport: workerTransport, resultBackend: workerBackend, queues: [tsQueue], concurrency: 1, prefetchMultiplier: 1, maxHeldEta: 0, silent: true });
+  worker = createWorker({
+    transport: workerTransport,
+    resultBackend: workerBackend,
+    queues: [tsQueue],
+    concurrency: 1,
+    prefetchMultiplier: 1,
+    maxHeldEta: 0,
+    silent: true,
+  });
   worker.register("ts.echo", (_ctx, ...args) => ({ args, kwargs: _ctx.kwargs }));
   worker.register("ts.fail", () => {
     throw new RangeError("typescript failure");
@@ -193,7 +202,10 @@ describe("TypeScript client -> Python worker over amqp://, results over rpc://",
     env.properties.replyTo = await backend.replyTo();
     env.properties.expiration = null;
     await transport.publish(pyQueue, celeryJsonCodec.encode(env));
-    const err = await client.asyncResult(env.headers.id).get({ timeoutMs: 20_000 }).catch((e: unknown) => e);
+    const err = await client
+      .asyncResult(env.headers.id)
+      .get({ timeoutMs: 20_000 })
+      .catch((e: unknown) => e);
     expect((err as { code?: string }).code, `${String(err)}\n${pyLog()}`).toBe("task_revoked");
   });
 
@@ -301,7 +313,10 @@ describe("Python client -> TypeScript worker over amqp://, results over rpc://",
       // A passive check of a missing queue closes its channel: one channel per check.
       const ch = await conn.createChannel();
       ch.on("error", () => undefined);
-      const depth = await ch.checkQueue(queue).then((q) => q.messageCount, () => -1);
+      const depth = await ch.checkQueue(queue).then(
+        (q) => q.messageCount,
+        () => -1,
+      );
       await ch.close().catch(() => undefined);
       if (depth === 6) break;
       if (Date.now() > deadline) throw new Error(`backlog not queued (depth ${depth})`);

@@ -65,7 +65,11 @@ describe("reliability on a real RabbitMQ", () => {
     expect(ids.size).toBe(1000);
 
     const first = startCliWorker(queue);
-    await waitFor(() => readIds(file).length >= 200, 60_000, () => `first worker ran ${readIds(file).length}\n${first.output()}`);
+    await waitFor(
+      () => readIds(file).length >= 200,
+      60_000,
+      () => `first worker ran ${readIds(file).length}\n${first.output()}`,
+    );
     const exited = new Promise((r) => first.child.once("exit", r));
     first.child.kill("SIGKILL");
     await exited;
@@ -74,7 +78,11 @@ describe("reliability on a real RabbitMQ", () => {
 
     const second = startCliWorker(queue);
     try {
-      await waitFor(() => new Set(readIds(file)).size >= 1000, 90_000, () => `ran ${new Set(readIds(file)).size} of 1000\n${second.output()}`);
+      await waitFor(
+        () => new Set(readIds(file)).size >= 1000,
+        90_000,
+        () => `ran ${new Set(readIds(file)).size} of 1000\n${second.output()}`,
+      );
       const ran = new Set(readIds(file));
       const missing = [...ids].filter((id) => !ran.has(id));
       expect(missing).toEqual([]);
@@ -126,20 +134,32 @@ describe("reliability on a real RabbitMQ", () => {
     };
     const senders = Promise.all(Array.from({ length: 8 }, sendLoop));
 
-    await waitFor(() => confirmed.size >= 300, 60_000, () => `confirmed ${confirmed.size}`);
+    await waitFor(
+      () => confirmed.size >= 300,
+      60_000,
+      () => `confirmed ${confirmed.size}`,
+    );
     await rabbit.stop();
     const downAt = Date.now();
     await sleep(1000);
     const restartAt = Date.now();
     await rabbit.start();
     const atRestart = confirmed.size;
-    await waitFor(() => confirmed.size >= atRestart + 300, 90_000, () => `confirmed ${confirmed.size}, failed ${failed.length}`);
+    await waitFor(
+      () => confirmed.size >= atRestart + 300,
+      90_000,
+      () => `confirmed ${confirmed.size}, failed ${failed.length}`,
+    );
     done = true;
     await senders;
 
     expect(failed).toEqual([]);
     expect(spans.filter(([b, e]) => b <= downAt && e >= restartAt).length).toBeGreaterThan(0);
-    await waitFor(() => [...confirmed].every((id) => seen.has(id)), 90_000, () => `worker saw ${[...confirmed].filter((id) => seen.has(id)).length} of ${confirmed.size}; events ${events.join(",")}`);
+    await waitFor(
+      () => [...confirmed].every((id) => seen.has(id)),
+      90_000,
+      () => `worker saw ${[...confirmed].filter((id) => seen.has(id)).length} of ${confirmed.size}; events ${events.join(",")}`,
+    );
     expect(events).toContain("producer:reconnected");
     expect(events).toContain("worker:consumer-recovered");
     const lost = lifecycle.indexOf("disconnected");

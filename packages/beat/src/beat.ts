@@ -44,7 +44,10 @@ export interface Beat {
 /** The instant as ISO 8601 with the zone's offset, e.g. 2026-03-08T03:00:00-04:00. */
 export function formatInZone(ms: number, zone: Zone): string {
   const offset = zone.offsetMs(ms);
-  const wall = new Date(ms + offset).toISOString().replace(/\.000Z$/, "").replace(/Z$/, "");
+  const wall = new Date(ms + offset)
+    .toISOString()
+    .replace(/\.000Z$/, "")
+    .replace(/Z$/, "");
   if (offset === 0 && zone.name.toUpperCase().includes("UTC")) return `${wall}Z`;
   const abs = Math.abs(offset) / 60_000;
   return `${wall}${offset < 0 ? "-" : "+"}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
@@ -116,7 +119,9 @@ export function createBeat(options: BeatOptions): Beat {
     if (o.priority !== undefined) send.priority = o.priority;
     if (o.expiresMs !== undefined) send.expires = o.expiresMs;
     await client.sendTask(entry.taskName, { ...send, args: [...entry.args], kwargs: { ...entry.kwargs } });
-    log(`beat: sent ${entry.taskName}[${taskId}] entry=${JSON.stringify(entry.name)} due=${formatInZone(dueAt, zone)}${late ? ` (late by ${Math.round((Date.now() - dueAt) / 1000)} s)` : ""}`);
+    log(
+      `beat: sent ${entry.taskName}[${taskId}] entry=${JSON.stringify(entry.name)} due=${formatInZone(dueAt, zone)}${late ? ` (late by ${Math.round((Date.now() - dueAt) / 1000)} s)` : ""}`,
+    );
     emit({ type: "sent", entry: entry.name, task: entry.taskName, taskId, dueAt, late });
   };
 
@@ -137,7 +142,9 @@ export function createBeat(options: BeatOptions): Beat {
         // A leader (a previous one, or this one before a broker error) stopped between deciding to
         // send this run and recording it: it may or may not have gone out. Re-send it with the
         // same task id so a receiver can tell.
-        log(`beat: re-sending the run of ${JSON.stringify(entry.name)} due ${formatInZone(st.pendingDueAt, zone)} whose earlier send may not have completed (same task id)`);
+        log(
+          `beat: re-sending the run of ${JSON.stringify(entry.name)} due ${formatInZone(st.pendingDueAt, zone)} whose earlier send may not have completed (same task id)`,
+        );
         await send(entry, st.pendingDueAt, true);
         st = { lastDueAt: st.pendingDueAt, schedule: desc };
         await save(entry.name, st);
@@ -146,7 +153,8 @@ export function createBeat(options: BeatOptions): Beat {
       const advance = (after: number) => {
         const d = entry.schedule.nextAfter(after, zone);
         // A schedule that does not move forward would send the same run forever.
-        if (!(d > after)) throw new CeleriacError("internal", `schedule of ${JSON.stringify(entry.name)} does not advance after ${new Date(after).toISOString()}`);
+        if (!(d > after))
+          throw new CeleriacError("internal", `schedule of ${JSON.stringify(entry.name)} does not advance after ${new Date(after).toISOString()}`);
         return d;
       };
       for (let d = advance(st.lastDueAt); d <= now && dues.length < MAX_DUES_PER_TICK; d = advance(d)) dues.push(d);

@@ -118,7 +118,11 @@ export class Crontab {
   constructor(spec: CrontabFields = {}) {
     if (spec === null || typeof spec !== "object") throw new CeleriacError("invalid_argument", "crontab: fields must be an object");
     const unknown = Object.keys(spec).filter((k) => !(FIELD_KEYS as readonly string[]).includes(k));
-    if (unknown.length > 0) throw new CeleriacError("invalid_argument", `crontab: unknown field ${unknown.map((k) => JSON.stringify(k)).join(", ")}; known fields are ${FIELD_KEYS.join(", ")}`);
+    if (unknown.length > 0)
+      throw new CeleriacError(
+        "invalid_argument",
+        `crontab: unknown field ${unknown.map((k) => JSON.stringify(k)).join(", ")}; known fields are ${FIELD_KEYS.join(", ")}`,
+      );
     this.fields = { ...spec };
     this.minute = expand("minute", spec.minute, 60, 0);
     this.hour = expand("hour", spec.hour, 24, 0);
@@ -143,11 +147,23 @@ export class Crontab {
       executeThisDate && last.day === now.day && last.month === now.month && last.year === now.year && this.hour.includes(last.hour) && last.minute < maxMinute;
     let wall: number;
     if (executeThisHour) {
-      wall = wallOf(last.year, last.month, last.day, last.hour, this.minute.find((m) => m > last.minute)!);
+      wall = wallOf(
+        last.year,
+        last.month,
+        last.day,
+        last.hour,
+        this.minute.find((m) => m > last.minute)!,
+      );
     } else {
       const nextMinute = this.minute[0]!;
       if (executeThisDate && last.hour < maxHour) {
-        wall = wallOf(last.year, last.month, last.day, this.hour.find((h) => h > last.hour)!, nextMinute);
+        wall = wallOf(
+          last.year,
+          last.month,
+          last.day,
+          this.hour.find((h) => h > last.hour)!,
+          nextMinute,
+        );
       } else {
         const nextHour = this.hour[0]!;
         if (this.allDomMoy) {
@@ -189,10 +205,7 @@ export class Crontab {
     // last run instant; kept as is so that both pick the same day.
     const rollOver = () => {
       for (let i = 0; i < 2000; i++) {
-        const flag =
-          dom === doms.length ||
-          doms[dom]! > daysInMonth(year, moys[moy]!) ||
-          wallOf(year, moys[moy]!, doms[dom]!, 0, 0) < lastRunAtMs;
+        const flag = dom === doms.length || doms[dom]! > daysInMonth(year, moys[moy]!) || wallOf(year, moys[moy]!, doms[dom]!, 0, 0) < lastRunAtMs;
         if (!flag) return;
         dom = 0;
         moy += 1;

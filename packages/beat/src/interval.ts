@@ -27,7 +27,11 @@ export class Interval {
   constructor(spec: IntervalFields) {
     if (spec === null || typeof spec !== "object") throw new CeleriacError("invalid_argument", "every: fields must be an object");
     const unknown = Object.keys(spec).filter((k) => !KNOWN.includes(k));
-    if (unknown.length > 0) throw new CeleriacError("invalid_argument", `every: unknown field ${unknown.map((k) => JSON.stringify(k)).join(", ")}; known fields are ${KNOWN.join(", ")}`);
+    if (unknown.length > 0)
+      throw new CeleriacError(
+        "invalid_argument",
+        `every: unknown field ${unknown.map((k) => JSON.stringify(k)).join(", ")}; known fields are ${KNOWN.join(", ")}`,
+      );
     if (typeof spec.everyMs !== "number" || !Number.isFinite(spec.everyMs) || spec.everyMs < 1) {
       throw new CeleriacError("invalid_argument", `every: everyMs must be a positive number of milliseconds, got ${JSON.stringify(spec.everyMs)}`);
     }

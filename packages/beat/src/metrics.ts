@@ -22,10 +22,24 @@ export async function instrumentBeat(beat: Beat, options: { registry?: Registry 
     throw new CeleriacError("unsupported", "beat metrics need prom-client: npm install prom-client", { cause: err });
   }
   const registry = options.registry ?? new prom.Registry();
-  const sent = new prom.Counter({ name: "celeriac_beat_sent_total", help: "Runs sent by this beat replica", labelNames: ["entry", "task"], registers: [registry] });
-  const missed = new prom.Counter({ name: "celeriac_beat_missed_total", help: "Due runs not sent (missed while no replica led, per the entry's missed policy)", labelNames: ["entry"], registers: [registry] });
+  const sent = new prom.Counter({
+    name: "celeriac_beat_sent_total",
+    help: "Runs sent by this beat replica",
+    labelNames: ["entry", "task"],
+    registers: [registry],
+  });
+  const missed = new prom.Counter({
+    name: "celeriac_beat_missed_total",
+    help: "Due runs not sent (missed while no replica led, per the entry's missed policy)",
+    labelNames: ["entry"],
+    registers: [registry],
+  });
   const leader = new prom.Gauge({ name: "celeriac_beat_leader", help: "1 while this replica is the leader", registers: [registry] });
-  const changes = new prom.Counter({ name: "celeriac_beat_leader_changes_total", help: "Times this replica became or stopped being the leader", registers: [registry] });
+  const changes = new prom.Counter({
+    name: "celeriac_beat_leader_changes_total",
+    help: "Times this replica became or stopped being the leader",
+    registers: [registry],
+  });
   leader.set(beat.isLeader ? 1 : 0);
   const off = beat.subscribe((e) => {
     if (e.type === "sent") sent.inc({ entry: e.entry, task: e.task });

@@ -79,7 +79,10 @@ const invalid = (message: string) => new CeleriacError("invalid_argument", messa
 
 function unknownKeys(where: string, value: object, known: readonly string[]): void {
   const unknown = Object.keys(value).filter((k) => !known.includes(k));
-  if (unknown.length > 0) throw invalid(`${where}: unknown key${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => JSON.stringify(k)).join(", ")}; known keys are ${known.join(", ")}`);
+  if (unknown.length > 0)
+    throw invalid(
+      `${where}: unknown key${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => JSON.stringify(k)).join(", ")}; known keys are ${known.join(", ")}`,
+    );
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -144,7 +147,8 @@ function resolveEntry(name: string, entry: unknown): ResolvedEntry {
   if (options["queue"] !== undefined && (typeof options["queue"] !== "string" || options["queue"] === "")) throw invalid("options.queue must be a queue name");
   if (options["routingKey"] !== undefined && typeof options["routingKey"] !== "string") throw invalid("options.routingKey must be a string");
   const priority = options["priority"];
-  if (priority !== undefined && (!Number.isInteger(priority) || (priority as number) < 0 || (priority as number) > 9)) throw invalid("options.priority must be an integer 0..9");
+  if (priority !== undefined && (!Number.isInteger(priority) || (priority as number) < 0 || (priority as number) > 9))
+    throw invalid("options.priority must be an integer 0..9");
   const expiresMs = options["expiresMs"];
   if (expiresMs !== undefined && (typeof expiresMs !== "number" || !(expiresMs > 0))) throw invalid("options.expiresMs must be a positive number of ms");
   if (options["headers"] !== undefined && !isObject(options["headers"])) throw invalid("options.headers must be an object");

@@ -6,7 +6,9 @@ import { createHash } from "node:crypto";
  * receiver can count runs exactly once.
  */
 export function beatTaskId(beatName: string, entry: string, dueAtMs: number): string {
-  const h = createHash("sha1").update(`celeriac-beat\0${beatName}\0${entry}\0${new Date(dueAtMs).toISOString()}`).digest();
+  const h = createHash("sha1")
+    .update(`celeriac-beat\0${beatName}\0${entry}\0${new Date(dueAtMs).toISOString()}`)
+    .digest();
   h[6] = (h[6]! & 0x0f) | 0x50;
   h[8] = (h[8]! & 0x3f) | 0x80;
   const x = h.subarray(0, 16).toString("hex");

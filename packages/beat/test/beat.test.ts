@@ -3,7 +3,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient, createMemoryTransport, decodeTask, defineTask, type TaskEnvelope } from "@celeriac/core";
 import { afterAll, describe, expect, it } from "vitest";
-import { beatTaskId, createBeat, createSqliteLease, crontab, defineSchedule, every, instrumentBeat, scheduleFromJson, type BeatEvent, type BeatSchedule, type LeaderLease } from "../src/index.js";
+import {
+  beatTaskId,
+  createBeat,
+  createSqliteLease,
+  crontab,
+  defineSchedule,
+  every,
+  instrumentBeat,
+  scheduleFromJson,
+  type BeatEvent,
+  type BeatSchedule,
+  type LeaderLease,
+} from "../src/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "celeriac-beat-unit-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,7 +57,12 @@ describe("defineSchedule", () => {
       timezone: "Europe/London",
       entries: {
         sum: { task: add, schedule: every(10_000), args: [1, 2] },
-        daily: { task: report, schedule: crontab({ hour: 7, minute: 30, dayOfWeek: "mon-fri" }), kwargs: { day: "today" }, options: { queue: "reports", expiresMs: 60_000 } },
+        daily: {
+          task: report,
+          schedule: crontab({ hour: 7, minute: 30, dayOfWeek: "mon-fri" }),
+          kwargs: { day: "today" },
+          options: { queue: "reports", expiresMs: 60_000 },
+        },
         byName: { task: "other.task", schedule: every(1000), args: ["anything"] },
       },
     });
@@ -58,8 +75,12 @@ describe("defineSchedule", () => {
     expect(() => defineSchedule({ entries: { bad: { task: add, schedule: every(1000), args: ["x"] } } })).not.toThrow();
     // @ts-expect-error kwargs must match the task's { day: string }
     defineSchedule({ entries: { bad: { task: report, schedule: every(1000), kwargs: { day: 1 } } } });
-    expect(() => defineSchedule({ timezone: "Nowhere/Land", entries: { a: { task: add, schedule: every(1000) } } })).toThrow(/unknown timezone "Nowhere\/Land"/);
-    expect(() => defineSchedule({ entries: { a: { task: add, schedule: every(1000), options: { priority: 12 } } } })).toThrow(/schedule entry "a": options.priority/);
+    expect(() => defineSchedule({ timezone: "Nowhere/Land", entries: { a: { task: add, schedule: every(1000) } } })).toThrow(
+      /unknown timezone "Nowhere\/Land"/,
+    );
+    expect(() => defineSchedule({ entries: { a: { task: add, schedule: every(1000), options: { priority: 12 } } } })).toThrow(
+      /schedule entry "a": options.priority/,
+    );
     expect(() => defineSchedule({ entries: {} })).toThrow(/at least one entry/);
   });
 
@@ -77,14 +98,20 @@ describe("defineSchedule", () => {
     expect(b!.schedule.toString()).toBe("<crontab: */15 * mon-fri * 1-6 (m/h/d/dM/MY)>");
     expect(c!.missed).toBe("skip");
     expect(c!.graceMs).toBe(10_000);
-    expect(() => scheduleFromJson({ entries: { d: { task: "t.d", schedule: { crontab: { minutes: 5 } } } } })).toThrow(/schedule entry "d": crontab: unknown key "minutes"/);
+    expect(() => scheduleFromJson({ entries: { d: { task: "t.d", schedule: { crontab: { minutes: 5 } } } } })).toThrow(
+      /schedule entry "d": crontab: unknown key "minutes"/,
+    );
   });
 });
 
 describe("createBeat", () => {
   it("sends each due run once, with a deterministic task id, the entry's options and its due time", async () => {
     const lease = await createSqliteLease({ path: leaseFile(), leaseMs: 2000 });
-    const schedule = defineSchedule({ entries: { sum: { task: add, schedule: every(200), args: [2, 3], options: { queue: "math", priority: 7, expiresMs: 30_000, headers: { origin: "beat-test" } } } } });
+    const schedule = defineSchedule({
+      entries: {
+        sum: { task: add, schedule: every(200), args: [2, 3], options: { queue: "math", priority: 7, expiresMs: 30_000, headers: { origin: "beat-test" } } },
+      },
+    });
     const { sent, lines } = await runBeat(schedule, lease, 1300);
     await lease.close();
     expect(sent.length).toBeGreaterThanOrEqual(4);
@@ -130,7 +157,7 @@ describe("createBeat", () => {
     });
   }
 
-  it("after two days without a leader, a 1-second entry with missed: \"once\" still sends one run", async () => {
+  it('after two days without a leader, a 1-second entry with missed: "once" still sends one run', async () => {
     const path = leaseFile();
     const schedule = defineSchedule({ entries: { tick: { task: add, schedule: every(1000), args: [1, 1] } } });
     const seed = await createSqliteLease({ path, leaseMs: 1000 });

@@ -128,7 +128,7 @@ describe("crontab against celery.schedules.crontab (Celery 5.2.6)", () => {
       const end = cron.celeryEstimate(c.last, c.now, zone);
       compared++;
       if (end !== py.end) mismatches.push(`${label}: Celery ${new Date(py.end!).toISOString()}, ours ${new Date(end).toISOString()}`);
-      if ((end <= c.now) !== py.due) mismatches.push(`${label}: is_due Celery ${String(py.due)}, ours ${String(end <= c.now)}`);
+      if (end <= c.now !== py.due) mismatches.push(`${label}: is_due Celery ${String(py.due)}, ours ${String(end <= c.now)}`);
       if (py.due) {
         // is_due's second value: the time from now to the run after this one.
         const after = Math.max(cron.celeryEstimate(c.now, c.now, zone) - c.now, 0);
@@ -140,7 +140,9 @@ describe("crontab against celery.schedules.crontab (Celery 5.2.6)", () => {
         simulated++;
         const next = cron.nextAfter(c.last, zone);
         if (!(next <= py.sim && next > py.sim - 300_000) && !(c.last >= next)) {
-          mismatches.push(`${label}: a beat running Celery's crontab first finds it due at ${new Date(py.sim).toISOString()}, our nextAfter says ${new Date(next).toISOString()}`);
+          mismatches.push(
+            `${label}: a beat running Celery's crontab first finds it due at ${new Date(py.sim).toISOString()}, our nextAfter says ${new Date(next).toISOString()}`,
+          );
         }
       }
     });
@@ -170,7 +172,13 @@ describe("crontab against celery.schedules.crontab (Celery 5.2.6)", () => {
     // deliberately does not (docs/beat.md, "Intervals").
     const cases = Array.from({ length: 200 }, () => {
       const last = Date.UTC(2026, int(0, 1) === 0 ? 0 : 6, int(2, 20), int(0, 23), int(0, 59), int(0, 59), int(0, 999));
-      return { every: periods[int(0, periods.length - 1)]!, relative: rnd() < 0.6, tz: ["UTC", "Europe/London", "America/New_York", "Asia/Kolkata"][int(0, 3)]!, last, now: last + int(0, 3_600_000) };
+      return {
+        every: periods[int(0, periods.length - 1)]!,
+        relative: rnd() < 0.6,
+        tz: ["UTC", "Europe/London", "America/New_York", "Asia/Kolkata"][int(0, 3)]!,
+        last,
+        now: last + int(0, 3_600_000),
+      };
     });
     const answers = askCelery(cases);
     const mismatches = cases.flatMap((c, i) => {
@@ -186,7 +194,12 @@ describe("crontab against celery.schedules.crontab (Celery 5.2.6)", () => {
     const zones = ["America/New_York", "Europe/London", "Australia/Sydney", "America/Los_Angeles", "Pacific/Auckland"].map((z) => zoneOf(z));
     const stuck: string[] = [];
     for (let i = 0; i < 5000; i++) {
-      const spec = { minute: String(int(0, 59)), hour: rnd() < 0.5 ? "*" : `${int(0, 23)}`, dayOfMonth: rnd() < 0.3 ? `${int(1, 28)}` : "*", dayOfWeek: rnd() < 0.3 ? `${int(0, 6)}` : "*" };
+      const spec = {
+        minute: String(int(0, 59)),
+        hour: rnd() < 0.5 ? "*" : `${int(0, 23)}`,
+        dayOfMonth: rnd() < 0.3 ? `${int(1, 28)}` : "*",
+        dayOfWeek: rnd() < 0.3 ? `${int(0, 6)}` : "*",
+      };
       const cron = crontab(spec);
       const zone = zones[int(0, zones.length - 1)]!;
       let t = Date.UTC(2026, int(0, 11), int(1, 28), int(0, 23), int(0, 59));

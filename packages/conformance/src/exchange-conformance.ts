@@ -213,7 +213,16 @@ export function describeExchangeConformance(name: string, makeTransport: Exchang
       const spec: ExchangeSpec = { name: unique("direct"), type: "direct", durable: false, autoDelete: true };
       const inbox = await subscribe(sub, spec, { bindingKey: "k" });
       const body = encoder.encode(JSON.stringify({ method: "ping", arguments: {}, destination: null, pattern: null, matcher: null }));
-      const headers = { hostname: "celery@host", clock: 42, expires: 1_764_000_000.5, flag: true, nothing: null, list: ["a", 1], nested: { a: "b" }, big: 3_000_000_000 };
+      const headers = {
+        hostname: "celery@host",
+        clock: 42,
+        expires: 1_764_000_000.5,
+        flag: true,
+        nothing: null,
+        list: ["a", 1],
+        nested: { a: "b" },
+        big: 3_000_000_000,
+      };
       const sent: WireMessage = {
         body,
         contentType: "application/json",

@@ -114,7 +114,8 @@ export function withKwargs<C extends Signature>(sig: C, kwargs: Record<string, u
 /** The same signature with more options (Celery's `sig.set(**options)`, `link`, `link_error`). */
 export function withOptions<C extends Signature>(sig: C, options: SignatureOptions): C {
   const unknown = Object.keys(options).filter((k) => !SIGNATURE_OPTION_KEYS.has(k));
-  if (unknown.length > 0) throw new CeleriacError("invalid_argument", `withOptions: unknown option(s) ${unknown.join(", ")}; known: ${[...SIGNATURE_OPTION_KEYS].join(", ")}`);
+  if (unknown.length > 0)
+    throw new CeleriacError("invalid_argument", `withOptions: unknown option(s) ${unknown.join(", ")}; known: ${[...SIGNATURE_OPTION_KEYS].join(", ")}`);
   const o: Record<string, unknown> = { ...sig.options };
   if (options.queue !== undefined) o["queue"] = options.queue;
   if (options.taskId !== undefined) o["task_id"] = options.taskId;
@@ -211,10 +212,9 @@ function tasksOf(sig: Signature): Signature[] {
 
 function chordParts(sig: Signature): { header: Signature; body: Signature } {
   const rawHeader = sig.kwargs["header"];
-  const header = Array.isArray(rawHeader)
-    ? { ...group([]), kwargs: { tasks: rawHeader } }
-    : mustSignature(rawHeader, "chord header");
-  if (header.subtaskType !== "group") throw new CeleriacError("unsupported", `a chord header that is a ${header.subtaskType ?? "single task"} is not supported; use a list or a group`);
+  const header = Array.isArray(rawHeader) ? { ...group([]), kwargs: { tasks: rawHeader } } : mustSignature(rawHeader, "chord header");
+  if (header.subtaskType !== "group")
+    throw new CeleriacError("unsupported", `a chord header that is a ${header.subtaskType ?? "single task"} is not supported; use a list or a group`);
   return { header, body: mustSignature(sig.kwargs["body"], "chord body") };
 }
 
@@ -461,14 +461,19 @@ function expandChain(sig: Signature, partial: readonly unknown[], ctx: CanvasCon
   const [first, ...rest] = steps;
   // _prepare_chain_from_options: an outer chain's remaining steps come first, ours are popped first.
   const remaining = [...(run.chain ?? []), ...rest.reverse().map((st) => toWireSignature(st.sig))];
-  const passOn = withoutNulls(Object.fromEntries(Object.entries(o).filter(([k]) => !["task_id", "group_id", "chord", "group_index", "link", "link_error", "chain"].includes(k))));
+  const passOn = withoutNulls(
+    Object.fromEntries(Object.entries(o).filter(([k]) => !["task_id", "group_id", "chord", "group_index", "link", "link_error", "chain"].includes(k))),
+  );
   expand(first!.sig, [], ctx, { chain: remaining.length > 0 ? remaining : undefined, options: passOn }, plan);
   return steps[steps.length - 1]!.ref;
 }
 
 function expandGroup(sig: Signature, partial: readonly unknown[], ctx: CanvasContext, run: RunOptions, plan: CanvasPlan): ResultRef {
   if (run.chain && run.chain.length > 0) {
-    throw new CeleriacError("unsupported", "a group followed by more chain steps is not supported here (Celery turns group | task into a chord; build it with chord())");
+    throw new CeleriacError(
+      "unsupported",
+      "a group followed by more chain steps is not supported here (Celery turns group | task into a chord; build it with chord())",
+    );
   }
   const { task_id: ownId, link, link_error: linkError, ...rest } = sig.options;
   if (listOption(link)) throw new CeleriacError("invalid_argument", "a group cannot have a link (Celery refuses it too): use a chord");

@@ -212,7 +212,11 @@ export class Client {
 
   private handleFor(ref: ResultRef): AsyncResult | GroupResult {
     if (ref.kind === "task") return new AsyncResult(ref.id, this.resultBackend);
-    return new GroupResult(ref.id, ref.children.map((c) => this.handleFor(c)), this.resultBackend);
+    return new GroupResult(
+      ref.id,
+      ref.children.map((c) => this.handleFor(c)),
+      this.resultBackend,
+    );
   }
 
   /** A handle to an existing task's result. */
@@ -229,8 +233,7 @@ export class Client {
       if (eta) throw new CeleriacError("invalid_argument", `send ${name}: give countdownMs or eta, not both`);
       eta = new Date(now + options.countdownMs);
     }
-    const expires =
-      options.expires === undefined ? null : options.expires instanceof Date ? options.expires : new Date(now + options.expires);
+    const expires = options.expires === undefined ? null : options.expires instanceof Date ? options.expires : new Date(now + options.expires);
     if (options.priority !== undefined && !(Number.isInteger(options.priority) && options.priority >= 0 && options.priority <= 9)) {
       throw new CeleriacError("invalid_argument", `send ${name}: priority must be an integer 0..9, got ${String(options.priority)}`);
     }

@@ -273,8 +273,10 @@ export function createControl(transport: Transport, options: ControlOptions = {}
     if (typeof method !== "string" || method === "") throw new CeleriacError("invalid_argument", "broadcast: method must be a non-empty string");
     if (!isRecord(args)) throw new CeleriacError("invalid_argument", "broadcast: args must be an object of keyword arguments");
     const destination = bo.destination === undefined ? null : [...bo.destination];
-    if (destination && destination.some((d) => typeof d !== "string")) throw new CeleriacError("invalid_argument", "broadcast: destination must be a list of hostnames");
-    if (bo.matcher !== undefined && bo.matcher !== "glob" && bo.matcher !== "pcre") throw new CeleriacError("invalid_argument", 'broadcast: matcher must be "glob" or "pcre"');
+    if (destination && destination.some((d) => typeof d !== "string"))
+      throw new CeleriacError("invalid_argument", "broadcast: destination must be a list of hostnames");
+    if (bo.matcher !== undefined && bo.matcher !== "glob" && bo.matcher !== "pcre")
+      throw new CeleriacError("invalid_argument", 'broadcast: matcher must be "glob" or "pcre"');
     const timeoutMs = bo.timeoutMs ?? defaultTimeoutMs;
     checkTimeout("broadcast", timeoutMs);
     // kombu `_broadcast`: with destinations and no limit, stop once each of them answered.
@@ -372,5 +374,6 @@ export function createControl(transport: Transport, options: ControlOptions = {}
 }
 
 function checkTimeout(where: string, ms: number): void {
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms <= 0) throw new CeleriacError("invalid_argument", `${where}: timeoutMs must be a positive number of milliseconds`);
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms <= 0)
+    throw new CeleriacError("invalid_argument", `${where}: timeoutMs must be a positive number of milliseconds`);
 }

@@ -100,15 +100,7 @@ export interface TaskEnvelope {
 }
 
 /** The Celery task states, as stored in result metas. */
-export type TaskState =
-  | "PENDING"
-  | "RECEIVED"
-  | "STARTED"
-  | "SUCCESS"
-  | "FAILURE"
-  | "RETRY"
-  | "REVOKED"
-  | "REJECTED";
+export type TaskState = "PENDING" | "RECEIVED" | "STARTED" | "SUCCESS" | "FAILURE" | "RETRY" | "REVOKED" | "REJECTED";
 
 export const READY_STATES: ReadonlySet<TaskState> = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
 

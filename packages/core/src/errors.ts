@@ -43,13 +43,7 @@ export class TaskFailedError extends CeleriacError {
   readonly excModule: string | null;
   readonly traceback: string | null;
 
-  constructor(
-    taskId: string,
-    excType: string,
-    excMessage: unknown[],
-    excModule: string | null,
-    traceback: string | null,
-  ) {
+  constructor(taskId: string, excType: string, excMessage: unknown[], excModule: string | null, traceback: string | null) {
     super("task_failed", `task ${taskId} failed: ${excType}: ${excMessage.map((m) => String(m)).join(", ")}`);
     this.taskId = taskId;
     this.excType = excType;

@@ -25,7 +25,19 @@ export type { Transport, TransportCapabilities, ResultBackend, DeadLetter } from
 export type { ConnectionEvent, ConnectionEvents } from "./lifecycle.js";
 
 // ---- Operations: remote control of running workers (celery inspect / celery control) -------
-export { createControl, DEFAULT_CONTROL_TIMEOUT_MS, type Control, type ControlOptions, type BroadcastOptions, type Inspect, type RevokeOptions, type ControlReplies, type TaskInfo, type ScheduledTaskInfo, type WorkerStats } from "./control.js";
+export {
+  createControl,
+  DEFAULT_CONTROL_TIMEOUT_MS,
+  type Control,
+  type ControlOptions,
+  type BroadcastOptions,
+  type Inspect,
+  type RevokeOptions,
+  type ControlReplies,
+  type TaskInfo,
+  type ScheduledTaskInfo,
+  type WorkerStats,
+} from "./control.js";
 
 // ---- Codecs: Celery JSON (what Python reads) and protobuf ------------------------------------
 export { type Codec, celeryJsonCodec, protobufCodec, decodeTask } from "./codec/index.js";

@@ -80,7 +80,10 @@ export function fromKombuEnvelope(value: unknown): { message: WireMessage; deliv
   } else if (bodyEncoding === undefined || bodyEncoding === null) {
     bytes = new TextEncoder().encode(body);
   } else {
-    throw new CeleriacError("decode_failed", `unsupported kombu body_encoding ${typeof bodyEncoding === "string" ? JSON.stringify(bodyEncoding) : typeof bodyEncoding}`);
+    throw new CeleriacError(
+      "decode_failed",
+      `unsupported kombu body_encoding ${typeof bodyEncoding === "string" ? JSON.stringify(bodyEncoding) : typeof bodyEncoding}`,
+    );
   }
   const headers = value["headers"];
   if (headers !== undefined && headers !== null && !isRecord(headers)) {

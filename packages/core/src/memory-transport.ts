@@ -186,7 +186,6 @@ export class MemoryTransport implements Transport {
     return { queue: best.queue, stored: best.stored };
   }
 
-
   private makeDelivery(queue: string, stored: Stored, onSettled: () => void): Delivery {
     let set = this.inflight.get(queue);
     if (!set) this.inflight.set(queue, (set = new Set()));

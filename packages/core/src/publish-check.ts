@@ -29,6 +29,9 @@ export function assertPublishable(
     throw new CeleriacError("invalid_argument", `${transport.name} publish: delayMs must be a non-negative number, got ${String(delayMs)}`);
   }
   if (delayMs > 0 && !transport.capabilities.delayedDelivery) {
-    throw new CeleriacError("unsupported", `${transport.name} transport: publish with delayMs is not supported (capabilities.delayedDelivery is false); the worker holds ETA tasks instead`);
+    throw new CeleriacError(
+      "unsupported",
+      `${transport.name} transport: publish with delayMs is not supported (capabilities.delayedDelivery is false); the worker holds ETA tasks instead`,
+    );
   }
 }

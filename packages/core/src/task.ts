@@ -49,11 +49,7 @@ const TASK_OPTION_KEYS = optionKeys<TaskOptions>({
  * producer can import it without the worker's code. The type parameters exist only for the
  * compiler: `Args` is the positional argument tuple, `Kwargs` the keyword arguments.
  */
-export interface TaskDefinition<
-  Args extends unknown[] = unknown[],
-  Result = unknown,
-  Kwargs extends Record<string, unknown> = Record<string, unknown>,
-> {
+export interface TaskDefinition<Args extends unknown[] = unknown[], Result = unknown, Kwargs extends Record<string, unknown> = Record<string, unknown>> {
   readonly name: string;
   readonly options: Readonly<TaskOptions>;
   /** Phantom fields carrying the types; never set at run time. */
@@ -75,11 +71,10 @@ export function parseRateLimit(rate: string): number {
   return n / per;
 }
 
-export function defineTask<
-  Args extends unknown[] = unknown[],
-  Result = unknown,
-  Kwargs extends Record<string, unknown> = Record<string, unknown>,
->(name: string, options: TaskOptions = {}): TaskDefinition<Args, Result, Kwargs> {
+export function defineTask<Args extends unknown[] = unknown[], Result = unknown, Kwargs extends Record<string, unknown> = Record<string, unknown>>(
+  name: string,
+  options: TaskOptions = {},
+): TaskDefinition<Args, Result, Kwargs> {
   if (typeof name !== "string" || name.length === 0) throw new CeleriacError("invalid_argument", "defineTask: a task needs a non-empty name");
   assertKnownOptions(`defineTask(${JSON.stringify(name)})`, options, TASK_OPTION_KEYS);
   if (options.rateLimit !== undefined) parseRateLimit(options.rateLimit);

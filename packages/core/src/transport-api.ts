@@ -37,7 +37,14 @@ export { pollForResult } from "./memory-backend.js";
 // ---- Framing: kombu's virtual-transport envelope, Python's JSON, Celery's times and reprs ----
 export { toKombuEnvelope, fromKombuEnvelope, stringifyKombuEnvelope, parseKombuEnvelope, type KombuEnvelope, type KombuFraming } from "./kombu-envelope.js";
 export { pyParse, pyStringify, formatPyFloat, MAX_JSON_DEPTH, type PyStringifyOptions } from "./codec/py-json.js";
-export { createCeleryJsonCodec, kombuValueEncoder, reviveKombuTypes, pyIsoformat, type CeleryJsonCodecOptions, type KombuJsonDialect } from "./codec/celery-json.js";
+export {
+  createCeleryJsonCodec,
+  kombuValueEncoder,
+  reviveKombuTypes,
+  pyIsoformat,
+  type CeleryJsonCodecOptions,
+  type KombuJsonDialect,
+} from "./codec/celery-json.js";
 export { encodeResultMeta, decodeResultMeta, PROTOBUF_CONTENT_TYPE } from "./codec/protobuf.js";
 export { decompressMessage, defaultCodecs } from "./codec/index.js";
 export { toCeleryIso, toCeleryNaiveUtc, parseCeleryTime } from "./time.js";
@@ -46,7 +53,20 @@ export type { TaskHeaders, TaskProperties, TaskEmbed, ResultMeta, TaskState, Exc
 export { emptyEmbed, READY_STATES } from "./envelope.js";
 
 // ---- For runtimes (the worker): canvas planning and the remote-control wire ------------------
-export { planCanvas, toWireSignature, fromWireSignature, chordSizeOf, chordOutcome, exceptionRepr, type CanvasPlan, type CanvasContext, type PlannedMessage, type ResultRef, type ChordPart, type WireSignature } from "./canvas.js";
+export {
+  planCanvas,
+  toWireSignature,
+  fromWireSignature,
+  chordSizeOf,
+  chordOutcome,
+  exceptionRepr,
+  type CanvasPlan,
+  type CanvasContext,
+  type PlannedMessage,
+  type ResultRef,
+  type ChordPart,
+  type WireSignature,
+} from "./canvas.js";
 export {
   LamportClock,
   PIDBOX_EXCHANGE,
@@ -61,5 +81,15 @@ export {
   type ControlOkReply,
   type ControlErrorReply,
 } from "./control.js";
-export { traceContextFromHeaders, traceHeaders, parseTraceparent, formatTraceparent, newTraceId, newSpanId, isSampled, childTraceContext, type Traceparent } from "./trace-context.js";
+export {
+  traceContextFromHeaders,
+  traceHeaders,
+  parseTraceparent,
+  formatTraceparent,
+  newTraceId,
+  newSpanId,
+  isSampled,
+  childTraceContext,
+  type Traceparent,
+} from "./trace-context.js";
 export { resultFromMeta, asExceptionInfo } from "./result.js";

@@ -33,10 +33,17 @@ export interface UrlModule {
 }
 
 /** Imports the package a scheme needs; `importModule` is replaceable for tests. */
-export async function loadSchemePackage(scheme: string, url: string, importModule: (pkg: string) => Promise<unknown> = (pkg) => import(pkg)): Promise<UrlModule> {
+export async function loadSchemePackage(
+  scheme: string,
+  url: string,
+  importModule: (pkg: string) => Promise<unknown> = (pkg) => import(pkg),
+): Promise<UrlModule> {
   const pkg = PACKAGES[scheme];
   if (!pkg) {
-    throw new CeleriacError("invalid_argument", `unknown URL scheme "${scheme}" in ${JSON.stringify(url)}; known: ${["memory", "file", ...Object.keys(PACKAGES)].join(", ")}`);
+    throw new CeleriacError(
+      "invalid_argument",
+      `unknown URL scheme "${scheme}" in ${JSON.stringify(url)}; known: ${["memory", "file", ...Object.keys(PACKAGES)].join(", ")}`,
+    );
   }
   try {
     return (await importModule(pkg)) as UrlModule;

@@ -18,12 +18,7 @@ import {
   type CanvasResultHandle,
   type Signature,
 } from "@celeriac/core";
-import {
-  chordOutcome,
-  chordSizeOf,
-  planCanvas,
-  type CanvasPlan,
-} from "@celeriac/core/transport";
+import { chordOutcome, chordSizeOf, planCanvas, type CanvasPlan } from "@celeriac/core/transport";
 import { runPython } from "../../../test-support/python.js";
 
 const add = defineTask<[number, number], number>("ts.add");
@@ -139,7 +134,12 @@ describe("canvas ids and relations", () => {
   });
 
   it("chordOutcome: values in order, or Celery's ChordError for the first failed part", () => {
-    expect(chordOutcome([{ taskId: "a", state: "SUCCESS", result: 1 }, { taskId: "b", state: "SUCCESS", result: [2] }])).toEqual({ values: [1, [2]] });
+    expect(
+      chordOutcome([
+        { taskId: "a", state: "SUCCESS", result: 1 },
+        { taskId: "b", state: "SUCCESS", result: [2] },
+      ]),
+    ).toEqual({ values: [1, [2]] });
     expect(
       chordOutcome([
         { taskId: "a", state: "SUCCESS", result: 1 },

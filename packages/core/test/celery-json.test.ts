@@ -14,9 +14,22 @@ const ID = "2e08efb9-24e7-4a25-8676-c1ff24fb17f7";
 /** The headers Celery 5.2.6 wrote for add.apply_async((2, 3)) (shared Redis capture). */
 function celeryHeaders(): Record<string, unknown> {
   return {
-    lang: "py", task: "pytasks.add", id: ID, shadow: null, eta: null, expires: null, group: null,
-    group_index: null, retries: 0, timelimit: [null, null], root_id: ID, parent_id: null,
-    argsrepr: "(2, 3)", kwargsrepr: "{}", origin: "gen15163@vm", ignore_result: false,
+    lang: "py",
+    task: "pytasks.add",
+    id: ID,
+    shadow: null,
+    eta: null,
+    expires: null,
+    group: null,
+    group_index: null,
+    retries: 0,
+    timelimit: [null, null],
+    root_id: ID,
+    parent_id: null,
+    argsrepr: "(2, 3)",
+    kwargsrepr: "{}",
+    origin: "gen15163@vm",
+    ignore_result: false,
   };
 }
 
@@ -59,7 +72,8 @@ describe("encode", () => {
 
   it("appends extra headers after Celery's, and 5.3 headers only when set", () => {
     const env = createEnvelope({
-      task: "t", id: "i",
+      task: "t",
+      id: "i",
       headers: { extra: { "x-b": 1, "x-a": [1], task: "must-not-override", compression: "zlib" }, replacedTaskNesting: 2, stamps: { s: ["v"] } },
     });
     const h = celeryJsonCodec.encode(env).headers;
@@ -107,11 +121,27 @@ describe("encode", () => {
 
   it("round-trips a fully populated envelope", () => {
     const env = createEnvelope({
-      task: "t", id: "i", args: [1, "a", null, 2n ** 64n], kwargs: { k: { n: [1.5] } },
+      task: "t",
+      id: "i",
+      args: [1, "a", null, 2n ** 64n],
+      kwargs: { k: { n: [1.5] } },
       headers: {
-        shadow: "s", eta: "2030-01-01T00:00:00+00:00", expires: "2030-01-02T00:00:00+00:00", group: "g", groupIndex: 2,
-        retries: 4, timelimit: [10, 5.5], rootId: "r", parentId: "p", argsrepr: "(1,)", kwargsrepr: "{}", origin: "o",
-        ignoreResult: true, replacedTaskNesting: 1, stamps: { a: 1 }, extra: { "x-y": "z" },
+        shadow: "s",
+        eta: "2030-01-01T00:00:00+00:00",
+        expires: "2030-01-02T00:00:00+00:00",
+        group: "g",
+        groupIndex: 2,
+        retries: 4,
+        timelimit: [10, 5.5],
+        rootId: "r",
+        parentId: "p",
+        argsrepr: "(1,)",
+        kwargsrepr: "{}",
+        origin: "o",
+        ignoreResult: true,
+        replacedTaskNesting: 1,
+        stamps: { a: 1 },
+        extra: { "x-y": "z" },
       },
       properties: { replyTo: "rq", priority: 9, expiration: "1000", deliveryMode: 1 },
       embed: {
@@ -140,13 +170,30 @@ describe("decode", () => {
 
   it("reads protocol v1 bodies", () => {
     const body = JSON.stringify({
-      task: "golden.echo", id: "v1-id", args: [1, "a"], kwargs: { k: 2 }, group: null, retries: 1,
-      eta: "2026-12-01T03:47:39.053001+00:00", expires: null, utc: true,
+      task: "golden.echo",
+      id: "v1-id",
+      args: [1, "a"],
+      kwargs: { k: 2 },
+      group: null,
+      retries: 1,
+      eta: "2026-12-01T03:47:39.053001+00:00",
+      expires: null,
+      utc: true,
       callbacks: [{ task: "cb", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false }],
-      errbacks: null, timelimit: [9, null], taskset: "gid", chord: null,
+      errbacks: null,
+      timelimit: [9, null],
+      taskset: "gid",
+      chord: null,
     });
     const env = celeryJsonCodec.decode(wire(body, {}));
-    expect(env.headers).toMatchObject({ task: "golden.echo", id: "v1-id", retries: 1, eta: "2026-12-01T03:47:39.053001+00:00", timelimit: [9, null], group: "gid" });
+    expect(env.headers).toMatchObject({
+      task: "golden.echo",
+      id: "v1-id",
+      retries: 1,
+      eta: "2026-12-01T03:47:39.053001+00:00",
+      timelimit: [9, null],
+      group: "gid",
+    });
     expect(env.args).toEqual([1, "a"]);
     expect(env.kwargs).toEqual({ k: 2 });
     expect(env.embed.callbacks?.[0]?.task).toBe("cb");
@@ -176,9 +223,15 @@ describe("decode", () => {
         "subtask_type": null, "immutable": false}], "errbacks": null, "chain": null, "chord": null}]`;
     const env = celeryJsonCodec.decode(wire(body));
     expect(env.args).toEqual([
-      new Date(Date.UTC(2024, 4, 6, 5, 8, 9, 123)), "2024-05-06", "07:08:09", "3.10", "12345678-1234-5678-1234-567812345678",
-      enc.encode("hé"), new Uint8Array([0xff, 0]),
-      { __type__: "datetime", __value__: "x", extra: 1 }, { __type__: "custom.Type", __value__: 1 },
+      new Date(Date.UTC(2024, 4, 6, 5, 8, 9, 123)),
+      "2024-05-06",
+      "07:08:09",
+      "3.10",
+      "12345678-1234-5678-1234-567812345678",
+      enc.encode("hé"),
+      new Uint8Array([0xff, 0]),
+      { __type__: "datetime", __value__: "x", extra: 1 },
+      { __type__: "custom.Type", __value__: 1 },
     ]);
     expect(env.kwargs).toEqual({ nested: [new Date(Date.UTC(2024, 0, 1))] });
     expect(env.embed.callbacks?.[0]?.args).toEqual(["1"]);
@@ -226,7 +279,7 @@ describe("decode", () => {
     ["invalid UTF-8", new Uint8Array([0x5b, 0xff, 0x5d]), /UTF-8/],
     ["a string body", '"hello"', /protocol v2 array or a protocol v1 object/],
     ["a body of four", "[[], {}, {}, 1]", /array of 4/],
-    ["args as an object", '[{}, {}, {}]', /args must be an array/],
+    ["args as an object", "[{}, {}, {}]", /args must be an array/],
     ["kwargs as an array", "[[], [], {}]", /kwargs must be an object/],
     ["embed as a string", '[[], {}, "x"]', /embed must be an object/],
     ["callbacks as a string", '[[], {}, {"callbacks": "x"}]', /"callbacks" must be a list/],
@@ -244,7 +297,9 @@ describe("decode", () => {
 
   it("refuses bad envelopes around the body", () => {
     expect(decodeFailure(() => celeryJsonCodec.decode(wire(V2_BODY, celeryHeaders(), { contentEncoding: "latin-1" }))).message).toMatch(/content encoding/);
-    expect(decodeFailure(() => celeryJsonCodec.decode(wire(V2_BODY, celeryHeaders(), { properties: { priority: "5" as never } }))).message).toMatch(/"priority"/);
+    expect(decodeFailure(() => celeryJsonCodec.decode(wire(V2_BODY, celeryHeaders(), { properties: { priority: "5" as never } }))).message).toMatch(
+      /"priority"/,
+    );
     expect(decodeFailure(() => celeryJsonCodec.decode(wire(V2_BODY, [] as never))).message).toMatch(/headers/);
     expect(decodeFailure(() => celeryJsonCodec.decode(wire(V2_BODY, { ...celeryHeaders(), compression: "application/x-gzip" }))).message).toMatch(/decodeTask/);
   });
@@ -263,7 +318,9 @@ describe("decodeTask", () => {
       expect(env.headers.extra).toEqual({ "x-keep": 1 });
     }
     expect(decodeFailure(() => decodeTask(wire(V2_BODY, { ...celeryHeaders(), compression: "application/x-gzip" }))).message).toMatch(/zlib/);
-    expect(decodeFailure(() => decodeTask(wire(V2_BODY, { ...celeryHeaders(), compression: "application/x-bz2" }))).message).toMatch(/unsupported body compression/);
+    expect(decodeFailure(() => decodeTask(wire(V2_BODY, { ...celeryHeaders(), compression: "application/x-bz2" }))).message).toMatch(
+      /unsupported body compression/,
+    );
     expect(decodeFailure(() => decodeTask(wire(V2_BODY, { ...celeryHeaders(), compression: 1 }))).message).toMatch(/compression/);
   });
 

@@ -120,5 +120,3 @@ describe("Client", () => {
     expectTypeOf(r.get).returns.resolves.toEqualTypeOf<number>();
   });
 });
-
-

@@ -57,7 +57,11 @@ function node(ex: LoopbackExchanges, hostname: string, answer: (method: string, 
     if (dest && !dest.includes(hostname)) return;
     const replyTo = body["reply_to"] as { exchange: string; routing_key: string } | undefined;
     if (!replyTo) return;
-    const reply = encodeControlMessage({ [hostname]: answer(body["method"] as string, body["arguments"] as Record<string, unknown>) }, { ticket: ticketOverride ?? body["ticket"], clock: 7 }, 1);
+    const reply = encodeControlMessage(
+      { [hostname]: answer(body["method"] as string, body["arguments"] as Record<string, unknown>) },
+      { ticket: ticketOverride ?? body["ticket"], clock: 7 },
+      1,
+    );
     void ex.publishToExchange({ name: replyTo.exchange, type: "direct" }, replyTo.routing_key, reply);
   });
 }
@@ -85,7 +89,14 @@ describe("createControl", () => {
     const text = new TextDecoder().decode(req.message.body);
     const body = JSON.parse(text) as Record<string, unknown>;
     expect(Object.keys(body)).toEqual(["method", "arguments", "destination", "pattern", "matcher", "ticket", "reply_to"]);
-    expect(body).toMatchObject({ method: "ping", arguments: {}, destination: null, pattern: null, matcher: null, reply_to: { exchange: "reply.celery.pidbox", routing_key: oid } });
+    expect(body).toMatchObject({
+      method: "ping",
+      arguments: {},
+      destination: null,
+      pattern: null,
+      matcher: null,
+      reply_to: { exchange: "reply.celery.pidbox", routing_key: oid },
+    });
     expect(typeof body["ticket"]).toBe("string");
     expect(req.message.headers["clock"]).toBe(1);
     expect(req.message.headers["expires"] as number).toBeGreaterThanOrEqual(before);
@@ -127,7 +138,9 @@ describe("createControl", () => {
     expect(await control.revoke("id-1", { destination: ["a@h"] })).toEqual({ "a@h": { ok: "done" } });
     expect(await control.revoke(["id-2", "id-3"], { terminate: true, signal: "SIGKILL", reply: false })).toEqual({});
     await control.shutdown({ destination: ["a@h"] });
-    const sent = ex.published.filter((p) => p.exchange.name === "celery.pidbox").map((p) => JSON.parse(new TextDecoder().decode(p.message.body)) as Record<string, unknown>);
+    const sent = ex.published
+      .filter((p) => p.exchange.name === "celery.pidbox")
+      .map((p) => JSON.parse(new TextDecoder().decode(p.message.body)) as Record<string, unknown>);
     expect(sent.map((b) => [b["method"], b["arguments"], "reply_to" in b])).toEqual([
       ["revoke", { task_id: "id-1", terminate: false, signal: "SIGTERM" }, true],
       ["revoke", { task_id: ["id-2", "id-3"], terminate: true, signal: "SIGKILL" }, false],

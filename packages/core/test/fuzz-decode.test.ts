@@ -24,7 +24,6 @@ const texts = readdirSync(GOLDEN)
 
 const kombu53 = createCeleryJsonCodec({ dialect: "kombu53" });
 
-
 const rnd = seededRandom(0xce1e12ac);
 const int = (n: number): number => Math.floor(rnd() * n);
 function pick<T>(xs: readonly T[]): T {
@@ -32,8 +31,32 @@ function pick<T>(xs: readonly T[]): T {
 }
 
 const SCALARS: unknown[] = [
-  null, true, false, 0, -1, 1, 1.5, -0, NaN, Infinity, -Infinity, 2 ** 53, 2n ** 70n, -(2n ** 63n), "", "x", "é😀", "\ud800",
-  "2024-01-01T00:00:00Z", "not a date", "application/json", "py", [], {}, [null], { a: 1 },
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1,
+  1.5,
+  -0,
+  NaN,
+  Infinity,
+  -Infinity,
+  2 ** 53,
+  2n ** 70n,
+  -(2n ** 63n),
+  "",
+  "x",
+  "é😀",
+  "\ud800",
+  "2024-01-01T00:00:00Z",
+  "not a date",
+  "application/json",
+  "py",
+  [],
+  {},
+  [null],
+  { a: 1 },
 ];
 
 function randomValue(depth = 0): unknown {
@@ -42,7 +65,15 @@ function randomValue(depth = 0): unknown {
   if (r < 0.7) return Array.from({ length: int(4) }, () => randomValue(depth + 1));
   if (r < 0.8) return { __type__: pick(["datetime", "date", "time", "decimal", "uuid", "bytes", "base64", "nope", 5]), __value__: randomValue(depth + 1) };
   if (r < 0.9) {
-    return { task: pick(["t", "", 1, null]), args: randomValue(depth + 1), kwargs: randomValue(depth + 1), options: randomValue(depth + 1), subtask_type: randomValue(depth + 1), immutable: randomValue(depth + 1), chord_size: randomValue(depth + 1) };
+    return {
+      task: pick(["t", "", 1, null]),
+      args: randomValue(depth + 1),
+      kwargs: randomValue(depth + 1),
+      options: randomValue(depth + 1),
+      subtask_type: randomValue(depth + 1),
+      immutable: randomValue(depth + 1),
+      chord_size: randomValue(depth + 1),
+    };
   }
   const o: Record<string, unknown> = {};
   for (let i = int(4); i > 0; i--) o[pick(["a", "task", "id", "args", "__proto__", "callbacks", "chain"])] = randomValue(depth + 1);

@@ -89,8 +89,12 @@ describe("golden fixtures captured from Celery 5.2.6", () => {
     expect(decode("unicode").kwargs).toEqual({ clé: "välue", "😀": ["ß"] });
     // kombu 5.2 sends datetimes, dates, times, UUIDs and Decimals as plain strings.
     expect(decode("datetimes-uuid-decimal").args).toEqual([
-      "2024-05-06T07:08:09.123456Z", "2024-05-06T07:08:09", "2024-05-06T00:00:00", "07:08:09",
-      "12345678-1234-5678-1234-567812345678", "3.14159265358979323846",
+      "2024-05-06T07:08:09.123456Z",
+      "2024-05-06T07:08:09",
+      "2024-05-06T00:00:00",
+      "07:08:09",
+      "12345678-1234-5678-1234-567812345678",
+      "3.14159265358979323846",
     ]);
 
     const limits = decode("retries-timelimits").headers;
@@ -111,7 +115,10 @@ describe("golden fixtures captured from Celery 5.2.6", () => {
     expect(decode("compressed").headers.extra).toEqual({});
 
     const link = decode("link-link-error").embed;
-    expect(link.callbacks?.map((s) => [s.task, s.args, s.options])).toEqual([["golden.echo", [1], {}], ["golden.add", [7], { queue: "q2" }]]);
+    expect(link.callbacks?.map((s) => [s.task, s.args, s.options])).toEqual([
+      ["golden.echo", [1], {}],
+      ["golden.add", [7], { queue: "q2" }],
+    ]);
     expect(link.errbacks).toEqual([{ task: "golden.echo", args: ["err"], kwargs: { k: 1 }, options: {}, subtaskType: null, immutable: true }]);
     // The chain's remaining steps come reversed: the next one is last.
     expect(decode("chain").embed.chain?.map((s) => s.task)).toEqual(["golden.echo", "golden.add"]);
@@ -121,11 +128,28 @@ describe("golden fixtures captured from Celery 5.2.6", () => {
     const e = decodeTask(parseKombuEnvelope(fx.envelope_text).message);
     const h = e.headers;
     expect({
-      task: h.task, name: h.shadow ?? h.task, id: h.id, eta: h.eta, expires: h.expires, time_limits: h.timelimit, retries: h.retries,
-      group: h.group, group_index: h.groupIndex, root_id: h.rootId, parent_id: h.parentId, ignore_result: h.ignoreResult,
-      priority: e.properties.priority, correlation_id: e.properties.correlationId, reply_to: e.properties.replyTo,
-      argsrepr: h.argsrepr, kwargsrepr: h.kwargsrepr, origin: h.origin, shadow: h.shadow,
-      callbacks: e.embed.callbacks?.length ?? 0, errbacks: e.embed.errbacks?.length ?? 0, chain: e.embed.chain?.length ?? 0,
+      task: h.task,
+      name: h.shadow ?? h.task,
+      id: h.id,
+      eta: h.eta,
+      expires: h.expires,
+      time_limits: h.timelimit,
+      retries: h.retries,
+      group: h.group,
+      group_index: h.groupIndex,
+      root_id: h.rootId,
+      parent_id: h.parentId,
+      ignore_result: h.ignoreResult,
+      priority: e.properties.priority,
+      correlation_id: e.properties.correlationId,
+      reply_to: e.properties.replyTo,
+      argsrepr: h.argsrepr,
+      kwargsrepr: h.kwargsrepr,
+      origin: h.origin,
+      shadow: h.shadow,
+      callbacks: e.embed.callbacks?.length ?? 0,
+      errbacks: e.embed.errbacks?.length ?? 0,
+      chain: e.embed.chain?.length ?? 0,
     }).toEqual(fx.python.request);
   });
 
@@ -147,7 +171,6 @@ describe("golden fixtures captured from Celery 5.2.6", () => {
     expect(again.headers.eta).toBe(envelope.headers.eta);
   });
 });
-
 
 // ---------------------------------------------------------------------------------------------
 // TS -> Python: what Celery's own decoding sees.
@@ -173,7 +196,15 @@ function sigWire(s: Signature): Record<string, unknown> {
   return { task: s.task, args: s.args, kwargs: s.kwargs, options: s.options, subtask_type: s.subtaskType, immutable: s.immutable };
 }
 
-const sig = (task: string, args: unknown[], extra: Partial<Signature> = {}): Signature => ({ task, args, kwargs: {}, options: {}, subtaskType: null, immutable: false, ...extra });
+const sig = (task: string, args: unknown[], extra: Partial<Signature> = {}): Signature => ({
+  task,
+  args,
+  kwargs: {},
+  options: {},
+  subtaskType: null,
+  immutable: false,
+  ...extra,
+});
 
 const id = (n: number): string => `11111111-2222-4333-8444-${String(n).padStart(12, "0")}`;
 
@@ -181,8 +212,29 @@ const tsMessages: TaskEnvelope[] = [
   createEnvelope({
     task: "ts.types",
     id: id(1),
-    args: [1, -1, 0, 2n ** 70n, -(2n ** 63n), 0.1, 1e-7, 1e16, 1.5, -0, NaN, Infinity, -Infinity, "héllo 😀 𝄞", "\u2028\x00\x7f\"\\", true, false, null,
-      [1, [2, [3, { a: [null, {}] }]]], new Date(Date.UTC(2024, 4, 6, 7, 8, 9, 123)), new Date(Date.UTC(2024, 0, 1))],
+    args: [
+      1,
+      -1,
+      0,
+      2n ** 70n,
+      -(2n ** 63n),
+      0.1,
+      1e-7,
+      1e16,
+      1.5,
+      -0,
+      NaN,
+      Infinity,
+      -Infinity,
+      "héllo 😀 𝄞",
+      '\u2028\x00\x7f"\\',
+      true,
+      false,
+      null,
+      [1, [2, [3, { a: [null, {}] }]]],
+      new Date(Date.UTC(2024, 4, 6, 7, 8, 9, 123)),
+      new Date(Date.UTC(2024, 0, 1)),
+    ],
     kwargs: { clé: "välue", "😀": ["ß"], big: 10n ** 30n, nested: { x: { y: { z: [] } } }, "2": "integer-like key", empty: "" },
     headers: { argsrepr: "(...)", kwargsrepr: "{...}", origin: "gen1@ts" },
   }),
@@ -215,7 +267,12 @@ const tsMessages: TaskEnvelope[] = [
     args: [],
     kwargs: { only: "kwargs" },
     headers: {
-      group: id(8), groupIndex: 1, shadow: "display.name", ignoreResult: true, rootId: id(9), parentId: id(10),
+      group: id(8),
+      groupIndex: 1,
+      shadow: "display.name",
+      ignoreResult: true,
+      rootId: id(9),
+      parentId: id(10),
       extra: { "x-tenant": "acme", "x-n": 42, "x-list": [1, "a"] },
     },
   }),

@@ -20,7 +20,11 @@ function reframe(text: string): string {
   const parsed = parseKombuEnvelope(text);
   const raw = JSON.parse(text) as { properties: { delivery_info: { exchange: string } } };
   return stringifyKombuEnvelope(
-    toKombuEnvelope(parsed.message, { exchange: raw.properties.delivery_info.exchange, routingKey: parsed.routingKey ?? "", deliveryTag: parsed.deliveryTag ?? "" }),
+    toKombuEnvelope(parsed.message, {
+      exchange: raw.properties.delivery_info.exchange,
+      routingKey: parsed.routingKey ?? "",
+      deliveryTag: parsed.deliveryTag ?? "",
+    }),
   );
 }
 
@@ -45,8 +49,19 @@ describe("kombu envelope", () => {
     const wire = celeryJsonCodec.encode(createEnvelope({ task: "t", id: "i", properties: { expiration: "1000", priority: 3, replyTo: "r" } }));
     const env = toKombuEnvelope(wire, { routingKey: "q", deliveryTag: "tag" });
     expect(Object.keys(env)).toEqual(["body", "content-encoding", "content-type", "headers", "properties"]);
-    expect(Object.keys(env.properties)).toEqual(["correlation_id", "reply_to", "delivery_mode", "expiration", "delivery_info", "priority", "body_encoding", "delivery_tag"]);
-    expect(stringifyKombuEnvelope(env)).toMatch(/^\{"body": "[A-Za-z0-9+/=]+", "content-encoding": "utf-8", "content-type": "application\/json", "headers": \{"lang": "py", /);
+    expect(Object.keys(env.properties)).toEqual([
+      "correlation_id",
+      "reply_to",
+      "delivery_mode",
+      "expiration",
+      "delivery_info",
+      "priority",
+      "body_encoding",
+      "delivery_tag",
+    ]);
+    expect(stringifyKombuEnvelope(env)).toMatch(
+      /^\{"body": "[A-Za-z0-9+/=]+", "content-encoding": "utf-8", "content-type": "application\/json", "headers": \{"lang": "py", /,
+    );
   });
 
   it("writes header values with Python's JSON (big ints, non-ASCII)", () => {
@@ -76,7 +91,7 @@ describe("kombu envelope", () => {
   });
 
   it("refuses text that is not JSON", () => {
-    expect(decodeFailure(() => parseKombuEnvelope("{\"body\": "))).toMatch(/invalid JSON/);
+    expect(decodeFailure(() => parseKombuEnvelope('{"body": '))).toMatch(/invalid JSON/);
     expect(decodeFailure(() => parseKombuEnvelope(42 as never))).toMatch(/not text/);
   });
 });

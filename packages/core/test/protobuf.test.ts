@@ -230,11 +230,7 @@ describe("protobuf codec: round trips", () => {
       replaced: 3,
       ts: new Date(1005),
     });
-    for (const body of [
-      protobufCodec.encode(typicalEnvelope()).body,
-      protobufCodec.encode(fullEnvelope()).body,
-      merged,
-    ]) {
+    for (const body of [protobufCodec.encode(typicalEnvelope()).body, protobufCodec.encode(fullEnvelope()).body, merged]) {
       expect(protobufCodec.decode(protoMessage(body))).toStrictEqual(viaGeneratedDecoder(body));
     }
   });
@@ -252,11 +248,32 @@ describe("protobuf codec: round trips", () => {
     const corpus: TaskEnvelope[] = [
       typicalEnvelope(),
       fullEnvelope(),
-      createEnvelope({ task: "", id: "", headers: { lang: "", retries: -1, groupIndex: -2147483648 }, properties: { deliveryMode: 0, priority: -5, correlationId: "", replyTo: "", contentType: "", contentEncoding: "" } }),
+      createEnvelope({
+        task: "",
+        id: "",
+        headers: { lang: "", retries: -1, groupIndex: -2147483648 },
+        properties: { deliveryMode: 0, priority: -5, correlationId: "", replyTo: "", contentType: "", contentEncoding: "" },
+      }),
       createEnvelope({
         task: long,
         id: wide,
-        args: [long, wide, "", 2 ** 30, -(2 ** 30), 2 ** 30 - 1, -(2 ** 30) - 1, 2 ** 31, -(2 ** 31), 2 ** 32, -(2 ** 32) - 1, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 1e300, -1e-300],
+        args: [
+          long,
+          wide,
+          "",
+          2 ** 30,
+          -(2 ** 30),
+          2 ** 30 - 1,
+          -(2 ** 30) - 1,
+          2 ** 31,
+          -(2 ** 31),
+          2 ** 32,
+          -(2 ** 32) - 1,
+          Number.MAX_SAFE_INTEGER,
+          -Number.MAX_SAFE_INTEGER,
+          1e300,
+          -1e-300,
+        ],
         kwargs: { [long]: [undefined, () => 1, Symbol("s")], "": { "": null }, drop: undefined, json: new WithToJSON(), deep },
         headers: { extra: { big: new Uint8Array(70_000), when: new Date(-8.64e15), later: new Date(8.64e15) } },
         embed: { chain: [sig(long, { chordSize: -1, kwargs: { wide } })], chord: sig("", { chordSize: null }) },
@@ -289,17 +306,28 @@ describe("protobuf codec: round trips", () => {
     };
     const value = (depth: number): unknown => {
       switch (int(depth > 4 ? 9 : 11)) {
-        case 0: return null;
-        case 1: return rand() < 0.5;
-        case 2: return int(2 ** 20) - 2 ** 19;
-        case 3: return (rand() - 0.5) * 2 ** int(70);
-        case 4: return BigInt(int(2 ** 30)) ** BigInt(1 + int(4)) * (rand() < 0.5 ? -1n : 1n);
-        case 5: return str();
-        case 6: return new Uint8Array(int(300)).map(() => int(256));
-        case 7: return new Date(int(2 ** 42) - 2 ** 41);
-        case 8: return Math.round((rand() - 0.5) * 2 ** 60);
-        case 9: return Array.from({ length: int(5) }, () => value(depth + 1));
-        default: return Object.fromEntries(Array.from({ length: int(5) }, () => [str(), value(depth + 1)]));
+        case 0:
+          return null;
+        case 1:
+          return rand() < 0.5;
+        case 2:
+          return int(2 ** 20) - 2 ** 19;
+        case 3:
+          return (rand() - 0.5) * 2 ** int(70);
+        case 4:
+          return BigInt(int(2 ** 30)) ** BigInt(1 + int(4)) * (rand() < 0.5 ? -1n : 1n);
+        case 5:
+          return str();
+        case 6:
+          return new Uint8Array(int(300)).map(() => int(256));
+        case 7:
+          return new Date(int(2 ** 42) - 2 ** 41);
+        case 8:
+          return Math.round((rand() - 0.5) * 2 ** 60);
+        case 9:
+          return Array.from({ length: int(5) }, () => value(depth + 1));
+        default:
+          return Object.fromEntries(Array.from({ length: int(5) }, () => [str(), value(depth + 1)]));
       }
     };
     const maybe = <T>(v: () => T): T | null => (rand() < 0.5 ? null : v());
@@ -667,8 +695,14 @@ describe("generated code", () => {
           const path = join(dir, name);
           return statSync(path).isDirectory() ? list(path) : [path];
         });
-      const fresh = list(out).map((p) => relative(out, p)).sort();
-      expect(list(committed).map((p) => relative(committed, p)).sort()).toEqual(fresh);
+      const fresh = list(out)
+        .map((p) => relative(out, p))
+        .sort();
+      expect(
+        list(committed)
+          .map((p) => relative(committed, p))
+          .sort(),
+      ).toEqual(fresh);
       expect(fresh.length).toBeGreaterThan(0);
       for (const rel of fresh) {
         expect(readFileSync(join(committed, rel), "utf8"), rel).toBe(readFileSync(join(out, rel), "utf8"));

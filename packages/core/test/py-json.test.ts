@@ -12,7 +12,6 @@ function python(script: string, input: string): string {
   return r.stdout;
 }
 
-
 function expectDecodeFailed(fn: () => unknown, pattern?: RegExp): void {
   try {
     fn();
@@ -54,12 +53,14 @@ describe("formatPyFloat (Python repr)", () => {
 describe("pyStringify", () => {
   it("uses Python's separators and ensure_ascii escapes", () => {
     expect(pyStringify([1, "a", { b: null, c: [true, false] }, [], {}])).toBe('[1, "a", {"b": null, "c": [true, false]}, [], {}]');
-    expect(pyStringify("é😀\u2028\x7f\x00\"\\\n\r\t\b\f")).toBe('"\\u00e9\\ud83d\\ude00\\u2028\\u007f\\u0000\\"\\\\\\n\\r\\t\\b\\f"');
+    expect(pyStringify('é😀\u2028\x7f\x00"\\\n\r\t\b\f')).toBe('"\\u00e9\\ud83d\\ude00\\u2028\\u007f\\u0000\\"\\\\\\n\\r\\t\\b\\f"');
     expect(quotePyString("plain")).toBe('"plain"');
   });
 
   it("writes numbers as Python would have: safe integers as ints, the rest as float repr", () => {
-    expect(pyStringify([3, -1, 0.5, 1e16, 2 ** 53, -0, NaN, Infinity, -Infinity])).toBe("[3, -1, 0.5, 1e+16, 9007199254740992.0, -0.0, NaN, Infinity, -Infinity]");
+    expect(pyStringify([3, -1, 0.5, 1e16, 2 ** 53, -0, NaN, Infinity, -Infinity])).toBe(
+      "[3, -1, 0.5, 1e+16, 9007199254740992.0, -0.0, NaN, Infinity, -Infinity]",
+    );
     expect(pyStringify([2n ** 70n, -(2n ** 63n)])).toBe("[1180591620717411303424, -9223372036854775808]");
   });
 
@@ -68,7 +69,10 @@ describe("pyStringify", () => {
     expect(pyStringify([undefined, () => 1])).toBe("[null, null]");
     expect(pyStringify({ toJSON: () => "x" })).toBe('"x"');
     class Point {
-      constructor(readonly x: number, readonly y: number) {}
+      constructor(
+        readonly x: number,
+        readonly y: number,
+      ) {}
     }
     expect(pyStringify(new Point(1, 2))).toBe('{"x": 1, "y": 2}');
     expect(pyStringify(new Date(Date.UTC(2024, 0, 1)))).toBe('"2024-01-01T00:00:00.000Z"');
@@ -181,7 +185,10 @@ describe("against Python's json module", () => {
       view.setFloat64(0, v);
       return [view.getUint32(0), view.getUint32(4)];
     });
-    const out = python("import json,struct,sys\nh=json.load(sys.stdin)\nsys.stdout.write(json.dumps([struct.unpack('>d', struct.pack('>II', a, b))[0] for a, b in h]))", JSON.stringify(hex));
+    const out = python(
+      "import json,struct,sys\nh=json.load(sys.stdin)\nsys.stdout.write(json.dumps([struct.unpack('>d', struct.pack('>II', a, b))[0] for a, b in h]))",
+      JSON.stringify(hex),
+    );
     expect(pyStringify(values)).toBe(out);
     expect(pyStringify(pyParse(out))).toBe(out);
   });

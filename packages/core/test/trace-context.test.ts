@@ -9,13 +9,7 @@ import {
   withTraceContext,
   type TraceContext,
 } from "@celeriac/core";
-import {
-  childTraceContext,
-  formatTraceparent,
-  parseTraceparent,
-  traceContextFromHeaders,
-  traceHeaders,
-} from "@celeriac/core/transport";
+import { childTraceContext, formatTraceparent, parseTraceparent, traceContextFromHeaders, traceHeaders } from "@celeriac/core/transport";
 
 // The example from the spec's traceparent section.
 const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";

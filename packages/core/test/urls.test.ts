@@ -27,7 +27,10 @@ describe("broker URLs", () => {
   });
 
   it("rejects unknown schemes and non-URLs with invalid_argument", async () => {
-    await expect(transportFromUrl("kafka://x")).rejects.toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/unknown URL scheme "kafka"/) });
+    await expect(transportFromUrl("kafka://x")).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringMatching(/unknown URL scheme "kafka"/),
+    });
     await expect(transportFromUrl("localhost:5672")).rejects.toMatchObject({ code: "invalid_argument" });
   });
 

@@ -75,7 +75,10 @@ export function instrumentWorker(worker: Worker, options: InstrumentWorkerOption
   assertKnownOptions("instrumentWorker", options, KNOWN_OPTIONS);
   const prefix = options.prefix ?? "celeriac_";
   if (typeof prefix !== "string" || !/^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/.test(prefix)) {
-    throw new CeleriacError("invalid_argument", `instrumentWorker: prefix must be a valid start of a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*), got ${JSON.stringify(prefix)}`);
+    throw new CeleriacError(
+      "invalid_argument",
+      `instrumentWorker: prefix must be a valid start of a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*), got ${JSON.stringify(prefix)}`,
+    );
   }
   const registry = options.registry ?? new Registry();
   const runtimeBuckets = buckets("runtimeBuckets", options.runtimeBuckets ?? DEFAULT_RUNTIME_BUCKETS);

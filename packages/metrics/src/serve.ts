@@ -43,7 +43,8 @@ export async function serveMetrics(source: Source, options: ServeMetricsOptions)
     throw new CeleriacError("invalid_argument", `serveMetrics: port must be an integer 0..65535, got ${String(port)}`);
   }
   if (typeof host !== "string" || host === "") throw new CeleriacError("invalid_argument", "serveMetrics: host must be a non-empty string");
-  if (typeof path !== "string" || !path.startsWith("/")) throw new CeleriacError("invalid_argument", `serveMetrics: path must start with "/", got ${JSON.stringify(path)}`);
+  if (typeof path !== "string" || !path.startsWith("/"))
+    throw new CeleriacError("invalid_argument", `serveMetrics: path must start with "/", got ${JSON.stringify(path)}`);
 
   let owned: WorkerMetrics | null = null;
   let registry: Pick<Registry, "metrics" | "contentType">;
@@ -75,7 +76,9 @@ export async function serveMetrics(source: Source, options: ServeMetricsOptions)
       },
       (err: unknown) => {
         // A collect callback threw; the scraper records the failure, the worker goes on.
-        res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`Collecting metrics failed: ${err instanceof Error ? err.message : String(err)}\n`);
+        res
+          .writeHead(500, { "content-type": "text/plain; charset=utf-8" })
+          .end(`Collecting metrics failed: ${err instanceof Error ? err.message : String(err)}\n`);
       },
     );
   });

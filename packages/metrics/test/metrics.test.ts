@@ -15,7 +15,14 @@ afterEach(async () => {
 function setup(options: { concurrency?: number } = {}): Worker {
   transport = createMemoryTransport();
   backend = createMemoryResultBackend();
-  const worker = createWorker({ transport, resultBackend: backend, silent: true, concurrency: options.concurrency ?? 4, prefetchMultiplier: 2, hostname: "metrics-test@host" });
+  const worker = createWorker({
+    transport,
+    resultBackend: backend,
+    silent: true,
+    concurrency: options.concurrency ?? 4,
+    prefetchMultiplier: 2,
+    hostname: "metrics-test@host",
+  });
   cleanups.push(async () => {
     await worker.stop({ graceMs: 0 });
     await transport.close();
@@ -186,8 +193,13 @@ describe("worker metrics over HTTP", () => {
     await worker.start();
     const client = createClient({ transport, resultBackend: backend });
     await backend.waitFor((await client.sendTask("t.ok")).id, { timeoutMs: 10_000 });
-    await until("the success is counted", async () => valueOf(parsePromText(await metrics.metrics()).samples, "jobs_tasks_finished_total", { task: "t.ok", state: "succeeded" }) === 1);
-    const buckets = parsePromText(await metrics.metrics()).samples.filter((s) => s.name === "jobs_task_runtime_seconds_bucket").map((s) => s.labels["le"]);
+    await until(
+      "the success is counted",
+      async () => valueOf(parsePromText(await metrics.metrics()).samples, "jobs_tasks_finished_total", { task: "t.ok", state: "succeeded" }) === 1,
+    );
+    const buckets = parsePromText(await metrics.metrics())
+      .samples.filter((s) => s.name === "jobs_task_runtime_seconds_bucket")
+      .map((s) => s.labels["le"]);
     expect(buckets).toEqual(["0.1", "1", "+Inf"]);
 
     metrics.close();

@@ -45,9 +45,7 @@ export function parsePromText(text: string): { samples: Sample[]; types: Map<str
 /** The value of the one sample with this name and exactly these labels (undefined when absent). */
 export function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
   const want = Object.entries(labels);
-  const found = samples.filter(
-    (s) => s.name === name && Object.keys(s.labels).length === want.length && want.every(([k, v]) => s.labels[k] === v),
-  );
+  const found = samples.filter((s) => s.name === name && Object.keys(s.labels).length === want.length && want.every(([k, v]) => s.labels[k] === v));
   if (found.length > 1) throw new Error(`${found.length} samples match ${name} ${JSON.stringify(labels)}`);
   return found[0]?.value;
 }

@@ -146,7 +146,6 @@ interface FanoutListener {
 /** Longest a close waits for one clean-up command (SREM, DEL, PUNSUBSCRIBE). */
 const CLEANUP_WAIT_MS = 1000;
 
-
 function checkSpec(where: string, exchange: ExchangeSpec): void {
   if (typeof exchange !== "object" || exchange === null || typeof exchange.name !== "string" || exchange.name === "") {
     throw new CeleriacError("invalid_argument", `${where}: exchange.name must be a non-empty string (the default exchange is publish(queue, ...))`);
@@ -243,7 +242,11 @@ export class RedisExchanges implements ExchangeMessaging {
     return p;
   }
 
-  private async subscribeNow(exchange: ExchangeSpec, options: SubscribeOptions, onMessage: (delivery: ExchangeDelivery) => void): Promise<ExchangeSubscription> {
+  private async subscribeNow(
+    exchange: ExchangeSpec,
+    options: SubscribeOptions,
+    onMessage: (delivery: ExchangeDelivery) => void,
+  ): Promise<ExchangeSubscription> {
     checkSpec("subscribe", exchange);
     assertKnownOptions("subscribe", options, SUBSCRIBE_KNOWN);
     if (typeof options.bindingKey !== "string") throw new CeleriacError("invalid_argument", "subscribe: bindingKey must be a string");
@@ -270,11 +273,14 @@ export class RedisExchanges implements ExchangeMessaging {
       await this.bind(binding);
       if (this.closing) throw closedWhileSubscribing();
       subscription =
-        exchange.type === "fanout" ? await this.subscribeFanout(exchange.name, binding, onMessage) : await this.subscribeQueue(exchange.name, queue, binding, onMessage);
+        exchange.type === "fanout"
+          ? await this.subscribeFanout(exchange.name, binding, onMessage)
+          : await this.subscribeQueue(exchange.name, queue, binding, onMessage);
     } catch (err) {
       await this.unbind(binding).catch(() => undefined);
       // A connection error caused by our own close is reported as the close.
-      if (this.closing && !(err instanceof CeleriacError && err.code === "closed")) throw new CeleriacError("closed", "redis transport closed while subscribing", { cause: err });
+      if (this.closing && !(err instanceof CeleriacError && err.code === "closed"))
+        throw new CeleriacError("closed", "redis transport closed while subscribing", { cause: err });
       throw failed("subscribe", err);
     }
     if (this.closing) {
@@ -393,7 +399,11 @@ export class RedisExchanges implements ExchangeMessaging {
    * `<prefix><exchange>/*` (with one, e.g. events). kombu's own subscriber narrows by its binding
    * key instead (`_get_subscribe_topic`, `#` read as `*`); the contract says fanout ignores it.
    */
-  private async subscribeFanout(exchange: string, binding: { key: string; member: string }, onMessage: (d: ExchangeDelivery) => void): Promise<ExchangeSubscription> {
+  private async subscribeFanout(
+    exchange: string,
+    binding: { key: string; member: string },
+    onMessage: (d: ExchangeDelivery) => void,
+  ): Promise<ExchangeSubscription> {
     const sub = await this.subscriberConnection();
     // The exchange part is matched literally (kombu leaves glob characters in), so `a*` hears `a*` only.
     const exact = globEscape(`${this.host.fanoutPrefix}${exchange}`);

@@ -1,11 +1,5 @@
 import { Redis } from "ioredis";
-import {
-  CeleriacError,
-  READY_STATES,
-  type ResultBackend,
-  type ResultMeta,
-  type TaskState,
-} from "@celeriac/core";
+import { CeleriacError, READY_STATES, type ResultBackend, type ResultMeta, type TaskState } from "@celeriac/core";
 import {
   assertKnownOptions,
   optionKeys,
@@ -80,7 +74,10 @@ export class RedisResultBackend implements ResultBackend {
     }
     const e = options.expiresMs;
     if (e !== undefined && e !== null && (typeof e !== "number" || !Number.isFinite(e) || e < 1000)) {
-      throw new CeleriacError("invalid_argument", `createRedisResultBackend: expiresMs must be at least 1000 (Redis expiries are in seconds) or null, got ${String(e)}`);
+      throw new CeleriacError(
+        "invalid_argument",
+        `createRedisResultBackend: expiresMs must be at least 1000 (Redis expiries are in seconds) or null, got ${String(e)}`,
+      );
     }
     this.expiresMs = e === undefined ? 86_400_000 : e;
     if (options.client) {
@@ -200,7 +197,8 @@ export class RedisResultBackend implements ResultBackend {
     if (text === null) return null;
     const v = pyParse(text) as { result?: unknown };
     const tuple = v?.result;
-    if (!Array.isArray(tuple) || !Array.isArray(tuple[1])) throw new CeleriacError("decode_failed", `celery-taskset-meta-${groupId} is not a GroupResult tuple`);
+    if (!Array.isArray(tuple) || !Array.isArray(tuple[1]))
+      throw new CeleriacError("decode_failed", `celery-taskset-meta-${groupId} is not a GroupResult tuple`);
     const taskIds = (tuple[1] as unknown[]).map((child) => {
       const id = Array.isArray(child) && Array.isArray(child[0]) ? child[0][0] : undefined;
       if (typeof id !== "string") throw new CeleriacError("decode_failed", `celery-taskset-meta-${groupId} has a child without an id`);
@@ -220,7 +218,8 @@ export class RedisResultBackend implements ResultBackend {
    */
   async setChordSize(groupId: string, size: number): Promise<void> {
     this.open("set chord size");
-    if (!Number.isInteger(size) || size < 0) throw new CeleriacError("invalid_argument", `setChordSize: size must be a non-negative integer, got ${String(size)}`);
+    if (!Number.isInteger(size) || size < 0)
+      throw new CeleriacError("invalid_argument", `setChordSize: size must be a non-negative integer, got ${String(size)}`);
     const key = `${GROUP_KEY_PREFIX}${groupId}.s`;
     const ttl = this.expirySeconds();
     const pipe = this.client.multi();

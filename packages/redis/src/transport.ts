@@ -410,7 +410,11 @@ class RedisTransportImpl implements RedisTransport {
           const marked = markRedelivered(pyStringify(envelope, { encodeSpecial }));
           if (!marked) continue;
           const queue = await this.lookup(exchange, routingKey);
-          const n = await RESTORE.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY, listKey(queue, stepOf(marked.redisPriority))], [tag, sha1(raw), marked.payload, "r"]);
+          const n = await RESTORE.run(
+            this.client,
+            [UNACKED_KEY, UNACKED_INDEX_KEY, listKey(queue, stepOf(marked.redisPriority))],
+            [tag, sha1(raw), marked.payload, "r"],
+          );
           if (n === 1) restored++;
         }
         if (tags.length < 100) break;
@@ -516,7 +520,9 @@ class RedisTransportImpl implements RedisTransport {
       q.push(c);
     };
     const fetch = async (room: number): Promise<void> => {
-      const res = (await CLAIM.run(this.client, claimKeys, [room, RedisTransportImpl.now(), `${this.instance}-${Date.now()}-`, ...rkArgs])) as (string | number)[];
+      const res = (await CLAIM.run(this.client, claimKeys, [room, RedisTransportImpl.now(), `${this.instance}-${Date.now()}-`, ...rkArgs])) as (
+        string | number
+      )[];
       if (res.length > 0) {
         for (let i = 0; i < res.length; i += 4) take(lists[Number(res[i])]!, String(res[i + 1]), String(res[i + 2]), String(res[i + 3]));
         return;

@@ -75,6 +75,9 @@ export function msParam(url: string, params: URLSearchParams, name: string, scal
 export function rejectRemaining(url: string, params: URLSearchParams, known: string[]): void {
   const left = [...params.keys()];
   if (left.length > 0) {
-    throw new CeleriacError("invalid_argument", `Redis URL ${JSON.stringify(url)}: unknown parameter${left.length > 1 ? "s" : ""} ${left.join(", ")}; known: db, ${known.join(", ")}`);
+    throw new CeleriacError(
+      "invalid_argument",
+      `Redis URL ${JSON.stringify(url)}: unknown parameter${left.length > 1 ? "s" : ""} ${left.join(", ")}; known: db, ${known.join(", ")}`,
+    );
   }
 }

@@ -35,7 +35,12 @@ describe("Celery's chord keys in the Redis result backend", () => {
       expect(await part("c", 2, "third")).toBeNull();
       expect(await part("x", null, { exc_type: "ValueError", exc_message: ["no"], exc_module: "builtins" }, "FAILURE")).toBeNull();
       // Python's json.dumps of [1, task_id, state, result], scored by group_index (+inf without one).
-      expect(await redis.zrange(`${key}.j`, 0, -1, "WITHSCORES")).toEqual(['[1, "c", "SUCCESS", "third"]', "2", '[1, "x", "FAILURE", {"exc_type": "ValueError", "exc_message": ["no"], "exc_module": "builtins"}]', "inf"]);
+      expect(await redis.zrange(`${key}.j`, 0, -1, "WITHSCORES")).toEqual([
+        '[1, "c", "SUCCESS", "third"]',
+        "2",
+        '[1, "x", "FAILURE", {"exc_type": "ValueError", "exc_message": ["no"], "exc_module": "builtins"}]',
+        "inf",
+      ]);
       expect(await redis.ttl(`${key}.j`)).toBeGreaterThan(50);
       const parts = await part("a", 0, { first: true });
       expect(parts).toEqual([

@@ -11,8 +11,6 @@ const server: RedisServer = await startRedisServer();
 beforeAll(() => undefined);
 afterAll(() => server.dispose());
 
-describeTransportConformance(
-  "redis",
-  async () => ({ transport: createRedisTransport({ url: server.url(1), visibilityTimeoutMs, restoreIntervalMs: 100 }) }),
-  { visibilityTimeoutMs },
-);
+describeTransportConformance("redis", async () => ({ transport: createRedisTransport({ url: server.url(1), visibilityTimeoutMs, restoreIntervalMs: 100 }) }), {
+  visibilityTimeoutMs,
+});

@@ -221,7 +221,14 @@ describe("redis exchanges: kombu's layout", () => {
     const r = raw();
     const fanout: ExchangeSpec = { name: unique("fan"), type: "fanout" };
     const direct: ExchangeSpec = { name: unique("reply"), type: "direct" };
-    const pending = [fanout, direct].map((spec) => t.exchanges.subscribe(spec, { bindingKey: "k" }, () => undefined).then(() => null, (err: unknown) => err));
+    const pending = [fanout, direct].map((spec) =>
+      t.exchanges
+        .subscribe(spec, { bindingKey: "k" }, () => undefined)
+        .then(
+          () => null,
+          (err: unknown) => err,
+        ),
+    );
     await t.close();
     for (const p of pending) expect(await p).toMatchObject({ code: "closed" });
     expect(await r.exists(`_kombu.binding.${fanout.name}`, `_kombu.binding.${direct.name}`)).toBe(0);
@@ -265,7 +272,10 @@ describe("redis exchanges: kombu's layout", () => {
     cleanups.push(() => own.dispose());
     const sub = createRedisTransport({ url: own.url(0) });
     const pub = createRedisTransport({ url: own.url(0) });
-    cleanups.push(() => sub.close({ drainMs: 500 }), () => pub.close({ drainMs: 500 }));
+    cleanups.push(
+      () => sub.close({ drainMs: 500 }),
+      () => pub.close({ drainMs: 500 }),
+    );
     await sub.connect();
     await pub.connect();
     const fanout: ExchangeSpec = { name: "celery.pidbox", type: "fanout" };
@@ -310,7 +320,13 @@ const pyEnv = () => ({ brokerUrl: server.url(PY_DB) });
 
 /** A kombu consumer started with `kombu_exchanges.py consume`, printing one JSON line per message. */
 interface PyConsumer {
-  messages: { body: unknown; headers: Record<string, unknown>; content_type: string; delivery_info: Record<string, unknown>; properties: Record<string, unknown> }[];
+  messages: {
+    body: unknown;
+    headers: Record<string, unknown>;
+    content_type: string;
+    delivery_info: Record<string, unknown>;
+    properties: Record<string, unknown>;
+  }[];
   exited: Promise<number | null>;
   output(): string;
 }
@@ -359,10 +375,14 @@ async function pyConsume(
     }
   });
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  await until("the kombu consumer", () => {
-    if (child.exitCode !== null) throw new Error(`kombu consumer exited early:\n${consumer.output()}`);
-    return ready;
-  }, 20_000);
+  await until(
+    "the kombu consumer",
+    () => {
+      if (child.exitCode !== null) throw new Error(`kombu consumer exited early:\n${consumer.output()}`);
+      return ready;
+    },
+    20_000,
+  );
   return consumer;
 }
 
@@ -386,14 +406,22 @@ describe("redis exchanges: interop with kombu 5.2.4", () => {
     const headers = { hostname: "ts@host", clock: 3, expires: 1_764_000_000.25, nested: { a: [1, "b", null] } };
     const body = { type: "worker-heartbeat", hostname: "ts@host", active: 0, freq: 2.0, sw_ver: "5.2.6" };
     // kombu PSUBSCRIBEs on its first poll: publish until the consumer reports, it stops at one.
-    await until("the events consumer", async () => {
-      await t.exchanges.publishToExchange({ name: events, type: "fanout" }, "worker.heartbeat", json(body, headers));
-      return evConsumer.messages.length > 0;
-    }, 10_000);
-    await until("the pidbox consumer", async () => {
-      await t.exchanges.publishToExchange({ name: pidbox, type: "fanout" }, "", json({ method: "ping" }, headers));
-      return pbConsumer.messages.length > 0;
-    }, 10_000);
+    await until(
+      "the events consumer",
+      async () => {
+        await t.exchanges.publishToExchange({ name: events, type: "fanout" }, "worker.heartbeat", json(body, headers));
+        return evConsumer.messages.length > 0;
+      },
+      10_000,
+    );
+    await until(
+      "the pidbox consumer",
+      async () => {
+        await t.exchanges.publishToExchange({ name: pidbox, type: "fanout" }, "", json({ method: "ping" }, headers));
+        return pbConsumer.messages.length > 0;
+      },
+      10_000,
+    );
     const ev = evConsumer.messages[0]!;
     expect(ev.body).toEqual(body);
     expect(ev.headers).toEqual(headers);
@@ -413,14 +441,22 @@ describe("redis exchanges: interop with kombu 5.2.4", () => {
     cleanups.push(() => custom.close({ drainMs: 1000 }));
     const legacy = await pyConsume("fanout", ex, "#", "-", 1, { fanout_prefix: false, fanout_patterns: false });
     const prefixed = await pyConsume("fanout", ex, "#", "-", 1, { fanout_prefix: "/v{db}." });
-    await until("the kombu 3-style consumer", async () => {
-      await kombu3.exchanges.publishToExchange({ name: ex, type: "fanout" }, "task.sent", json("legacy"));
-      return legacy.messages.length > 0;
-    }, 10_000);
-    await until("the custom-prefix consumer", async () => {
-      await custom.exchanges.publishToExchange({ name: ex, type: "fanout" }, "task.sent", json("custom"));
-      return prefixed.messages.length > 0;
-    }, 10_000);
+    await until(
+      "the kombu 3-style consumer",
+      async () => {
+        await kombu3.exchanges.publishToExchange({ name: ex, type: "fanout" }, "task.sent", json("legacy"));
+        return legacy.messages.length > 0;
+      },
+      10_000,
+    );
+    await until(
+      "the custom-prefix consumer",
+      async () => {
+        await custom.exchanges.publishToExchange({ name: ex, type: "fanout" }, "task.sent", json("custom"));
+        return prefixed.messages.length > 0;
+      },
+      10_000,
+    );
     expect(legacy.messages[0]!.body).toBe("legacy");
     expect(prefixed.messages[0]!.body).toBe("custom");
   });
@@ -499,10 +535,22 @@ describe("redis exchanges: interop with kombu 5.2.4", () => {
     const t = await tsTransport();
     const oid = randomUUID();
     const replies = collect();
-    await t.exchanges.subscribe({ name: "reply.celery.pidbox", type: "direct", durable: false }, { bindingKey: oid, queue: `${oid}.reply.celery.pidbox` }, replies.onMessage);
+    await t.exchanges.subscribe(
+      { name: "reply.celery.pidbox", type: "direct", durable: false },
+      { bindingKey: oid, queue: `${oid}.reply.celery.pidbox` },
+      replies.onMessage,
+    );
     const ticket = randomUUID();
     const ping = json(
-      { method: "ping", arguments: {}, destination: null, pattern: null, matcher: null, ticket, reply_to: { exchange: "reply.celery.pidbox", routing_key: oid } },
+      {
+        method: "ping",
+        arguments: {},
+        destination: null,
+        pattern: null,
+        matcher: null,
+        ticket,
+        reply_to: { exchange: "reply.celery.pidbox", routing_key: oid },
+      },
       { clock: 1, expires: Date.now() / 1000 + 10 },
     );
     // The worker's pidbox PSUBSCRIBEs around "ready": ask until it answers.

@@ -49,7 +49,10 @@ interface PyOutcome {
   exc_message?: string[];
 }
 
-async function pySend(queue: string, specs: { name: string; args?: unknown[]; kwargs?: Record<string, unknown>; options?: Record<string, unknown> }[]): Promise<string[]> {
+async function pySend(
+  queue: string,
+  specs: { name: string; args?: unknown[]; kwargs?: Record<string, unknown>; options?: Record<string, unknown> }[],
+): Promise<string[]> {
   const withQueue = specs.map((s) => ({ ...s, options: { queue, ...s.options } }));
   return JSON.parse(await runPython(pyEnv(), "redis_send.py", [JSON.stringify(withQueue)])) as string[];
 }

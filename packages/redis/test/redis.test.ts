@@ -50,7 +50,14 @@ async function takeOne(t: RedisTransport, queue: string): Promise<Delivery> {
 describe("URLs and options", () => {
   it("parses redis:// and rediss:// with user, password, port and database", () => {
     expect(parseRedisUrl("redis://localhost").connection).toEqual({ host: "localhost", port: 6379, db: 0, tls: false });
-    expect(parseRedisUrl("rediss://u:p%40ss@cache.example:6380/5").connection).toEqual({ host: "cache.example", port: 6380, db: 5, tls: true, username: "u", password: "p@ss" });
+    expect(parseRedisUrl("rediss://u:p%40ss@cache.example:6380/5").connection).toEqual({
+      host: "cache.example",
+      port: 6380,
+      db: 5,
+      tls: true,
+      username: "u",
+      password: "p@ss",
+    });
     expect(parseRedisUrl("redis://:secret@127.0.0.1:1/?db=3").connection).toMatchObject({ password: "secret", db: 3 });
     expect(() => parseRedisUrl("redis://h/notanumber")).toThrow(CeleriacError);
     expect(() => parseRedisUrl("amqp://h")).toThrow(/redis:\/\//);
@@ -149,7 +156,14 @@ describe("kombu's layout", () => {
 });
 
 describe("result backend", () => {
-  const meta = (taskId: string, status: string, result: unknown): ResultMeta => ({ status: status as ResultMeta["status"], result, traceback: null, children: [], date_done: "2026-12-01T02:01:09.291958", task_id: taskId });
+  const meta = (taskId: string, status: string, result: unknown): ResultMeta => ({
+    status: status as ResultMeta["status"],
+    result,
+    traceback: null,
+    children: [],
+    date_done: "2026-12-01T02:01:09.291958",
+    task_id: taskId,
+  });
 
   it("SETEX celery-task-meta-<id> with a one-day TTL in Python's JSON, and never overwrites SUCCESS", async () => {
     const b = createRedisResultBackend({ url: server.url(DB) });
@@ -158,7 +172,9 @@ describe("result backend", () => {
     await b.store(meta(id, "STARTED", null));
     await b.store(meta(id, "SUCCESS", 5));
     await b.store(meta(id, "FAILURE", { exc_type: "ValueError", exc_message: ["late"], exc_module: "builtins" }));
-    expect(await raw.get(`celery-task-meta-${id}`)).toBe(`{"status": "SUCCESS", "result": 5, "traceback": null, "children": [], "date_done": "2026-12-01T02:01:09.291958", "task_id": "${id}"}`);
+    expect(await raw.get(`celery-task-meta-${id}`)).toBe(
+      `{"status": "SUCCESS", "result": 5, "traceback": null, "children": [], "date_done": "2026-12-01T02:01:09.291958", "task_id": "${id}"}`,
+    );
     const ttl = await raw.ttl(`celery-task-meta-${id}`);
     expect(ttl).toBeGreaterThan(86_000);
     expect(ttl).toBeLessThanOrEqual(86_400);

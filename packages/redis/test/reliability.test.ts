@@ -39,7 +39,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function lines(file: string): string[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, "utf8").split("\n").filter((l) => l !== "");
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l !== "");
 }
 
 async function until(what: string, cond: () => boolean, timeoutMs: number, detail: () => string = () => ""): Promise<void> {
@@ -57,11 +59,20 @@ function transport(url: string, visibilityTimeoutMs: number): RedisTransport {
 }
 
 /** The fixture worker in its own process (so it can be SIGKILLed). */
-async function startTsChild(config: { url: string; queue: string; visibilityTimeoutMs: number; concurrency: number }): Promise<{ child: ChildProcess; kill: () => Promise<void> }> {
-  const child = spawn(process.execPath, [fixture, JSON.stringify({ ...config, coreModule: modules["core"], workerModule: modules["worker"], redisModule: modules["redis"] })], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+async function startTsChild(config: {
+  url: string;
+  queue: string;
+  visibilityTimeoutMs: number;
+  concurrency: number;
+}): Promise<{ child: ChildProcess; kill: () => Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [fixture, JSON.stringify({ ...config, coreModule: modules["core"], workerModule: modules["worker"], redisModule: modules["redis"] })],
+    {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
@@ -72,7 +83,12 @@ async function startTsChild(config: { url: string; queue: string; visibilityTime
     await exited;
   };
   cleanups.push(kill);
-  await until("TS worker ready", () => out.includes("ready") || child.exitCode !== null, 20_000, () => out);
+  await until(
+    "TS worker ready",
+    () => out.includes("ready") || child.exitCode !== null,
+    20_000,
+    () => out,
+  );
   if (child.exitCode !== null) throw new Error(`TS worker exited: ${out}`);
   return { child, kill };
 }
@@ -147,7 +163,12 @@ describe("a Python and a Celeriac worker on one queue", () => {
     );
     await py.kill();
 
-    await until("every task done", () => completions(file).size === labels.length, 25_000, () => lines(file).join("\n"));
+    await until(
+      "every task done",
+      () => completions(file).size === labels.length,
+      25_000,
+      () => lines(file).join("\n"),
+    );
     await sleep(vt + 500); // a duplicate would show up by now
     const done = completions(file);
     for (const label of labels) expect(done.get(label)?.length, `${label}: ${String(done.get(label))}`).toBe(1);
@@ -174,7 +195,12 @@ describe("a Python and a Celeriac worker on one queue", () => {
     await sleep(vt + 300);
     expect((await runPython({ brokerUrl: url }, "redis_restore.py", [String(vt / 1000)])).trim()).toBe("0");
 
-    await until("every task done", () => completions(file).size === labels.length, 30_000, () => `${lines(file).join("\n")}\n${py?.output() ?? ""}`);
+    await until(
+      "every task done",
+      () => completions(file).size === labels.length,
+      30_000,
+      () => `${lines(file).join("\n")}\n${py?.output() ?? ""}`,
+    );
     await sleep(1000);
     const done = completions(file);
     for (const label of labels) expect(done.get(label)?.length, `${label}: ${String(done.get(label))}`).toBe(1);
@@ -200,7 +226,12 @@ describe("reliability", () => {
     expect(beforeKill).toBeLessThan(1000);
 
     await startTsChild({ url, queue, visibilityTimeoutMs: vt, concurrency: 20 });
-    await until("all 1,000 done", () => new Set(lines(file)).size === 1000, 60_000, () => `${new Set(lines(file)).size} done`);
+    await until(
+      "all 1,000 done",
+      () => new Set(lines(file)).size === 1000,
+      60_000,
+      () => `${new Set(lines(file)).size} done`,
+    );
     const seen = new Set(lines(file));
     expect(labels.filter((l) => !seen.has(l))).toEqual([]);
     // Late ack: what the killed worker held (at most its prefetch) may run twice, nothing more.
@@ -238,7 +269,12 @@ describe("reliability", () => {
     await server.start();
     await producer;
     expect(sent).toBe(total);
-    await until("every task ran", () => seen.size === total, 30_000, () => `${seen.size} of ${total}; worker ${w.state}`);
+    await until(
+      "every task ran",
+      () => seen.size === total,
+      30_000,
+      () => `${seen.size} of ${total}; worker ${w.state}`,
+    );
     expect(w.state).toBe("running");
     const lost = lifecycle.indexOf("disconnected");
     expect(lost, lifecycle.join(",")).toBeGreaterThanOrEqual(0);

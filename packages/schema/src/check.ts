@@ -94,11 +94,13 @@ function compareMessage(
     const byName = newFields.find((f) => f.name === of.name);
     const byNumber = newFields.find((f) => f.number === of.number);
     if (!byName) {
-      if (byNumber && !oldFields.some((f) => f.name === byNumber.name)) push("field_renamed", p, `field renamed to ${byNumber.name} (kwargs and JSON results are matched by name)`);
+      if (byNumber && !oldFields.some((f) => f.name === byNumber.name))
+        push("field_renamed", p, `field renamed to ${byNumber.name} (kwargs and JSON results are matched by name)`);
       else push("field_removed", p, `field removed (${describeType(of)})`);
       continue;
     }
-    if (byName.number !== of.number) push("field_number_changed", p, `field number changed from ${of.number} to ${byName.number} (protobuf encodings and reserved numbers rely on it)`);
+    if (byName.number !== of.number)
+      push("field_number_changed", p, `field number changed from ${of.number} to ${byName.number} (protobuf encodings and reserved numbers rely on it)`);
     if (!sameType(of, byName)) {
       push("field_type_changed", p, `type changed from ${describeType(of)} to ${describeType(byName)}`);
       continue;
@@ -115,7 +117,7 @@ function compareMessage(
       // A newer worker requiring it breaks older producers; a result that gains a value breaks nobody.
       if (side === "kwargs") push("field_required_changed", p, "optional field became required: producers that leave it out are rejected");
       else compatible.push(`${task}: ${p}: optional result field became required`);
-    } else if (!wasOptional && isOptional && (of.label === "required")) {
+    } else if (!wasOptional && isOptional && of.label === "required") {
       if (side === "result") push("field_required_changed", p, "required result field became optional: readers that rely on it get None");
       else compatible.push(`${task}: ${p}: required field became optional`);
     }
@@ -124,7 +126,8 @@ function compareMessage(
     if (oldFields.some((f) => f.name === nf.name)) continue;
     if (oldFields.some((f) => f.number === nf.number && !newFields.some((n) => n.name === f.name))) continue; // reported as a rename
     const p = `${path}.${nf.name}`;
-    if (nf.label !== "optional" && side === "kwargs") push("required_field_added", p, `new required field (${describeType(nf)}): producers of the old schema do not send it`);
+    if (nf.label !== "optional" && side === "kwargs")
+      push("required_field_added", p, `new required field (${describeType(nf)}): producers of the old schema do not send it`);
     else compatible.push(`${task}: ${p}: field added (${describeType(nf)})`);
   }
 }
@@ -142,5 +145,7 @@ function compareEnum(
   const oldValues = Object.keys(oldSchema.enums[oldName]?.values ?? {});
   const newValues = Object.keys(newSchema.enums[newName]?.values ?? {});
   for (const v of oldValues) if (!newValues.includes(v)) push("enum_value_removed", path, `enum value ${v} removed from ${newName} (enums travel by name)`);
-  for (const v of newValues) if (!oldValues.includes(v)) compatible.push(`${path}: enum value ${v} added${side === "result" ? " (readers of the old schema reject it until updated)" : ""}`);
+  for (const v of newValues)
+    if (!oldValues.includes(v))
+      compatible.push(`${path}: enum value ${v} added${side === "result" ? " (readers of the old schema reject it until updated)" : ""}`);
 }

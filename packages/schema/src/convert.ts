@@ -145,7 +145,11 @@ function convertSingle(
     case "enum": {
       const values = schema.enums[t.name]?.values ?? {};
       if (typeof v !== "string" || !Object.prototype.hasOwnProperty.call(values, v)) {
-        return bad(`one of ${Object.keys(values).map((n) => JSON.stringify(n)).join(", ")} (${t.name}, sent by name)`);
+        return bad(
+          `one of ${Object.keys(values)
+            .map((n) => JSON.stringify(n))
+            .join(", ")} (${t.name}, sent by name)`,
+        );
       }
       return v;
     }

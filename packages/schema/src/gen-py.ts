@@ -28,9 +28,41 @@ function pyType(field: FieldModel, names: Map<string, string>): string {
 }
 
 const PY_KEYWORDS = new Set([
-  "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def",
-  "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda",
-  "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
+  "False",
+  "None",
+  "True",
+  "and",
+  "as",
+  "assert",
+  "async",
+  "await",
+  "break",
+  "class",
+  "continue",
+  "def",
+  "del",
+  "elif",
+  "else",
+  "except",
+  "finally",
+  "for",
+  "from",
+  "global",
+  "if",
+  "import",
+  "in",
+  "is",
+  "lambda",
+  "nonlocal",
+  "not",
+  "or",
+  "pass",
+  "raise",
+  "return",
+  "try",
+  "while",
+  "with",
+  "yield",
 ]);
 
 function celeryOptions(o: TaskOptionsModel): string[] {
@@ -54,7 +86,7 @@ export function generatePython(schema: SchemaModel, ctx: GenerateContext): strin
   o.push("");
   o.push("Implement a task with the same name and keyword arguments, then check it against the schema:");
   o.push("");
-  o.push("    @app.task(**task_options(\"<task name>\"))");
+  o.push('    @app.task(**task_options("<task name>"))');
   o.push("    def my_task(*, field: int) -> Result: ...");
   o.push("    check_task(my_task)");
   o.push("");
@@ -69,14 +101,18 @@ export function generatePython(schema: SchemaModel, ctx: GenerateContext): strin
   o.push("import typing");
   o.push("from typing import Any, Callable, Dict, List, Literal, Optional, TypedDict");
   o.push("");
-  o.push("#: google.protobuf.Timestamp: ISO 8601 text, e.g. \"2026-01-02T03:04:05.000006+00:00\".");
+  o.push('#: google.protobuf.Timestamp: ISO 8601 text, e.g. "2026-01-02T03:04:05.000006+00:00".');
   o.push("Timestamp = str");
   o.push("#: bytes: base64 text (kombu 5.2 JSON cannot carry bytes).");
   o.push("Base64 = str");
   o.push("");
   for (const [full, e] of Object.entries(schema.enums)) {
     o.push(`#: Enum ${full}, by value name.`);
-    o.push(`${names.get(full)} = Literal[${Object.keys(e.values).map((v) => JSON.stringify(v)).join(", ")}]`);
+    o.push(
+      `${names.get(full)} = Literal[${Object.keys(e.values)
+        .map((v) => JSON.stringify(v))
+        .join(", ")}]`,
+    );
     o.push("");
   }
   for (const [full, m] of Object.entries(schema.messages)) {
@@ -111,7 +147,9 @@ export function generatePython(schema: SchemaModel, ctx: GenerateContext): strin
     ];
     o.push("");
     o.push(`def ${fn}(${params.length > 0 ? `*, ${params.join(", ")}` : ""}) -> ${names.get(task.response)}:`);
-    o.push(`    """Task ${JSON.stringify(task.name)} (${task.service}.${task.method}).${task.comment ? ` ${task.comment.replace(/\s+/g, " ").replace(/"""/g, "'''")}` : ""}"""`);
+    o.push(
+      `    """Task ${JSON.stringify(task.name)} (${task.service}.${task.method}).${task.comment ? ` ${task.comment.replace(/\s+/g, " ").replace(/"""/g, "'''")}` : ""}"""`,
+    );
     o.push("    raise NotImplementedError");
     o.push("");
   }

@@ -39,7 +39,12 @@ export function generateTypeScript(schema: SchemaModel, ctx: GenerateContext): s
   out.push('import { createTaskHandle, type SchemaModel, type TaskHandle } from "@celeriac/schema";', "");
   for (const [full, e] of Object.entries(schema.enums)) {
     out.push(`/** Enum \`${full}\`: travels by value name. */`);
-    out.push(`export type ${names.get(full)} = ${Object.keys(e.values).map((v) => JSON.stringify(v)).join(" | ")};`, "");
+    out.push(
+      `export type ${names.get(full)} = ${Object.keys(e.values)
+        .map((v) => JSON.stringify(v))
+        .join(" | ")};`,
+      "",
+    );
   }
   for (const [full, m] of Object.entries(schema.messages)) {
     out.push(`/** Message \`${full}\`. */`);

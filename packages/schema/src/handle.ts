@@ -1,4 +1,14 @@
-import { AsyncResult, CeleriacError, defineTask, type Client, type GetResultOptions, type ResultBackend, type SendOptions, type TaskDefinition, type TaskOptions } from "@celeriac/core";
+import {
+  AsyncResult,
+  CeleriacError,
+  defineTask,
+  type Client,
+  type GetResultOptions,
+  type ResultBackend,
+  type SendOptions,
+  type TaskDefinition,
+  type TaskOptions,
+} from "@celeriac/core";
 import type { TaskContext } from "@celeriac/worker";
 import { convertOrThrow, SchemaValidationError } from "./convert.js";
 import { taskJsonSchemas, type TaskJsonSchemas } from "./json-schema.js";

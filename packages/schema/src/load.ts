@@ -12,8 +12,21 @@ export interface LoadSchemaOptions {
 }
 
 const SCALARS = new Set<string>([
-  "double", "float", "int32", "uint32", "sint32", "fixed32", "sfixed32",
-  "int64", "uint64", "sint64", "fixed64", "sfixed64", "bool", "string", "bytes",
+  "double",
+  "float",
+  "int32",
+  "uint32",
+  "sint32",
+  "fixed32",
+  "sfixed32",
+  "int64",
+  "uint64",
+  "sint64",
+  "fixed64",
+  "sfixed64",
+  "bool",
+  "string",
+  "bytes",
 ]);
 
 /** Where `celeriac/v1/options.proto` lives: shipped in this package, or the repository's proto/. */
@@ -92,7 +105,10 @@ function modelFromRoot(root: protobuf.Root, files: Set<string>): SchemaModel {
     const model: MessageModel = { fullName, fields: [] };
     messages[fullName] = model;
     if (t.oneofsArray.some((o) => !o.name.startsWith("_"))) {
-      throw new CeleriacError("invalid_argument", `${fullName}: oneof is not supported in task schemas (Python kwargs have no counterpart); use optional fields`);
+      throw new CeleriacError(
+        "invalid_argument",
+        `${fullName}: oneof is not supported in task schemas (Python kwargs have no counterpart); use optional fields`,
+      );
     }
     for (const f of [...t.fieldsArray].sort((a, b) => a.id - b.id)) {
       const resolved = f.resolvedType;
@@ -115,7 +131,8 @@ function modelFromRoot(root: protobuf.Root, files: Set<string>): SchemaModel {
         field.label = "map";
         field.keyType = f.keyType as ScalarType;
       } else if (f.repeated) field.label = "repeated";
-      else if ((f.options as Record<string, unknown> | undefined)?.["proto3_optional"] === true || (f.partOf && f.partOf.name.startsWith("_"))) field.label = "optional";
+      else if ((f.options as Record<string, unknown> | undefined)?.["proto3_optional"] === true || (f.partOf && f.partOf.name.startsWith("_")))
+        field.label = "optional";
       model.fields.push(field);
     }
     return fullName;
@@ -147,7 +164,17 @@ function modelFromRoot(root: protobuf.Root, files: Set<string>): SchemaModel {
 
 function taskOptions(where: string, opts: Record<string, unknown>, serviceOpts: Record<string, unknown>): TaskOptionsModel {
   const out: TaskOptionsModel = {};
-  const known = new Set(["name", "queue", "max_retries", "time_limit_ms", "soft_time_limit_ms", "priority", "ignore_result", "default_retry_delay_ms", "acks_late"]);
+  const known = new Set([
+    "name",
+    "queue",
+    "max_retries",
+    "time_limit_ms",
+    "soft_time_limit_ms",
+    "priority",
+    "ignore_result",
+    "default_retry_delay_ms",
+    "acks_late",
+  ]);
   for (const k of Object.keys(opts)) if (!known.has(k)) throw new CeleriacError("invalid_argument", `${where}: unknown task option ${k}`);
   const queue = opts["queue"] ?? serviceOpts["queue"];
   if (typeof queue === "string" && queue !== "") out.queue = queue;

@@ -5,17 +5,24 @@
 
 /** Protobuf scalar types, as written in `.proto` files. */
 export type ScalarType =
-  | "double" | "float"
-  | "int32" | "uint32" | "sint32" | "fixed32" | "sfixed32"
-  | "int64" | "uint64" | "sint64" | "fixed64" | "sfixed64"
-  | "bool" | "string" | "bytes";
+  | "double"
+  | "float"
+  | "int32"
+  | "uint32"
+  | "sint32"
+  | "fixed32"
+  | "sfixed32"
+  | "int64"
+  | "uint64"
+  | "sint64"
+  | "fixed64"
+  | "sfixed64"
+  | "bool"
+  | "string"
+  | "bytes";
 
 /** What a field holds: a scalar, an enum (by full name), a message (by full name) or a timestamp. */
-export type FieldType =
-  | { kind: "scalar"; scalar: ScalarType }
-  | { kind: "enum"; name: string }
-  | { kind: "message"; name: string }
-  | { kind: "timestamp" };
+export type FieldType = { kind: "scalar"; scalar: ScalarType } | { kind: "enum"; name: string } | { kind: "message"; name: string } | { kind: "timestamp" };
 
 /**
  * How often a field occurs. `required`: a singular field without `optional` (the kwarg must be

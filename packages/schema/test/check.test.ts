@@ -101,11 +101,16 @@ describe("schema check", () => {
   });
 
   it("reports renamed and removed tasks, and removed enum values", () => {
-    const renamed = checkCompatibility(version(), version((b) => b.replace('name: "shop.place_order"', 'name: "shop.orders.place"'))).breaking;
+    const renamed = checkCompatibility(
+      version(),
+      version((b) => b.replace('name: "shop.place_order"', 'name: "shop.orders.place"')),
+    ).breaking;
     expect(renamed).toEqual([
       expect.objectContaining({ kind: "task_renamed", task: "shop.place_order", message: expect.stringContaining("renamed to shop.orders.place") as unknown }),
     ]);
     expect(kinds((b) => b.replace(/ {2}rpc CancelOrder.*\n/, ""))).toEqual(["task_removed"]);
-    expect(messages((b) => b.replace(" GAME = 2;", ""))[0]).toBe("shop.place_order: kwargs.kind: enum value GAME removed from shop.v1.Kind (enums travel by name)");
+    expect(messages((b) => b.replace(" GAME = 2;", ""))[0]).toBe(
+      "shop.place_order: kwargs.kind: enum value GAME removed from shop.v1.Kind (enums travel by name)",
+    );
   });
 });

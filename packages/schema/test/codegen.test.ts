@@ -36,12 +36,24 @@ describe("code generation", () => {
   it("keeps field names as written and reads the task options", () => {
     const schema = loadSchema([proto]);
     expect(schema.tasks.map((t) => [t.name, t.service, t.method, t.options])).toEqual([
-      ["billing.charge_invoice", "acme.billing.v1.Billing", "ChargeInvoice", { queue: "billing", maxRetries: 5, timeLimitMs: 30000, softTimeLimitMs: 25000, priority: 5 }],
+      [
+        "billing.charge_invoice",
+        "acme.billing.v1.Billing",
+        "ChargeInvoice",
+        { queue: "billing", maxRetries: 5, timeLimitMs: 30000, softTimeLimitMs: 25000, priority: 5 },
+      ],
       ["billing.refund", "acme.billing.v1.Billing", "Refund", { queue: "billing.refunds", maxRetries: 3 }],
     ]);
     const fields = schema.messages["acme.billing.v1.ChargeInvoiceRequest"]!.fields;
     expect(fields.map((f) => `${f.name}:${f.label}`)).toEqual([
-      "invoice_id:required", "customer_id:required", "currency:required", "items:repeated", "due_at:required", "metadata:map", "memo:optional", "signature:required",
+      "invoice_id:required",
+      "customer_id:required",
+      "currency:required",
+      "items:repeated",
+      "due_at:required",
+      "metadata:map",
+      "memo:optional",
+      "signature:required",
     ]);
   });
 
@@ -76,7 +88,11 @@ describe("code generation", () => {
       return file;
     };
     expect(() => loadSchema([write("message A {}\nservice S { rpc X(A) returns (A); }")])).toThrow(/needs option \(celeriac\.v1\.task\)/);
-    expect(() => loadSchema([write('message A { oneof k { string a = 1; int32 b = 2; } }\nservice S { rpc X(A) returns (A) { option (celeriac.v1.task) = { name: "x" }; } }')])).toThrow(/oneof is not supported/);
+    expect(() =>
+      loadSchema([
+        write('message A { oneof k { string a = 1; int32 b = 2; } }\nservice S { rpc X(A) returns (A) { option (celeriac.v1.task) = { name: "x" }; } }'),
+      ]),
+    ).toThrow(/oneof is not supported/);
     expect(() => loadSchema([write("message A {}")])).toThrow(/no tasks/);
   });
 

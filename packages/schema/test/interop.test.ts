@@ -20,7 +20,14 @@ const appsDir = join(repo, "examples", "billing-apps");
 const pyPath = [join(repo, "examples", "schema-package", "generated"), appsDir, fileURLToPath(new URL("./python/", import.meta.url))].join(delimiter);
 
 function pyEnv(db: string, results: string): NodeJS.ProcessEnv {
-  return { ...process.env, CELERIAC_BROKER_URL: `sqla+sqlite:///${db}`, CELERIAC_RESULT_URL: `file://${results}`, PYTHONPATH: pyPath, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" };
+  return {
+    ...process.env,
+    CELERIAC_BROKER_URL: `sqla+sqlite:///${db}`,
+    CELERIAC_RESULT_URL: `file://${results}`,
+    PYTHONPATH: pyPath,
+    PYTHONUNBUFFERED: "1",
+    PYTHONDONTWRITEBYTECODE: "1",
+  };
 }
 
 function runPython(env: NodeJS.ProcessEnv, args: string[]): Promise<string> {
@@ -65,8 +72,24 @@ describe("typed TypeScript producer -> Python Celery worker implementing the stu
     client = createClient(conn);
     py = spawn(
       PYTHON,
-      ["-m", "celery", "-A", "billing_worker", "worker", "--loglevel", "INFO", "-Q", "billing,billing.refunds", "--pool", "solo",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", `billing-${process.pid}@localhost`],
+      [
+        "-m",
+        "celery",
+        "-A",
+        "billing_worker",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "-Q",
+        "billing,billing.refunds",
+        "--pool",
+        "solo",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-n",
+        `billing-${process.pid}@localhost`,
+      ],
       { cwd: appsDir, env: pyEnv(db, results), stdio: ["ignore", "pipe", "pipe"] },
     );
     py.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -105,12 +128,23 @@ describe("typed TypeScript producer -> Python Celery worker implementing the stu
   });
 
   it("runs the second task on its own declared queue, with maps and lists", async () => {
-    expect(await refundAndWait(client, "inv-py-2", 1234n, 90_000)).toEqual({ refund_id: "rf-inv-py-2-0", amount_cents: 1234n, notes: { "1": "duplicate" }, tags: ["refund", "duplicate"] });
+    expect(await refundAndWait(client, "inv-py-2", 1234n, 90_000)).toEqual({
+      refund_id: "rf-inv-py-2-0",
+      amount_cents: 1234n,
+      notes: { "1": "duplicate" },
+      tags: ["refund", "duplicate"],
+    });
   });
 
   it("sends a 64-bit kwarg beyond 2^53 that Python reads as an exact int", async () => {
     const request = chargeInvoice.decodeRequest({
-      invoice_id: "inv-py-3", customer_id: 1, currency: "CURRENCY_UNSPECIFIED", items: [], due_at: "2026-01-02T03:04:05Z", metadata: {}, signature: "",
+      invoice_id: "inv-py-3",
+      customer_id: 1,
+      currency: "CURRENCY_UNSPECIFIED",
+      items: [],
+      due_at: "2026-01-02T03:04:05Z",
+      metadata: {},
+      signature: "",
     });
     const r = await chargeInvoice.applyAsync(client, { ...request, customer_id: 2n ** 62n + 1n, memo: "big" });
     expect(await r.get({ timeoutMs: 90_000 })).toMatchObject({ status: "DECLINED", decline_reason: "no currency", total_cents: 0n });
@@ -134,7 +168,9 @@ describe("Python Celery client -> typed TypeScript worker", { timeout: 120_000 }
   });
 
   const send = async (name: string, queue: string, kwargs: object) =>
-    JSON.parse(await runPython(pyEnv(db, results), [join(fileURLToPath(new URL("./python/", import.meta.url)), "send_billing.py"), name, queue, JSON.stringify(kwargs)])) as Record<string, unknown>;
+    JSON.parse(
+      await runPython(pyEnv(db, results), [join(fileURLToPath(new URL("./python/", import.meta.url)), "send_billing.py"), name, queue, JSON.stringify(kwargs)]),
+    ) as Record<string, unknown>;
 
   const kwargs = {
     invoice_id: "inv-ts-1",
@@ -173,7 +209,10 @@ describe("Python Celery client -> typed TypeScript worker", { timeout: 120_000 }
   });
 
   it("has a Python-side checker that catches a task drifting from the stub", async () => {
-    const out = JSON.parse(await runPython(pyEnv(db, results), [join(fileURLToPath(new URL("./python/", import.meta.url)), "check_signatures.py")])) as Record<string, string>;
+    const out = JSON.parse(await runPython(pyEnv(db, results), [join(fileURLToPath(new URL("./python/", import.meta.url)), "check_signatures.py")])) as Record<
+      string,
+      string
+    >;
     expect(out).toEqual({
       good: "ok",
       untyped: "ok",

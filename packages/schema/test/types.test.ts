@@ -3,7 +3,13 @@
 import { createClient, createMemoryTransport, type AsyncResult } from "@celeriac/core";
 import { createWorker } from "@celeriac/worker";
 import { describe, expect, it } from "vitest";
-import { chargeInvoice, refund, type ChargeInvoiceRequest, type ChargeInvoiceResult, type RefundResult } from "../../../examples/schema-package/generated/billing.js";
+import {
+  chargeInvoice,
+  refund,
+  type ChargeInvoiceRequest,
+  type ChargeInvoiceResult,
+  type RefundResult,
+} from "../../../examples/schema-package/generated/billing.js";
 
 const request: ChargeInvoiceRequest = {
   invoice_id: "inv-1",

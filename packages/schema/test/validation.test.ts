@@ -88,9 +88,19 @@ describe("producer-side validation", () => {
       signature_digest: "AAEC",
       added_by_a_newer_worker: true,
     });
-    expect(decoded).toEqual({ invoice_id: "i", status: "CAPTURED", total_cents: 9_000_000_000_000_499n, charged_at: new Date("2026-03-01T12:00:00.123Z"), signature_digest: new Uint8Array([0, 1, 2]) });
-    expect(typeof chargeInvoice.decodeResult({ ...decoded, total_cents: 5, charged_at: "2026-03-01T12:00:00Z", signature_digest: "" }).total_cents).toBe("bigint");
-    expect(() => chargeInvoice.decodeResult({ invoice_id: "i", status: "LOST" })).toThrow(/invalid result stored: status: expected one of .*; total_cents: missing required field/);
+    expect(decoded).toEqual({
+      invoice_id: "i",
+      status: "CAPTURED",
+      total_cents: 9_000_000_000_000_499n,
+      charged_at: new Date("2026-03-01T12:00:00.123Z"),
+      signature_digest: new Uint8Array([0, 1, 2]),
+    });
+    expect(typeof chargeInvoice.decodeResult({ ...decoded, total_cents: 5, charged_at: "2026-03-01T12:00:00Z", signature_digest: "" }).total_cents).toBe(
+      "bigint",
+    );
+    expect(() => chargeInvoice.decodeResult({ invoice_id: "i", status: "LOST" })).toThrow(
+      /invalid result stored: status: expected one of .*; total_cents: missing required field/,
+    );
   });
 });
 
@@ -141,11 +151,16 @@ describe("worker-side validation", () => {
     const resultBackend = createMemoryResultBackend();
     await transport.connect();
     worker = createWorker({ transport, resultBackend, queues: ["billing.refunds"], silent: true });
-    worker.register(refund, refund.implement(() => ({ refund_id: "r", amount_cents: 1.5 as unknown as bigint, notes: { x: "y" }, tags: [] })));
+    worker.register(
+      refund,
+      refund.implement(() => ({ refund_id: "r", amount_cents: 1.5 as unknown as bigint, notes: { x: "y" }, tags: [] })),
+    );
     await worker.start();
     const client = createClient({ transport, resultBackend });
     const r = await refund.applyAsync(client, { invoice_id: "i", amount_cents: 1n });
-    await expect(r.get({ timeoutMs: 10_000 })).rejects.toThrow(/invalid result returned by the handler: amount_cents: expected int64.*; notes\["x"\]: map key must be a decimal int32/);
+    await expect(r.get({ timeoutMs: 10_000 })).rejects.toThrow(
+      /invalid result returned by the handler: amount_cents: expected int64.*; notes\["x"\]: map key must be a decimal int32/,
+    );
   });
 
   it("returns a 64-bit result beyond 2^53 exactly", async () => {

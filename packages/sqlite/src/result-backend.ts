@@ -69,9 +69,7 @@ export class SqliteResultBackend implements ResultBackend {
          WHERE celeriac_taskmeta.status <> 'SUCCESS'
            OR (celeriac_taskmeta.expires_at IS NOT NULL AND celeriac_taskmeta.expires_at <= ?)`,
       ),
-      get: db.prepare<[string, number], { meta: string }>(
-        "SELECT meta FROM celeriac_taskmeta WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)",
-      ),
+      get: db.prepare<[string, number], { meta: string }>("SELECT meta FROM celeriac_taskmeta WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)"),
       forget: db.prepare<[string]>("DELETE FROM celeriac_taskmeta WHERE task_id = ?"),
       cleanup: db.prepare<[number]>("DELETE FROM celeriac_taskmeta WHERE expires_at IS NOT NULL AND expires_at <= ?"),
     };

@@ -99,7 +99,9 @@ export function openDatabase(options: OpenOptions): Database.Database {
     // DDL in one IMMEDIATE transaction: two processes starting at once must not race CREATEs.
     // Skipped when every table is there already, so opening a file in use takes no write lock.
     const [ddl, tables] = options.schema === "broker" ? [KOMBU_DDL + CELERIAC_DDL, BROKER_TABLES] : [RESULT_DDL, RESULT_TABLES];
-    const present = db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN (${tables.map(() => "?").join(", ")})`).get(...tables) as { n: number };
+    const present = db
+      .prepare(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN (${tables.map(() => "?").join(", ")})`)
+      .get(...tables) as { n: number };
     if (present.n < tables.length) db.transaction(() => db.exec(ddl)).immediate();
   } catch (err) {
     db.close();

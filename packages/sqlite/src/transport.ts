@@ -208,9 +208,7 @@ class SqliteTransportImpl implements SqliteTransport {
       ownedState: db.prepare<[number, string], { deliveries: number }>(
         "SELECT deliveries FROM celeriac_message_state WHERE message_id = ? AND claim_token = ?",
       ),
-      extend: db.prepare<[number, number, string]>(
-        "UPDATE celeriac_message_state SET hidden_until = ? WHERE message_id = ? AND claim_token = ?",
-      ),
+      extend: db.prepare<[number, number, string]>("UPDATE celeriac_message_state SET hidden_until = ? WHERE message_id = ? AND claim_token = ?"),
       release: db.prepare<[number | null, number, number, string]>(
         "UPDATE celeriac_message_state SET hidden_until = ?, claim_token = NULL, deliveries = deliveries - ? WHERE message_id = ? AND claim_token = ?",
       ),
@@ -326,7 +324,11 @@ class SqliteTransportImpl implements SqliteTransport {
 
   private claimStatements = new Map<
     string,
-    { probe: Database.Statement<unknown[], { work: number }>; prioritized: Database.Statement<unknown[], MessageRow>; plain: Database.Statement<unknown[], MessageRow> }
+    {
+      probe: Database.Statement<unknown[], { work: number }>;
+      prioritized: Database.Statement<unknown[], MessageRow>;
+      plain: Database.Statement<unknown[], MessageRow>;
+    }
   >();
 
   private claimStatementsFor(queueIds: number[]) {

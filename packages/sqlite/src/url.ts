@@ -28,18 +28,28 @@ const BACKEND_PARAMS: Record<string, ParamSpec<SqliteResultBackendOptions>> = {
 function parse<O extends { path: string }>(url: string, params: Record<string, ParamSpec<O>>): O {
   const m = /^(?:sqla\+|sqlalchemy\+)?sqlite:\/\/([^?#]*)(?:\?([^#]*))?$/.exec(url);
   if (!m) {
-    throw new CeleriacError("invalid_argument", `not a SQLite URL: ${JSON.stringify(url)}; expected sqlite:///relative.db, sqlite:////absolute.db or sqla+sqlite:///...`);
+    throw new CeleriacError(
+      "invalid_argument",
+      `not a SQLite URL: ${JSON.stringify(url)}; expected sqlite:///relative.db, sqlite:////absolute.db or sqla+sqlite:///...`,
+    );
   }
   const rest = m[1] ?? "";
   let path: string;
   if (rest === "" || rest === "/:memory:") path = ":memory:";
   else if (rest.startsWith("/")) path = decodeURIComponent(rest.slice(1));
-  else throw new CeleriacError("invalid_argument", `SQLite URL ${JSON.stringify(url)} has a host part; use three slashes for a relative path, four for an absolute one`);
+  else
+    throw new CeleriacError(
+      "invalid_argument",
+      `SQLite URL ${JSON.stringify(url)} has a host part; use three slashes for a relative path, four for an absolute one`,
+    );
   const options = { path } as O;
   for (const [key, raw] of new URLSearchParams(m[2] ?? "")) {
     const spec = params[key];
     if (!spec) {
-      throw new CeleriacError("invalid_argument", `SQLite URL: unknown parameter ${JSON.stringify(key)}; known parameters are ${Object.keys(params).join(", ")}`);
+      throw new CeleriacError(
+        "invalid_argument",
+        `SQLite URL: unknown parameter ${JSON.stringify(key)}; known parameters are ${Object.keys(params).join(", ")}`,
+      );
     }
     const n = Number(raw);
     if (raw.trim() === "" || !Number.isFinite(n) || n <= 0) {

@@ -16,8 +16,6 @@ describeTransportConformance(
   { visibilityTimeoutMs },
 );
 
-describeTransportConformance(
-  "sqlite (:memory:)",
-  async () => ({ transport: createSqliteTransport({ path: ":memory:", visibilityTimeoutMs }) }),
-  { visibilityTimeoutMs },
-);
+describeTransportConformance("sqlite (:memory:)", async () => ({ transport: createSqliteTransport({ path: ":memory:", visibilityTimeoutMs }) }), {
+  visibilityTimeoutMs,
+});

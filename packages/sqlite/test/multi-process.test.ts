@@ -70,7 +70,13 @@ it("three processes consume 2,000 messages from one file, each exactly once", as
 it("a message held by a process that died comes back after the visibility timeout", async () => {
   const file = join(dir, "crash.db");
   const t = createSqliteTransport({ path: file });
-  await t.publish("q", { body: new TextEncoder().encode("[[], {}, {}]"), contentType: "application/json", contentEncoding: "utf-8", headers: { n: 42 }, properties: {} });
+  await t.publish("q", {
+    body: new TextEncoder().encode("[[], {}, {}]"),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: { n: 42 },
+    properties: {},
+  });
   const spawned = Date.now();
   const held = await new Promise<string>((resolve, reject) => {
     const child = spawn(process.execPath, [crasher, sqliteModule, file, "q", "500"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });

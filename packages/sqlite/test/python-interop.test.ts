@@ -56,7 +56,24 @@ function startWorker(): () => string {
   let log = "";
   worker = spawn(
     PY,
-    ["-m", "celery", "-A", "pytasks", "worker", "--pool", "solo", "-Q", "celery", "-c", "1", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
+    [
+      "-m",
+      "celery",
+      "-A",
+      "pytasks",
+      "worker",
+      "--pool",
+      "solo",
+      "-Q",
+      "celery",
+      "-c",
+      "1",
+      "--without-gossip",
+      "--without-mingle",
+      "--without-heartbeat",
+      "-l",
+      "info",
+    ],
     { env: env(), cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
   );
   worker.stdout!.on("data", (b: Buffer) => (log += b.toString()));

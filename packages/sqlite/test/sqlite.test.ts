@@ -63,9 +63,7 @@ afterEach(async () => {
 describe("schema", () => {
   const master = (path: string) => {
     const db = new Database(path, { readonly: true });
-    const rows = db
-      .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name LIKE 'kombu%' OR name LIKE 'ix_kombu%' ORDER BY name")
-      .all();
+    const rows = db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name LIKE 'kombu%' OR name LIKE 'ix_kombu%' ORDER BY name").all();
     db.close();
     return rows;
   };
@@ -110,7 +108,7 @@ with Connection('sqla+sqlite:///${pyFile}') as c:
   it("writes payloads byte for byte as Python's json.dumps would", async () => {
     const t = track(createSqliteTransport({ path: file }));
     const m = msg(1);
-    m.headers = { task: "t", "nested": { "ünï": [1.5, null, true] }, big: 2 ** 53 };
+    m.headers = { task: "t", nested: { ünï: [1.5, null, true] }, big: 2 ** 53 };
     await t.publish("q", m);
     const out = python(`
 import json, sqlite3
@@ -230,7 +228,9 @@ describe("transport", () => {
     const t = track(createSqliteTransport({ path: file }));
     await t.publish("q", msg(0));
     const db = new Database(file);
-    db.prepare("INSERT INTO kombu_message (visible, payload, version, queue_id) VALUES (1, 'not json', 1, (SELECT id FROM kombu_queue WHERE name = 'q'))").run();
+    db.prepare(
+      "INSERT INTO kombu_message (visible, payload, version, queue_id) VALUES (1, 'not json', 1, (SELECT id FROM kombu_queue WHERE name = 'q'))",
+    ).run();
     db.close();
     await t.publish("q", msg(1));
     const got = await take(t, "q", 2, 5);

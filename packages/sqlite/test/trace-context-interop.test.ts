@@ -51,7 +51,12 @@ describe("trace context with Python Celery (sqla+sqlite)", () => {
       // What OpenTelemetry's before_task_publish hook does: inject into the message headers.
       const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
       const out = JSON.parse(
-        await runPython(pyEnv, "send_and_wait.py", ["ts.trace", "[]", "{}", JSON.stringify({ queue: "ts-trace", headers: { traceparent, tracestate: "rojo=1" } })]),
+        await runPython(pyEnv, "send_and_wait.py", [
+          "ts.trace",
+          "[]",
+          "{}",
+          JSON.stringify({ queue: "ts-trace", headers: { traceparent, tracestate: "rojo=1" } }),
+        ]),
       ) as { status: string; result: TraceContext };
       expect(out.status).toBe("SUCCESS");
       expect(out.result).toMatchObject({

@@ -220,10 +220,12 @@ class SqsTransportImpl implements SqsTransport {
     assertKnownOptions("createSqsTransport", options, KNOWN_OPTIONS);
     this.prefix = options.queueNamePrefix ?? "";
     if (typeof this.prefix !== "string") throw new CeleriacError("invalid_argument", "createSqsTransport: queueNamePrefix must be a string");
-    this.predefined = new Map(Object.entries(options.predefinedQueues ?? {}).map(([k, v]) => {
-      if (typeof v?.url !== "string") throw new CeleriacError("invalid_argument", `createSqsTransport: predefinedQueues.${k}.url must be a string`);
-      return [k, v.url];
-    }));
+    this.predefined = new Map(
+      Object.entries(options.predefinedQueues ?? {}).map(([k, v]) => {
+        if (typeof v?.url !== "string") throw new CeleriacError("invalid_argument", `createSqsTransport: predefinedQueues.${k}.url must be a string`);
+        return [k, v.url];
+      }),
+    );
     this.createQueues = options.createQueues ?? this.predefined.size === 0;
     this.visibilityS = seconds(checkNumber("visibilityTimeoutMs", options.visibilityTimeoutMs, 1_800_000, 0, MAX_VISIBILITY_S * 1000), MAX_VISIBILITY_S);
     this.waitS = Math.round(checkNumber("waitTimeSeconds", options.waitTimeSeconds, 10, 0, 20));
@@ -362,7 +364,10 @@ class SqsTransportImpl implements SqsTransport {
     const physical = this.tierFor(queue, message.properties.priority);
     const body = this.encodeBody(message, queue);
     if (Buffer.byteLength(body) > MAX_BODY_BYTES) {
-      throw new CeleriacError("invalid_argument", `publish: message is ${Buffer.byteLength(body)} bytes as an SQS MessageBody; SQS takes at most ${MAX_BODY_BYTES}`);
+      throw new CeleriacError(
+        "invalid_argument",
+        `publish: message is ${Buffer.byteLength(body)} bytes as an SQS MessageBody; SQS takes at most ${MAX_BODY_BYTES}`,
+      );
     }
     const p = (async () => {
       const url = await this.queueUrl(physical);
@@ -376,7 +381,14 @@ class SqsTransportImpl implements SqsTransport {
     }
   }
 
-  private async sendBody(url: string, physical: string, body: string, delayMs: number, headers: Record<string, unknown>, attributes?: Record<string, MessageAttributeValue>): Promise<void> {
+  private async sendBody(
+    url: string,
+    physical: string,
+    body: string,
+    delayMs: number,
+    headers: Record<string, unknown>,
+    attributes?: Record<string, MessageAttributeValue>,
+  ): Promise<void> {
     const fifo = isFifoQueue(this.sqsName(physical)) || url.endsWith(".fifo");
     const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
     try {
@@ -435,7 +447,11 @@ class SqsTransportImpl implements SqsTransport {
   /** Makes received messages visible again now (visibility 0), batched; errors are left to the timeout. */
   private release(items: { url: string; handle: string }[]): Promise<unknown> {
     for (const i of items) this.unsettled.delete(i.handle);
-    const ps = items.map((i) => this.visibilityBatcher(i.url).add({ handle: i.handle, seconds: 0 }).catch(() => undefined));
+    const ps = items.map((i) =>
+      this.visibilityBatcher(i.url)
+        .add({ handle: i.handle, seconds: 0 })
+        .catch(() => undefined),
+    );
     for (const b of new Set(items.map((i) => this.visibility.get(i.url)))) b?.flush();
     return Promise.all(ps);
   }
@@ -444,11 +460,18 @@ class SqsTransportImpl implements SqsTransport {
   private async deadLetter(r: { sqs: Message; queue: string; url: string; receiveCount: number }, reason: string): Promise<void> {
     if (this.dlq === null) throw new CeleriacError("unsupported", "sqs: no deadLetterQueue configured");
     const dlqUrl = await this.queueUrl(this.dlq);
-    await this.sendBody(dlqUrl, this.dlq, r.sqs.Body ?? "", 0, {}, {
-      [DEAD_LETTER_REASON]: { DataType: "String", StringValue: reason.slice(0, 4096) || "(no reason)" },
-      [DEAD_LETTER_SOURCE]: { DataType: "String", StringValue: r.queue },
-      [DEAD_LETTER_RECEIVES]: { DataType: "Number", StringValue: String(r.receiveCount) },
-    });
+    await this.sendBody(
+      dlqUrl,
+      this.dlq,
+      r.sqs.Body ?? "",
+      0,
+      {},
+      {
+        [DEAD_LETTER_REASON]: { DataType: "String", StringValue: reason.slice(0, 4096) || "(no reason)" },
+        [DEAD_LETTER_SOURCE]: { DataType: "String", StringValue: r.queue },
+        [DEAD_LETTER_RECEIVES]: { DataType: "Number", StringValue: String(r.receiveCount) },
+      },
+    );
     await this.deleteBatcher(r.url).add({ handle: r.sqs.ReceiptHandle! });
   }
 
@@ -461,7 +484,13 @@ class SqsTransportImpl implements SqsTransport {
     if (this.dlq === null) return [];
     const url = await this.queueUrl(this.dlq);
     const r = await this.client.send(
-      new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: Math.min(10, options.limit ?? 10), WaitTimeSeconds: 0, VisibilityTimeout: 0, MessageAttributeNames: ["All"] }),
+      new ReceiveMessageCommand({
+        QueueUrl: url,
+        MaxNumberOfMessages: Math.min(10, options.limit ?? 10),
+        WaitTimeSeconds: 0,
+        VisibilityTimeout: 0,
+        MessageAttributeNames: ["All"],
+      }),
     );
     const out: DeadLetter[] = [];
     const seen = new Set<string>();
@@ -504,7 +533,9 @@ class SqsTransportImpl implements SqsTransport {
         const r = await this.client.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60 }));
         const msgs = r.Messages ?? [];
         if (msgs.length === 0) break;
-        await this.client.send(new DeleteMessageBatchCommand({ QueueUrl: url, Entries: msgs.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+        await this.client.send(
+          new DeleteMessageBatchCommand({ QueueUrl: url, Entries: msgs.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }),
+        );
         n += msgs.length;
       }
       // Delayed messages cannot be received yet, and PurgeQueue would also take messages sent
@@ -588,9 +619,11 @@ class SqsTransportImpl implements SqsTransport {
         break;
       }
       const ready: Received[] = [];
-      await Promise.all(got.map(async (r) => {
-        if (await this.screen(r)) ready.push(r);
-      }));
+      await Promise.all(
+        got.map(async (r) => {
+          if (await this.screen(r)) ready.push(r);
+        }),
+      );
       for (const r of ready) {
         held++;
         r.done = done;
@@ -688,7 +721,9 @@ class SqsTransportImpl implements SqsTransport {
           }
           // The same message, hidden for the delay (up to 12 h): it keeps its receive count.
           // Far ETAs never get here; receive re-sends them in hops (see screen()).
-          return this.client.send(new ChangeMessageVisibilityCommand({ QueueUrl: r.url, ReceiptHandle: handle, VisibilityTimeout: seconds(delayMs, MAX_VISIBILITY_S) })).then(() => undefined);
+          return this.client
+            .send(new ChangeMessageVisibilityCommand({ QueueUrl: r.url, ReceiptHandle: handle, VisibilityTimeout: seconds(delayMs, MAX_VISIBILITY_S) }))
+            .then(() => undefined);
         },
         extend: (ms) => this.visibilityBatcher(r.url).add({ handle, seconds: seconds(ms, MAX_VISIBILITY_S) }),
         reject: (reason) => (this.dlq !== null ? this.deadLetter(r, reason) : this.deleteBatcher(r.url).add({ handle })),

@@ -5,7 +5,8 @@ type Setter = (o: SqsTransportOptions, raw: string) => void;
 
 function num(key: string, raw: string, scale = 1): number {
   const n = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(n) || n < 0) throw new CeleriacError("invalid_argument", `SQS URL: ${key} must be a non-negative number, got ${JSON.stringify(raw)}`);
+  if (raw.trim() === "" || !Number.isFinite(n) || n < 0)
+    throw new CeleriacError("invalid_argument", `SQS URL: ${key} must be a non-negative number, got ${JSON.stringify(raw)}`);
   return n * scale;
 }
 
@@ -53,7 +54,11 @@ export function parseSqsUrl(url: string): SqsTransportOptions {
       continue;
     }
     const set = PARAMS[k];
-    if (!set) throw new CeleriacError("invalid_argument", `SQS URL: unknown parameter ${JSON.stringify(k)}; known parameters are is_secure, ${Object.keys(PARAMS).join(", ")}`);
+    if (!set)
+      throw new CeleriacError(
+        "invalid_argument",
+        `SQS URL: unknown parameter ${JSON.stringify(k)}; known parameters are is_secure, ${Object.keys(PARAMS).join(", ")}`,
+      );
     set(options, raw);
   }
   if (host) options.endpoint = `${secure ? "https" : "http"}://${host}`;

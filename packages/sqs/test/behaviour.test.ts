@@ -22,7 +22,13 @@ afterAll(async () => {
 });
 
 function transport(options: SqsTransportOptions = {}): SqsTransport {
-  const t = createSqsTransport({ endpoint: emulator.endpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" }, waitTimeSeconds: 1, ...options });
+  const t = createSqsTransport({
+    endpoint: emulator.endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    waitTimeSeconds: 1,
+    ...options,
+  });
   open.push(t);
   return t;
 }
@@ -32,7 +38,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function counts(t: SqsTransport, queue: string): Promise<{ visible: number; hidden: number }> {
   const r = await t.client.send(
-    new GetQueueAttributesCommand({ QueueUrl: await t.queueUrl(queue), AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
+    new GetQueueAttributesCommand({
+      QueueUrl: await t.queueUrl(queue),
+      AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    }),
   );
   // The emulator's ApproximateNumberOfMessages counts hidden messages too (real SQS does not).
   const hidden = Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible);
@@ -59,10 +68,14 @@ describe("visibility", () => {
     const queue = queueName("long-task");
     const runs: string[] = [];
     const ws = await twoWorkers(queue, (w) =>
-      w.register("slow", async (ctx) => {
-        runs.push(ctx.hostname);
-        await sleep(3500);
-      }, { acksLate: true }),
+      w.register(
+        "slow",
+        async (ctx) => {
+          runs.push(ctx.hostname);
+          await sleep(3500);
+        },
+        { acksLate: true },
+      ),
     );
     const producer = transport();
     await createClient({ transport: producer, defaultQueue: queue }).sendTask("slow");
@@ -89,7 +102,13 @@ describe("visibility", () => {
     const t = transport({ visibilityTimeoutMs: 1000, rescheduleEtaBeyondMs: 1500 });
     const received: number[] = [];
     const ranAt: number[] = [];
-    const w = createWorker({ transport: t, queues: [queue], concurrency: 2, silent: true, onEvent: (e) => e.type === "task-received" && received.push(Date.now()) });
+    const w = createWorker({
+      transport: t,
+      queues: [queue],
+      concurrency: 2,
+      silent: true,
+      onEvent: (e) => e.type === "task-received" && received.push(Date.now()),
+    });
     w.register("far", async () => void ranAt.push(Date.now()));
     await w.start();
     open.unshift({ close: () => w.stop() });
@@ -150,7 +169,9 @@ describe("shutdown", () => {
     const queue = queueName("sigterm");
     const t = transport();
     for (let i = 0; i < 20; i++) await t.publish(queue, celeryJsonCodec.encode(createEnvelope({ task: "slow", id: randomUUID() })));
-    const child = spawn(process.execPath, [fileURLToPath(new URL("./fixtures/sigterm-worker.mjs", import.meta.url)), build.dir, emulator.endpoint, queue], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [fileURLToPath(new URL("./fixtures/sigterm-worker.mjs", import.meta.url)), build.dir, emulator.endpoint, queue], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));

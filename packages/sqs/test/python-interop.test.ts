@@ -47,7 +47,12 @@ afterAll(async () => {
 
 /** `send_and_wait.py` over SQS: Python's send_task, then r.get(). */
 async function pySend(name: string, args: unknown[], kwargs: Record<string, unknown>, options: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const out = await runPython({ brokerUrl, resultUrl }, "sqs_send_and_wait.py", [name, JSON.stringify(args), JSON.stringify(kwargs), JSON.stringify({ timeout: 25, ...options })], 40_000);
+  const out = await runPython(
+    { brokerUrl, resultUrl },
+    "sqs_send_and_wait.py",
+    [name, JSON.stringify(args), JSON.stringify(kwargs), JSON.stringify({ timeout: 25, ...options })],
+    40_000,
+  );
   return JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, unknown>;
 }
 
@@ -58,11 +63,32 @@ describe("Celeriac producer, Python Celery worker (kombu's SQS transport)", () =
   let backend: ResultBackend;
 
   beforeAll(async () => {
-    py = spawn(PYTHON, ["-m", "celery", "-A", "sqs_app", "worker", "--pool", "solo", "-l", "INFO", "-Q", "py-in,py-in.fifo", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", `py-sqs-${process.pid}@localhost`], {
-      cwd: PYTHON_DIR,
-      env: pyEnv(),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    py = spawn(
+      PYTHON,
+      [
+        "-m",
+        "celery",
+        "-A",
+        "sqs_app",
+        "worker",
+        "--pool",
+        "solo",
+        "-l",
+        "INFO",
+        "-Q",
+        "py-in,py-in.fifo",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-n",
+        `py-sqs-${process.pid}@localhost`,
+      ],
+      {
+        cwd: PYTHON_DIR,
+        env: pyEnv(),
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     py.stdout!.on("data", (d: Buffer) => (log += d.toString()));
     py.stderr!.on("data", (d: Buffer) => (log += d.toString()));
     const deadline = Date.now() + 30_000;
@@ -132,7 +158,12 @@ describe("Python Celery producer, Celeriac worker", () => {
   const attempts = new Map<string, number>();
 
   beforeAll(async () => {
-    transport = createSqsTransport({ endpoint: emulator.endpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" }, waitTimeSeconds: 1 });
+    transport = createSqsTransport({
+      endpoint: emulator.endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+      waitTimeSeconds: 1,
+    });
     backend = createRedisResultBackend({ url: resultUrl });
     await transport.connect();
     worker = createWorker({ transport, resultBackend: backend, queues: ["ts-in"], concurrency: 4, silent: true });

@@ -4,7 +4,13 @@ import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CeleriacError, celeryJsonCodec, createEnvelope, decodeTask, transportFromUrl, type DeadLetter } from "@celeriac/core";
 import { createSqsTransport, parseSqsUrl, sqsEntityName, sqsQueueName, type SqsTransport, type SqsTransportOptions } from "@celeriac/sqs";
-import { correctReceiveCounts, hasMessages, messageIdOfReceiptHandle, rewriteSqsRequest, visibilityChangeHandles } from "../../../test-support/sqs-adapter/index.mjs";
+import {
+  correctReceiveCounts,
+  hasMessages,
+  messageIdOfReceiptHandle,
+  rewriteSqsRequest,
+  visibilityChangeHandles,
+} from "../../../test-support/sqs-adapter/index.mjs";
 import { startSqsEmulator, type SqsEmulator } from "../../../test-support/sqs-emulator.mjs";
 import { runPython } from "../../../test-support/python.js";
 
@@ -20,7 +26,9 @@ describe("names and URLs", () => {
   it("reads Celery's sqs:// URLs", () => {
     expect(parseSqsUrl("sqs://")).toEqual({});
     expect(parseSqsUrl("sqs://AKIA%2Fx:s%2Bcret@")).toEqual({ credentials: { accessKeyId: "AKIA/x", secretAccessKey: "s+cret" } });
-    expect(parseSqsUrl("sqs://k:s@localhost:9324?region=eu-west-1&queue_name_prefix=dev-&visibility_timeout=60&wait_time_seconds=5&sqs_base64_encoding=false")).toEqual({
+    expect(
+      parseSqsUrl("sqs://k:s@localhost:9324?region=eu-west-1&queue_name_prefix=dev-&visibility_timeout=60&wait_time_seconds=5&sqs_base64_encoding=false"),
+    ).toEqual({
       credentials: { accessKeyId: "k", secretAccessKey: "s" },
       endpoint: "http://localhost:9324",
       region: "eu-west-1",
@@ -53,20 +61,44 @@ describe("the test rig's adapter", () => {
   const base = "http://127.0.0.1:9";
 
   it("adds the QueueUrl kombu leaves out of path-style query requests", () => {
-    const r = rewriteSqsRequest("/123456789012/celery", "application/x-www-form-urlencoded", undefined, Buffer.from("Action=DeleteMessage&ReceiptHandle=abc"), base);
+    const r = rewriteSqsRequest(
+      "/123456789012/celery",
+      "application/x-www-form-urlencoded",
+      undefined,
+      Buffer.from("Action=DeleteMessage&ReceiptHandle=abc"),
+      base,
+    );
     expect(new URLSearchParams(r.body.toString()).get("QueueUrl")).toBe(`${base}/123456789012/celery`);
     const kept = rewriteSqsRequest("/", "application/x-www-form-urlencoded", undefined, Buffer.from("Action=ListQueues"), base);
     expect(kept.body.toString()).toBe("Action=ListQueues");
   });
 
   it("splits a long poll for several messages into an instant receive, then a long poll for one", () => {
-    const json = rewriteSqsRequest("/", "application/x-amz-json-1.0", "AmazonSQS.ReceiveMessage", Buffer.from(JSON.stringify({ QueueUrl: "u", MaxNumberOfMessages: 10, WaitTimeSeconds: 10 })), base);
+    const json = rewriteSqsRequest(
+      "/",
+      "application/x-amz-json-1.0",
+      "AmazonSQS.ReceiveMessage",
+      Buffer.from(JSON.stringify({ QueueUrl: "u", MaxNumberOfMessages: 10, WaitTimeSeconds: 10 })),
+      base,
+    );
     expect(JSON.parse(json.receive!.instant.toString())).toMatchObject({ MaxNumberOfMessages: 10, WaitTimeSeconds: 0 });
     expect(JSON.parse(json.receive!.single.toString())).toMatchObject({ MaxNumberOfMessages: 1, WaitTimeSeconds: 10 });
-    const query = rewriteSqsRequest("/1/q", "application/x-www-form-urlencoded", undefined, Buffer.from("Action=ReceiveMessage&MaxNumberOfMessages=10&WaitTimeSeconds=20"), base);
+    const query = rewriteSqsRequest(
+      "/1/q",
+      "application/x-www-form-urlencoded",
+      undefined,
+      Buffer.from("Action=ReceiveMessage&MaxNumberOfMessages=10&WaitTimeSeconds=20"),
+      base,
+    );
     expect(new URLSearchParams(query.receive!.single.toString()).get("MaxNumberOfMessages")).toBe("1");
     expect(new URLSearchParams(query.receive!.instant.toString()).get("QueueUrl")).toBe(`${base}/1/q`);
-    const short = rewriteSqsRequest("/", "application/x-amz-json-1.0", "AmazonSQS.ReceiveMessage", Buffer.from(JSON.stringify({ MaxNumberOfMessages: 1, WaitTimeSeconds: 10 })), base);
+    const short = rewriteSqsRequest(
+      "/",
+      "application/x-amz-json-1.0",
+      "AmazonSQS.ReceiveMessage",
+      Buffer.from(JSON.stringify({ MaxNumberOfMessages: 1, WaitTimeSeconds: 10 })),
+      base,
+    );
     expect(short.receive).toBeUndefined();
     expect(hasMessages("application/x-amz-json-1.0", Buffer.from(""))).toBe(false);
     expect(hasMessages("application/x-amz-json-1.0", Buffer.from('{"Messages":[{}]}'))).toBe(true);
@@ -76,9 +108,23 @@ describe("the test rig's adapter", () => {
   it("takes the emulator's visibility changes off receive counts", () => {
     const handle = Buffer.from(`${randomUUID()}${JSON.stringify({ date: 1, MessageId: "m1", QueueName: "q" })}`).toString("base64");
     expect(messageIdOfReceiptHandle(handle)).toBe("m1");
-    expect(visibilityChangeHandles("application/x-amz-json-1.0", "AmazonSQS.ChangeMessageVisibilityBatch", Buffer.from(JSON.stringify({ Entries: [{ ReceiptHandle: handle }] })))).toEqual([handle]);
-    expect(visibilityChangeHandles("application/x-www-form-urlencoded", undefined, Buffer.from(`Action=ChangeMessageVisibilityBatch&ChangeMessageVisibilityBatchRequestEntry.1.ReceiptHandle=${encodeURIComponent(handle)}`))).toEqual([handle]);
-    const fixed = correctReceiveCounts(Buffer.from(JSON.stringify({ Messages: [{ MessageId: "m1", Attributes: { ApproximateReceiveCount: "5" } }] })), (id) => (id === "m1" ? 2 : 0));
+    expect(
+      visibilityChangeHandles(
+        "application/x-amz-json-1.0",
+        "AmazonSQS.ChangeMessageVisibilityBatch",
+        Buffer.from(JSON.stringify({ Entries: [{ ReceiptHandle: handle }] })),
+      ),
+    ).toEqual([handle]);
+    expect(
+      visibilityChangeHandles(
+        "application/x-www-form-urlencoded",
+        undefined,
+        Buffer.from(`Action=ChangeMessageVisibilityBatch&ChangeMessageVisibilityBatchRequestEntry.1.ReceiptHandle=${encodeURIComponent(handle)}`),
+      ),
+    ).toEqual([handle]);
+    const fixed = correctReceiveCounts(Buffer.from(JSON.stringify({ Messages: [{ MessageId: "m1", Attributes: { ApproximateReceiveCount: "5" } }] })), (id) =>
+      id === "m1" ? 2 : 0,
+    );
     expect(JSON.parse(fixed.toString()).Messages[0].Attributes.ApproximateReceiveCount).toBe("3");
   });
 });
@@ -94,7 +140,13 @@ describe("against the emulator", () => {
     await emulator.close();
   });
   const transport = (options: SqsTransportOptions = {}) => {
-    const t = createSqsTransport({ endpoint: emulator.endpoint, region: "us-east-1", credentials: { accessKeyId: "t", secretAccessKey: "t" }, waitTimeSeconds: 1, ...options });
+    const t = createSqsTransport({
+      endpoint: emulator.endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "t", secretAccessKey: "t" },
+      waitTimeSeconds: 1,
+      ...options,
+    });
     open.push(t);
     return t;
   };
@@ -144,7 +196,11 @@ describe("against the emulator", () => {
       const r = await t.client.send(new ReceiveMessageCommand({ QueueUrl: await t.queueUrl(queue), MaxNumberOfMessages: 1, WaitTimeSeconds: 1 }));
       const raw = r.Messages![0]!.Body!;
       const text = bodyEncoding === "base64" ? Buffer.from(raw, "base64").toString("utf8") : raw;
-      const envelope = JSON.parse(text) as { body: string; properties: { body_encoding: string; delivery_info: { routing_key: string } }; headers: { task: string } };
+      const envelope = JSON.parse(text) as {
+        body: string;
+        properties: { body_encoding: string; delivery_info: { routing_key: string } };
+        headers: { task: string };
+      };
       expect(envelope.properties.body_encoding).toBe("base64");
       expect(envelope.properties.delivery_info.routing_key).toBe(queue);
       expect(envelope.headers.task).toBe("wire.check");
@@ -189,7 +245,9 @@ describe("against the emulator", () => {
     for (let i = 0; i < 3; i++) await t.publish(queue, task(`low${i}`, 0));
     await t.publish(queue, task("high-ts", 9));
     // A Python producer sends to the tier queue by name.
-    await runPython({ brokerUrl: `sqs://t:t@127.0.0.1:${emulator.port}` }, "-c", [`import sqs_app\nfrom interop_app import app\napp.send_task("high-py", queue="${queue}-high")`]);
+    await runPython({ brokerUrl: `sqs://t:t@127.0.0.1:${emulator.port}` }, "-c", [
+      `import sqs_app\nfrom interop_app import app\napp.send_task("high-py", queue="${queue}-high")`,
+    ]);
     const c = t.consume([queue], { prefetch: 10 });
     const got: string[] = [];
     const queues = new Set<string>();
@@ -205,7 +263,12 @@ describe("against the emulator", () => {
   }, 30_000);
 
   it("close makes unsettled deliveries visible at once and destroys only its own client", async () => {
-    const t = createSqsTransport({ endpoint: emulator.endpoint, region: "us-east-1", credentials: { accessKeyId: "t", secretAccessKey: "t" }, waitTimeSeconds: 1 });
+    const t = createSqsTransport({
+      endpoint: emulator.endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "t", secretAccessKey: "t" },
+      waitTimeSeconds: 1,
+    });
     const queue = `close-${randomUUID().slice(0, 8)}`;
     await t.publish(queue, task("held"));
     const c = t.consume([queue], { prefetch: 1 });

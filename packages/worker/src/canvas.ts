@@ -1,10 +1,5 @@
 import { CeleriacError, type Signature, type TaskEnvelope } from "@celeriac/core";
-import {
-  planCanvas,
-  toWireSignature,
-  type CanvasPlan,
-  type WireSignature,
-} from "@celeriac/core/transport";
+import { planCanvas, toWireSignature, type CanvasPlan, type WireSignature } from "@celeriac/core/transport";
 
 /** One follow-up message to publish: where, what, and how long the broker should hide it. */
 export interface FollowUp {
@@ -40,7 +35,12 @@ export interface FollowUpPlan {
  */
 export function followUps(sig: Signature, value: unknown[], ctx: FollowUpContext, chain: Signature[] | null = null): FollowUpPlan | string {
   try {
-    const plan = planCanvas(sig, value, { parentId: ctx.parentId, rootId: ctx.rootId, now: ctx.now }, { chain: chain ? chain.map(toWireSignature) : undefined });
+    const plan = planCanvas(
+      sig,
+      value,
+      { parentId: ctx.parentId, rootId: ctx.rootId, now: ctx.now },
+      { chain: chain ? chain.map(toWireSignature) : undefined },
+    );
     return {
       messages: plan.messages.map((m) => ({
         queue: m.queue ?? ctx.route?.(m.envelope.headers.task) ?? ctx.defaultQueue,

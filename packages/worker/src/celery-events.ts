@@ -93,7 +93,10 @@ export function celeryTaskEventFields(event: WorkerEvent): { type: string; field
       return { type: "task-retried", fields: { uuid: event.taskId, exception: event.exception, traceback: event.traceback ?? "" } };
     case "task-revoked":
       // request.py `_announce_revoked`: signum is str(Terminated(signum)); ours is SIGTERM's number.
-      return { type: "task-revoked", fields: { uuid: event.taskId, terminated: event.terminated, signum: event.terminated ? "15" : null, expired: event.expired } };
+      return {
+        type: "task-revoked",
+        fields: { uuid: event.taskId, terminated: event.terminated, signum: event.terminated ? "15" : null, expired: event.expired },
+      };
     case "task-rejected":
       if (event.taskId === null) return null; // malformed: Celery's on_invalid_task sends nothing
       if (event.reason.startsWith("NotRegistered")) {
@@ -112,7 +115,15 @@ export interface EventOrigin {
 
 /** celery/events/event.py `Event` plus the dispatcher's common fields. */
 export function buildCeleryEvent(type: string, fields: Record<string, unknown>, origin: EventOrigin, clock: number, timestampMs: number): CeleryEvent {
-  return { hostname: origin.hostname, utcoffset: pythonUtcOffset(new Date(timestampMs)), pid: origin.pid, clock, ...fields, type, timestamp: timestampMs / 1000 };
+  return {
+    hostname: origin.hostname,
+    utcoffset: pythonUtcOffset(new Date(timestampMs)),
+    pid: origin.pid,
+    clock,
+    ...fields,
+    type,
+    timestamp: timestampMs / 1000,
+  };
 }
 
 const UTF8 = new TextEncoder();

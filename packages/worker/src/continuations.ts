@@ -9,13 +9,7 @@ import {
   type TaskState,
   type Transport,
 } from "@celeriac/core";
-import {
-  chordOutcome,
-  fromWireSignature,
-  toCeleryNaiveUtc,
-  traceHeaders,
-  type ChordPart,
-} from "@celeriac/core/transport";
+import { chordOutcome, fromWireSignature, toCeleryNaiveUtc, traceHeaders, type ChordPart } from "@celeriac/core/transport";
 import { callbackSignatures, errbackGroup, followUps } from "./canvas.js";
 import { celeryException, describe } from "./errors.js";
 import type { LogFn } from "./logger.js";

@@ -164,8 +164,17 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
     throw new CeleriacError("unsupported", `createWorker: remote control needs a transport with exchanges (AMQP, Redis); ${options.transport.name} has none`);
   }
   const routes = Object.entries(options.routes ?? {}).map(([glob, queue]) => {
-    if (typeof queue !== "string" || queue === "") throw new CeleriacError("invalid_argument", `createWorker: routes[${JSON.stringify(glob)}] must be a queue name`);
-    return { pattern: new RegExp(`^${glob.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`), queue };
+    if (typeof queue !== "string" || queue === "")
+      throw new CeleriacError("invalid_argument", `createWorker: routes[${JSON.stringify(glob)}] must be a queue name`);
+    return {
+      pattern: new RegExp(
+        `^${glob
+          .split("*")
+          .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+          .join(".*")}$`,
+      ),
+      queue,
+    };
   });
   return {
     route: (task: string) => routes.find((r) => r.pattern.test(task))?.queue ?? null,

@@ -1,9 +1,4 @@
-import {
-  CeleriacError,
-  type ScheduledTaskInfo,
-  type TaskInfo,
-  type WorkerStats,
-} from "@celeriac/core";
+import { CeleriacError, type ScheduledTaskInfo, type TaskInfo, type WorkerStats } from "@celeriac/core";
 import {
   CONTROL_QUEUE_EXPIRES_MS,
   CONTROL_QUEUE_TTL_MS,
@@ -425,7 +420,8 @@ export async function startRemoteControl(host: AddonHost): Promise<WorkerAddon |
     worker,
     transportName: transport.name,
     log,
-    sendReply: (exchange, routingKey, message) => exchanges.publishToExchange({ name: exchange, type: "direct", durable: false, autoDelete: false }, routingKey, message),
+    sendReply: (exchange, routingKey, message) =>
+      exchanges.publishToExchange({ name: exchange, type: "direct", durable: false, autoDelete: false }, routingKey, message),
   });
   let queue: Promise<void> = Promise.resolve();
   const onRequest = (delivery: ExchangeDelivery): void => {

@@ -147,11 +147,7 @@ interface Job {
 }
 
 type Outcome =
-  | { kind: "ok"; value: unknown }
-  | { kind: "error"; error: unknown }
-  | { kind: "hard"; limitMs: number }
-  | { kind: "forced" }
-  | { kind: "terminated" };
+  { kind: "ok"; value: unknown } | { kind: "error"; error: unknown } | { kind: "hard"; limitMs: number } | { kind: "forced" } | { kind: "terminated" };
 
 // After forcing, settling (requeue, storing WorkerLostError) still talks to the broker and the
 // backend; a hung one must not hang stop() forever.
@@ -429,7 +425,10 @@ class CeleriacWorker implements Worker {
     if (!reg) return this.onUnknown(delivery, env);
     if (env.embed.chord && !this.opts.resultBackend?.onChordPartReturn) {
       const backend = this.opts.resultBackend ? `result backend "${this.opts.resultBackend.name}" cannot` : "worker has no result backend to";
-      this.log("warn", `Task ${name}[${id}] is part of a chord, but this ${backend} count chord parts, so the chord body will not be triggered by it`, { taskId: id, task: name });
+      this.log("warn", `Task ${name}[${id}] is part of a chord, but this ${backend} count chord parts, so the chord body will not be triggered by it`, {
+        taskId: id,
+        task: name,
+      });
     }
     const discard = this.revocations.discardReason(env);
     if (discard) return this.discardRevoked(delivery, env, reg, discard);
@@ -688,7 +687,10 @@ class CeleriacWorker implements Worker {
     const h = env.headers;
     this.counters.rejected++;
     if (delivery.settled) {
-      this.log("warn", `Task ${h.task}[${h.id}] raised Reject but its message was already acked (early ack); set acksLate for Reject to act`, { taskId: h.id, task: h.task });
+      this.log("warn", `Task ${h.task}[${h.id}] raised Reject but its message was already acked (early ack); set acksLate for Reject to act`, {
+        taskId: h.id,
+        task: h.task,
+      });
     } else if (reject.requeue) {
       await this.settle(delivery, "nack");
     } else {
@@ -731,14 +733,18 @@ class CeleriacWorker implements Worker {
       // The reply destination comes from the wire: without it an rpc:// client would never hear
       // of the refusal and wait until its timeout.
       const replyTo = delivery.message.properties.replyTo;
-      await this.store({
-        status: "FAILURE",
-        result: celeryException("InvalidTaskError", [reason]),
-        traceback: null,
-        children: [],
-        date_done: toCeleryNaiveUtc(new Date()),
-        task_id: id,
-      }, undefined, typeof replyTo === "string" && replyTo !== "" ? replyTo : undefined);
+      await this.store(
+        {
+          status: "FAILURE",
+          result: celeryException("InvalidTaskError", [reason]),
+          traceback: null,
+          children: [],
+          date_done: toCeleryNaiveUtc(new Date()),
+          task_id: id,
+        },
+        undefined,
+        typeof replyTo === "string" && replyTo !== "" ? replyTo : undefined,
+      );
     }
     this.events.emit("task-rejected", { taskId: id, task, queue: delivery.queue }, { reason, requeue: false });
   }

@@ -29,7 +29,17 @@ describe("worker basics", () => {
     const seen: unknown[] = [];
     const t = defineTask<[string], void, { flag: boolean }>("tasks.ctx");
     const w = h.worker({ hostname: "w1@test" }).register(t, (ctx, s) => {
-      seen.push({ s, id: ctx.id, name: ctx.name, kw: ctx.kwargs.flag, host: ctx.hostname, root: ctx.rootId, q: ctx.delivery.queue, hdr: ctx.headers["task"], aborted: ctx.signal.aborted });
+      seen.push({
+        s,
+        id: ctx.id,
+        name: ctx.name,
+        kw: ctx.kwargs.flag,
+        host: ctx.hostname,
+        root: ctx.rootId,
+        q: ctx.delivery.queue,
+        hdr: ctx.headers["task"],
+        aborted: ctx.signal.aborted,
+      });
     });
     await w.start();
     const id = await h.send("tasks.ctx", { args: ["x"], kwargs: { flag: true }, headers: { rootId: "root-1" } });

@@ -60,7 +60,10 @@ describe("link, link_error and chain", () => {
     h = harness();
     const { w, seen } = recordingWorker(h);
     await w.start();
-    const id = await h.send("tasks.fail", { headers: { rootId: "root-9" }, embed: { errbacks: [sig("tasks.on_error", [], { task_id: "eb-1" })], callbacks: [sig("tasks.mul", [1], { task_id: "never" })] } });
+    const id = await h.send("tasks.fail", {
+      headers: { rootId: "root-9" },
+      embed: { errbacks: [sig("tasks.on_error", [], { task_id: "eb-1" })], callbacks: [sig("tasks.mul", [1], { task_id: "never" })] },
+    });
     expect((await result(h, id)).status).toBe("FAILURE");
     expect((await result(h, "eb-1")).result).toBe("handled");
     expect(seen.get("eb-1")).toMatchObject({ args: [id], parentId: id, rootId: "root-9" });
@@ -127,7 +130,14 @@ describe("groups as callbacks", () => {
         return args;
       });
     await w.start();
-    const member = (id: string, extra: number) => ({ task: "tasks.member", args: [extra], kwargs: {}, options: { task_id: id }, subtask_type: null, immutable: false });
+    const member = (id: string, extra: number) => ({
+      task: "tasks.member",
+      args: [extra],
+      kwargs: {},
+      options: { task_id: id },
+      subtask_type: null,
+      immutable: false,
+    });
     const group: Signature = {
       task: "celery.group",
       args: [],
@@ -165,7 +175,10 @@ describe("routing and grouping of follow-ups", () => {
     h = harness();
     const { w } = recordingWorker(h);
     await w.start();
-    const src = await h.send("tasks.add", { args: [1, 1], embed: { callbacks: [sig("tasks.mul", [2], { task_id: "cb-a" }), sig("tasks.mul", [3], { task_id: "cb-b" })] } });
+    const src = await h.send("tasks.add", {
+      args: [1, 1],
+      embed: { callbacks: [sig("tasks.mul", [2], { task_id: "cb-a" }), sig("tasks.mul", [3], { task_id: "cb-b" })] },
+    });
     const [a, b] = [await result(h, "cb-a"), await result(h, "cb-b")];
     expect([a.result, b.result]).toEqual([4, 6]);
     expect(a.group_id).toBeTruthy();
@@ -187,7 +200,14 @@ describe("routing and grouping of follow-ups", () => {
       args: [],
       kwargs: {
         kwargs: {},
-        header: { task: "celery.group", args: [], kwargs: { tasks: [{ task: "tasks.add", args: [1], kwargs: {}, options: { task_id: "hdr" }, subtask_type: null, immutable: false }] }, options: {}, subtask_type: "group", immutable: false },
+        header: {
+          task: "celery.group",
+          args: [],
+          kwargs: { tasks: [{ task: "tasks.add", args: [1], kwargs: {}, options: { task_id: "hdr" }, subtask_type: null, immutable: false }] },
+          options: {},
+          subtask_type: "group",
+          immutable: false,
+        },
         body: { task: "tasks.mul", args: [], kwargs: {}, options: { task_id: "body" }, subtask_type: null, immutable: false },
       },
       options: {},

@@ -59,7 +59,17 @@ describe("Celery event payloads", () => {
     };
     expect(celeryTaskEventFields(received)).toEqual({
       type: "task-received",
-      fields: { uuid: "id-1", name: "tasks.add", args: "(2, 'x')", kwargs: "{'a': True}", root_id: "root", parent_id: "parent", retries: 2, eta: "2026-12-01T10:00:00.000000+00:00", expires: null },
+      fields: {
+        uuid: "id-1",
+        name: "tasks.add",
+        args: "(2, 'x')",
+        kwargs: "{'a': True}",
+        root_id: "root",
+        parent_id: "parent",
+        retries: 2,
+        eta: "2026-12-01T10:00:00.000000+00:00",
+        expires: null,
+      },
     });
     expect(celeryTaskEventFields({ ...received, argsRepr: "(1,)", kwargsRepr: "{}" })?.fields).toMatchObject({ args: "(1,)", kwargs: "{}" });
   });
@@ -72,7 +82,9 @@ describe("Celery event payloads", () => {
     });
     const long = celeryTaskEventFields({ ...base, type: "task-succeeded", runtimeMs: 1, result: "x".repeat(5000) })!.fields["result"] as string;
     expect(long.length).toBeLessThanOrEqual(1030);
-    expect(celeryTaskEventFields({ ...base, type: "task-failed", excType: "ValueError", exception: "ValueError('boom')", traceback: "tb", runtimeMs: 3 })).toEqual({
+    expect(
+      celeryTaskEventFields({ ...base, type: "task-failed", excType: "ValueError", exception: "ValueError('boom')", traceback: "tb", runtimeMs: 3 }),
+    ).toEqual({
       type: "task-failed",
       fields: { uuid: "id-1", exception: "ValueError('boom')", traceback: "tb" },
     });
@@ -80,9 +92,22 @@ describe("Celery event payloads", () => {
       type: "task-retried",
       fields: { uuid: "id-1", exception: "Retry('x')", traceback: "" },
     });
-    expect(celeryTaskEventFields({ ...base, type: "task-revoked", expired: true, terminated: false })?.fields).toEqual({ uuid: "id-1", terminated: false, signum: null, expired: true });
-    expect(celeryTaskEventFields({ ...base, type: "task-revoked", expired: false, terminated: true })?.fields).toEqual({ uuid: "id-1", terminated: true, signum: "15", expired: false });
-    expect(celeryTaskEventFields({ ...base, type: "task-rejected", reason: "Reject: no", requeue: true })).toEqual({ type: "task-rejected", fields: { uuid: "id-1", requeue: true } });
+    expect(celeryTaskEventFields({ ...base, type: "task-revoked", expired: true, terminated: false })?.fields).toEqual({
+      uuid: "id-1",
+      terminated: false,
+      signum: null,
+      expired: true,
+    });
+    expect(celeryTaskEventFields({ ...base, type: "task-revoked", expired: false, terminated: true })?.fields).toEqual({
+      uuid: "id-1",
+      terminated: true,
+      signum: "15",
+      expired: false,
+    });
+    expect(celeryTaskEventFields({ ...base, type: "task-rejected", reason: "Reject: no", requeue: true })).toEqual({
+      type: "task-rejected",
+      fields: { uuid: "id-1", requeue: true },
+    });
   });
 
   it("an unknown task is a task-failed NotRegistered (consumer.py on_unknown_task); a malformed message sends nothing", () => {
@@ -90,7 +115,9 @@ describe("Celery event payloads", () => {
       type: "task-failed",
       fields: { uuid: "id-1", exception: "NotRegistered('nope')" },
     });
-    expect(celeryTaskEventFields({ type: "task-rejected", taskId: null, task: null, queue: "celery", timestamp: 1, reason: "bad JSON", requeue: false })).toBeNull();
+    expect(
+      celeryTaskEventFields({ type: "task-rejected", taskId: null, task: null, queue: "celery", timestamp: 1, reason: "bad JSON", requeue: false }),
+    ).toBeNull();
   });
 
   it("every event gets hostname, pid, clock, utcoffset and a float-seconds timestamp; the message is kombu's", () => {
@@ -168,7 +195,11 @@ describe("EventSender", () => {
     const ex = new RecordingExchanges();
     ex.behaviour = "fail";
     const logs: { level: LogLevel; msg: string; fields?: Record<string, unknown> }[] = [];
-    const sender = new EventSender({ exchanges: ex, exchange: celeryEventExchange("amqp"), log: (level, msg, fields) => logs.push({ level, msg, ...(fields ? { fields } : {}) }) });
+    const sender = new EventSender({
+      exchanges: ex,
+      exchange: celeryEventExchange("amqp"),
+      log: (level, msg, fields) => logs.push({ level, msg, ...(fields ? { fields } : {}) }),
+    });
     for (let i = 0; i < 50; i++) sender.send(ev(i));
     await sender.flush(2000);
     expect(logs.filter((l) => l.level === "warn")).toHaveLength(1);
@@ -192,7 +223,9 @@ describe("the events addon in a worker", () => {
     h = harness();
     const ex = new RecordingExchanges();
     Object.assign(h.transport, { exchanges: ex });
-    const w = h.worker({ events: { heartbeatMs: 50 }, remoteControl: false, hostname: "events@test" }).register("tasks.add", (_ctx, a, b) => (a as number) + (b as number));
+    const w = h
+      .worker({ events: { heartbeatMs: 50 }, remoteControl: false, hostname: "events@test" })
+      .register("tasks.add", (_ctx, a, b) => (a as number) + (b as number));
     await w.start();
     await h.send("tasks.add", { args: [1, 2] });
     await until("task-succeeded and a heartbeat", () => {

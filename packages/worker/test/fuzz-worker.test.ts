@@ -17,10 +17,27 @@ const bases: WireMessage[] = readdirSync(GOLDEN)
   .filter((f) => f.endsWith(".json"))
   .map((f) => parseKombuEnvelope((JSON.parse(readFileSync(join(GOLDEN, f), "utf8")) as { envelope_text: string }).envelope_text).message);
 
-
 const rand = seededRandom(20261201);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-const WEIRD: unknown[] = [null, true, -1, 0, 1.5, 2 ** 63, "", "x", "not-a-date", "2026-13-45T99:99:99", [], [1, "a"], {}, { a: 1 }, [null, null, null], -1e308, "1970-01-01T00:00:00"];
+const WEIRD: unknown[] = [
+  null,
+  true,
+  -1,
+  0,
+  1.5,
+  2 ** 63,
+  "",
+  "x",
+  "not-a-date",
+  "2026-13-45T99:99:99",
+  [],
+  [1, "a"],
+  {},
+  { a: 1 },
+  [null, null, null],
+  -1e308,
+  "1970-01-01T00:00:00",
+];
 const enc = new TextEncoder();
 
 function randomJson(depth = 0): unknown {
@@ -41,7 +58,22 @@ function mutate(base: WireMessage): WireMessage {
       break;
     case 2: {
       // a header of the wrong type (eta/expires only get values that are not future times)
-      const key = pick(["task", "id", "eta", "expires", "retries", "timelimit", "root_id", "parent_id", "group", "group_index", "ignore_result", "lang", "shadow", "argsrepr"]);
+      const key = pick([
+        "task",
+        "id",
+        "eta",
+        "expires",
+        "retries",
+        "timelimit",
+        "root_id",
+        "parent_id",
+        "group",
+        "group_index",
+        "ignore_result",
+        "lang",
+        "shadow",
+        "argsrepr",
+      ]);
       m.headers[key] = pick(WEIRD);
       break;
     }
@@ -56,7 +88,9 @@ function mutate(base: WireMessage): WireMessage {
       break;
     case 6: {
       // a body of the right shape with wrong parts
-      m.body = enc.encode(JSON.stringify([randomJson(), randomJson(), { callbacks: randomJson(), errbacks: randomJson(), chain: randomJson(), chord: randomJson() }]));
+      m.body = enc.encode(
+        JSON.stringify([randomJson(), randomJson(), { callbacks: randomJson(), errbacks: randomJson(), chain: randomJson(), chord: randomJson() }]),
+      );
       break;
     }
     case 7: // a compression header over a body that is not compressed
@@ -81,7 +115,10 @@ describe("worker fuzz", () => {
     const deadline = Date.now() + 60_000;
     // Messages whose (valid) ETA lies in the future, like the golden one for 2030, stay held.
     while (h.transport.size("celery") > 0 || h.transport.inflightCount("celery") > worker.counters.heldEta) {
-      expect(Date.now(), `worker did not settle every message within 60 s: ${h.transport.size("celery")} waiting, ${h.transport.inflightCount("celery")} in flight, ${JSON.stringify(worker.counters)}`).toBeLessThan(deadline);
+      expect(
+        Date.now(),
+        `worker did not settle every message within 60 s: ${h.transport.size("celery")} waiting, ${h.transport.inflightCount("celery")} in flight, ${JSON.stringify(worker.counters)}`,
+      ).toBeLessThan(deadline);
       expect(worker.state).toBe("running");
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -63,14 +63,12 @@ describe("messages that cannot run", () => {
     h = harness();
     const strict = defineTask("tasks.strict", { acksLate: true });
     let attempts = 0;
-    const w = h
-      .worker()
-      .register(strict, (ctx) => {
-        if (ctx.kwargs["mode"] === "drop") throw new Reject("bad input");
-        attempts++;
-        if (!ctx.delivery.redelivered) throw new Reject("try later", { requeue: true });
-        return "second time";
-      });
+    const w = h.worker().register(strict, (ctx) => {
+      if (ctx.kwargs["mode"] === "drop") throw new Reject("bad input");
+      attempts++;
+      if (!ctx.delivery.redelivered) throw new Reject("try later", { requeue: true });
+      return "second time";
+    });
     await w.start();
     const dropped = await h.send("tasks.strict", { kwargs: { mode: "drop" } });
     await until("dead-lettered", () => h.transport.deadLetters.length === 1);

@@ -142,17 +142,18 @@ describe("mailbox node", () => {
     h = harness();
     const w = h.worker({ hostname: HOST });
     const { node, replies } = setup(w);
-    await node.handle(encodeControlMessage({ method: "revoke", arguments: { task_id: "quiet" }, destination: null, pattern: null, matcher: null }, { clock: 1 }, 2));
+    await node.handle(
+      encodeControlMessage({ method: "revoke", arguments: { task_id: "quiet" }, destination: null, pattern: null, matcher: null }, { clock: 1 }, 2),
+    );
     expect(w.isRevoked("quiet")).toBe(true);
     expect(replies).toHaveLength(0);
   });
 
   it("revoke with terminate aborts a running task and names it", async () => {
     h = harness();
-    const w = h.worker({ hostname: HOST }).register(
-      "tasks.forever",
-      (ctx) => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error))),
-    );
+    const w = h
+      .worker({ hostname: HOST })
+      .register("tasks.forever", (ctx) => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error))));
     const { node, replies } = setup(w);
     await w.start();
     const id = await h.send("tasks.forever");
@@ -214,7 +215,10 @@ describe("mailbox node", () => {
 
   it("stats: totals per task name and the keys Celery's stats() has", async () => {
     h = harness();
-    const w = h.worker({ hostname: HOST, concurrency: 3, prefetchMultiplier: 2 }).register("tasks.a", () => 1).register("tasks.b", () => 2);
+    const w = h
+      .worker({ hostname: HOST, concurrency: 3, prefetchMultiplier: 2 })
+      .register("tasks.a", () => 1)
+      .register("tasks.b", () => 2);
     const { node, replies } = setup(w);
     await w.start();
     const ids = [await h.send("tasks.a"), await h.send("tasks.a"), await h.send("tasks.b")];
@@ -228,7 +232,24 @@ describe("mailbox node", () => {
     expect(s.prefetch_count).toBe(6);
     expect(s.broker).toEqual({ transport: "memory" });
     expect(Object.keys(s.rusage as object).sort()).toEqual(
-      ["idrss", "inblock", "isrss", "ixrss", "majflt", "maxrss", "minflt", "msgrcv", "msgsnd", "nivcsw", "nsignals", "nswap", "nvcsw", "oublock", "stime", "utime"].sort(),
+      [
+        "idrss",
+        "inblock",
+        "isrss",
+        "ixrss",
+        "majflt",
+        "maxrss",
+        "minflt",
+        "msgrcv",
+        "msgsnd",
+        "nivcsw",
+        "nsignals",
+        "nswap",
+        "nvcsw",
+        "oublock",
+        "stime",
+        "utime",
+      ].sort(),
     );
     expect(Object.keys(s).sort()).toEqual(["broker", "clock", "pid", "pool", "prefetch_count", "rusage", "total", "uptime"]);
   });

@@ -76,7 +76,10 @@ describe("graceful shutdown", () => {
     expect(lost?.result).toMatchObject({ exc_type: "WorkerLostError", exc_module: "billiard.exceptions" });
     expect(await h.backend.get(lateId)).toBeNull();
 
-    const second = h.worker().register(late, () => "finally").register(early, () => "never");
+    const second = h
+      .worker()
+      .register(late, () => "finally")
+      .register(early, () => "never");
     await second.start();
     expect(await result(h, lateId)).toMatchObject({ status: "SUCCESS", result: "finally" });
   });

@@ -28,7 +28,8 @@ async function loadBeat(): Promise<BeatModule> {
 
 function seconds(flag: string, value: string, min: number): number {
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < min) throw new CeleriacError("invalid_argument", `--${flag} must be a number of seconds >= ${min}, got ${JSON.stringify(value)}`);
+  if (value.trim() === "" || !Number.isFinite(n) || n < min)
+    throw new CeleriacError("invalid_argument", `--${flag} must be a number of seconds >= ${min}, got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -53,7 +54,8 @@ async function loadSchedule(beat: BeatModule, path: string) {
  * number of replicas may run, exactly one sends. SIGTERM/SIGINT release the lease at once.
  */
 export async function beatCommand(opts: BeatCommandOptions): Promise<void> {
-  if (!opts.schedule) throw new CeleriacError("invalid_argument", "--schedule <file> is required (a .json schedule, or a module exporting defineSchedule(...))");
+  if (!opts.schedule)
+    throw new CeleriacError("invalid_argument", "--schedule <file> is required (a .json schedule, or a module exporting defineSchedule(...))");
   const beatLib = await loadBeat();
   const schedule = await loadSchedule(beatLib, opts.schedule);
   const maxIntervalMs = seconds("max-interval", opts.maxInterval, 0.01) * 1000;
@@ -65,11 +67,13 @@ export async function beatCommand(opts: BeatCommandOptions): Promise<void> {
 
   if (opts.dryRun !== undefined && opts.dryRun !== false) {
     const count = opts.dryRun === true ? 5 : Number(opts.dryRun);
-    if (!Number.isInteger(count) || count < 1) throw new CeleriacError("invalid_argument", `--dry-run takes a positive count, got ${JSON.stringify(opts.dryRun)}`);
+    if (!Number.isInteger(count) || count < 1)
+      throw new CeleriacError("invalid_argument", `--dry-run takes a positive count, got ${JSON.stringify(opts.dryRun)}`);
     console.log(`timezone ${schedule.timezone}`);
     for (const e of schedule.entries) {
       console.log(`${e.name}: ${e.taskName} ${e.schedule.toString()}`);
-      for (const t of beatLib.nextRuns(e, schedule.zone, now, count)) console.log(`  ${beatLib.formatInZone(t, schedule.zone)}  (${new Date(t).toISOString()})`);
+      for (const t of beatLib.nextRuns(e, schedule.zone, now, count))
+        console.log(`  ${beatLib.formatInZone(t, schedule.zone)}  (${new Date(t).toISOString()})`);
     }
     return;
   }
@@ -89,7 +93,8 @@ export async function beatCommand(opts: BeatCommandOptions): Promise<void> {
   const stop = () => void beat.stop();
   try {
     if (metricsPort !== null) {
-      if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) throw new CeleriacError("invalid_argument", `--metrics-port must be a port number 0..65535, got ${JSON.stringify(opts.metricsPort)}`);
+      if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)
+        throw new CeleriacError("invalid_argument", `--metrics-port must be a port number 0..65535, got ${JSON.stringify(opts.metricsPort)}`);
       const { registry } = await beatLib.instrumentBeat(beat);
       metricsServer = await (await import("@celeriac/metrics")).serveMetrics(registry, { port: metricsPort, host: opts.metricsHost ?? "127.0.0.1" });
       out(`celeriac beat metrics: ${metricsServer.url}`);
@@ -99,7 +104,9 @@ export async function beatCommand(opts: BeatCommandOptions): Promise<void> {
       const next = e.schedule.nextAfter(now, schedule.zone);
       out(`celeriac beat: ${JSON.stringify(e.name)} ${e.taskName} ${e.schedule.toString()} next run ${beatLib.formatInZone(next, schedule.zone)}`);
     }
-    out(`celeriac beat ready: broker ${displayUrl(conn.brokerUrl)}, ${lease.kind} lease "${opts.name}" of ${leaseMs} ms, timezone ${schedule.timezone}, ${schedule.entries.length} entr${schedule.entries.length === 1 ? "y" : "ies"}`);
+    out(
+      `celeriac beat ready: broker ${displayUrl(conn.brokerUrl)}, ${lease.kind} lease "${opts.name}" of ${leaseMs} ms, timezone ${schedule.timezone}, ${schedule.entries.length} entr${schedule.entries.length === 1 ? "y" : "ies"}`,
+    );
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
     await beat.run();

@@ -32,19 +32,27 @@ export async function loadDashboard(importer: () => Promise<unknown> = () => imp
 function positiveInt(value: string | undefined, flag: string, allowZero = false): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw new CeleriacError("invalid_argument", `${flag} must be a ${allowZero ? "non-negative" : "positive"} integer, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1))
+    throw new CeleriacError("invalid_argument", `${flag} must be a ${allowZero ? "non-negative" : "positive"} integer, got ${JSON.stringify(value)}`);
   return n;
 }
 
 /** `celeriac dashboard`: serves the live dashboard and Flower's HTTP API until SIGINT/SIGTERM. */
 export async function dashboardCommand(opts: DashboardCliOptions): Promise<void> {
   const brokerUrl = opts.broker || process.env["CELERIAC_BROKER_URL"];
-  if (!brokerUrl) throw new CeleriacError("invalid_argument", "celeriac dashboard: give --broker (amqp://, redis://, sqs://, sqlite:///) or CELERIAC_BROKER_URL");
+  if (!brokerUrl)
+    throw new CeleriacError("invalid_argument", "celeriac dashboard: give --broker (amqp://, redis://, sqs://, sqlite:///) or CELERIAC_BROKER_URL");
   const port = positiveInt(opts.port ?? "5555", "--port", true)!;
   const maxTasks = positiveInt(opts.maxTasks, "--max-tasks");
   const inspectSeconds = opts.inspectInterval === undefined ? undefined : Number(opts.inspectInterval);
-  if (inspectSeconds !== undefined && !(inspectSeconds > 0)) throw new CeleriacError("invalid_argument", "--inspect-interval must be a positive number of seconds");
-  const basic = opts.basicAuth ? opts.basicAuth.split(",").map((s) => s.trim()).filter(Boolean) : [];
+  if (inspectSeconds !== undefined && !(inspectSeconds > 0))
+    throw new CeleriacError("invalid_argument", "--inspect-interval must be a positive number of seconds");
+  const basic = opts.basicAuth
+    ? opts.basicAuth
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
   const token = opts.authToken ?? process.env["CELERIAC_DASHBOARD_TOKEN"];
   const { createDashboard, serveDashboard } = await loadDashboard();
   const dashboard = await createDashboard({
@@ -53,7 +61,14 @@ export async function dashboardCommand(opts: DashboardCliOptions): Promise<void>
     ...(maxTasks !== undefined ? { maxTasks } : {}),
     ...(opts.persist ? { persistPath: opts.persist } : {}),
     ...(inspectSeconds !== undefined ? { inspectIntervalMs: inspectSeconds * 1000 } : {}),
-    ...(opts.queues !== undefined ? { queues: opts.queues.split(",").map((q) => q.trim()).filter(Boolean) } : {}),
+    ...(opts.queues !== undefined
+      ? {
+          queues: opts.queues
+            .split(",")
+            .map((q) => q.trim())
+            .filter(Boolean),
+        }
+      : {}),
   });
   let server;
   try {

@@ -75,7 +75,9 @@ export async function demoCommand(opts: { db?: string; count: string }): Promise
       }
       done.done();
       const secs = (Date.now() - started) / 1000;
-      console.log(`  ${count} tasks sent and completed in ${secs.toFixed(2)} s (${Math.round(count / secs)} tasks/s), ${wrong === 0 ? "all results correct" : `${wrong} WRONG`}`);
+      console.log(
+        `  ${count} tasks sent and completed in ${secs.toFixed(2)} s (${Math.round(count / secs)} tasks/s), ${wrong === 0 ? "all results correct" : `${wrong} WRONG`}`,
+      );
       if (wrong > 0) process.exitCode = 1;
     }
   } finally {

@@ -19,7 +19,8 @@ const INSPECT_METHODS = ["ping", "stats", "active", "reserved", "scheduled", "re
 /** Runs `use` with a control client on the broker, and closes both after. */
 export async function withControl<T>(opts: RemoteControlCliOptions, use: (control: Control, timeoutMs: number) => Promise<T>): Promise<T> {
   const timeoutMs = opts.timeout === undefined ? 1000 : Number(opts.timeout) * 1000;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new CeleriacError("invalid_argument", `--timeout must be a positive number of seconds, got ${JSON.stringify(opts.timeout)}`);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw new CeleriacError("invalid_argument", `--timeout must be a positive number of seconds, got ${JSON.stringify(opts.timeout)}`);
   const conn = await openConnections({ broker: opts.broker, resultBackend: "none" });
   try {
     if (!conn.transport.exchanges) {
@@ -40,7 +41,10 @@ export async function withControl<T>(opts: RemoteControlCliOptions, use: (contro
 /** `-d a,b` as Celery's COMMA_SEPARATED_LIST. */
 export function destinationOf(opts: RemoteControlCliOptions): string[] | undefined {
   if (opts.destination === undefined) return undefined;
-  const list = opts.destination.split(",").map((d) => d.trim()).filter(Boolean);
+  const list = opts.destination
+    .split(",")
+    .map((d) => d.trim())
+    .filter(Boolean);
   return list.length > 0 ? list : undefined;
 }
 

@@ -2,7 +2,10 @@ import { displayUrl, openConnections } from "../config.js";
 
 /** `celeriac purge`: deletes waiting messages of the given queues, like `celery purge -f`. */
 export async function purgeCommand(opts: { broker?: string; queues: string; force?: boolean }): Promise<void> {
-  const queues = opts.queues.split(",").map((q) => q.trim()).filter(Boolean);
+  const queues = opts.queues
+    .split(",")
+    .map((q) => q.trim())
+    .filter(Boolean);
   const conn = await openConnections({ broker: opts.broker, resultBackend: "none" });
   try {
     if (!opts.force) {

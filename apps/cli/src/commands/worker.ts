@@ -56,7 +56,8 @@ function positiveInt(flag: string, value: string): number {
 
 function nonNegativeSeconds(flag: string, value: string): number {
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new CeleriacError("invalid_argument", `--${flag} must be a number of seconds, got ${JSON.stringify(value)}`);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0)
+    throw new CeleriacError("invalid_argument", `--${flag} must be a number of seconds, got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -73,10 +74,14 @@ interface Checked {
 /** Every argument, checked before the worker starts. */
 function checkOptions(opts: WorkerCommandOptions): Checked {
   if (opts.tasks.length === 0) throw new CeleriacError("invalid_argument", "--tasks <module> is required: the module that registers your task handlers");
-  const queues = opts.queues.split(",").map((q) => q.trim()).filter(Boolean);
+  const queues = opts.queues
+    .split(",")
+    .map((q) => q.trim())
+    .filter(Boolean);
   if (queues.length === 0) throw new CeleriacError("invalid_argument", "--queues names no queue");
   const logFormat = opts.logFormat ?? (process.stderr.isTTY ? "text" : "json");
-  if (logFormat !== "text" && logFormat !== "json") throw new CeleriacError("invalid_argument", `--log-format must be text or json, got ${JSON.stringify(logFormat)}`);
+  if (logFormat !== "text" && logFormat !== "json")
+    throw new CeleriacError("invalid_argument", `--log-format must be text or json, got ${JSON.stringify(logFormat)}`);
   return {
     queues,
     concurrency: positiveInt("concurrency", opts.concurrency),
@@ -130,7 +135,8 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   await checkConnectionPackages({ broker: opts.broker, resultBackend: opts.resultBackend });
   const checked = checkOptions(opts);
   // Imported only when asked for, so a worker without metrics needs no prom-client.
-  const serveMetrics = checked.metricsPort !== null ? (await importOptional("@celeriac/metrics", "--metrics-port", () => import("@celeriac/metrics"))).serveMetrics : null;
+  const serveMetrics =
+    checked.metricsPort !== null ? (await importOptional("@celeriac/metrics", "--metrics-port", () => import("@celeriac/metrics"))).serveMetrics : null;
   const conn: Connections = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend });
   const text = checked.logFormat === "text" ? celeryTextLogger(process.stderr, process.stderr.isTTY === true && !process.env["NO_COLOR"]) : null;
   const logger: Logger = text ? text.logger : jsonLinesLogger();
@@ -162,7 +168,8 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   );
   try {
     for (const t of opts.tasks) await loadTasks(worker, t);
-    metrics = serveMetrics && checked.metricsPort !== null ? await serveMetrics(worker, { port: checked.metricsPort, host: opts.metricsHost ?? "127.0.0.1" }) : null;
+    metrics =
+      serveMetrics && checked.metricsPort !== null ? await serveMetrics(worker, { port: checked.metricsPort, host: opts.metricsHost ?? "127.0.0.1" }) : null;
     await conn.transport.connect();
     await worker.start();
   } catch (err) {

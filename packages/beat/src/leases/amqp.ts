@@ -36,7 +36,8 @@ const newer = (a: Token, b: Token) => a.epoch > b.epoch || (a.epoch === b.epoch 
 export async function createAmqpLease(options: AmqpLeaseOptions): Promise<LeaderLease> {
   assertKnownOptions("createAmqpLease", options, KNOWN);
   const { name, leaseMs } = checkLeaseOptions(options);
-  if (typeof options.url !== "string" || !/^amqps?:\/\//.test(options.url)) throw new CeleriacError("invalid_argument", `createAmqpLease: url must be amqp:// or amqps://, got ${JSON.stringify(options.url)}`);
+  if (typeof options.url !== "string" || !/^amqps?:\/\//.test(options.url))
+    throw new CeleriacError("invalid_argument", `createAmqpLease: url must be amqp:// or amqps://, got ${JSON.stringify(options.url)}`);
   let amqp: typeof import("amqplib");
   try {
     amqp = await import("amqplib");
@@ -73,7 +74,8 @@ export async function createAmqpLease(options: AmqpLeaseOptions): Promise<Leader
     let token: Token;
     try {
       token = JSON.parse(msg.content.toString("utf8")) as Token;
-      if (!Number.isInteger(token.epoch) || !Number.isInteger(token.seq) || typeof token.state !== "object" || token.state === null) throw new Error("not a token");
+      if (!Number.isInteger(token.epoch) || !Number.isInteger(token.seq) || typeof token.state !== "object" || token.state === null)
+        throw new Error("not a token");
     } catch {
       channel.ack(msg); // not ours: drop it rather than let it block the queue
       return;

@@ -41,7 +41,8 @@ const SAVE = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('HSET', K
 export async function createRedisLease(options: RedisLeaseOptions): Promise<LeaderLease> {
   assertKnownOptions("createRedisLease", options, KNOWN);
   const { name, leaseMs, holder } = checkLeaseOptions(options);
-  if (typeof options.url !== "string" || !/^rediss?:\/\//.test(options.url)) throw new CeleriacError("invalid_argument", `createRedisLease: url must be redis:// or rediss://, got ${JSON.stringify(options.url)}`);
+  if (typeof options.url !== "string" || !/^rediss?:\/\//.test(options.url))
+    throw new CeleriacError("invalid_argument", `createRedisLease: url must be redis:// or rediss://, got ${JSON.stringify(options.url)}`);
   let RedisClass: typeof Redis;
   try {
     RedisClass = (await import("ioredis")).Redis;

@@ -41,7 +41,9 @@ export async function createSqliteLease(options: SqliteLeaseOptions): Promise<Le
   const extend = db.prepare("UPDATE celeriac_beat_lease SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ?");
   const drop = db.prepare("UPDATE celeriac_beat_lease SET expires_at = 0 WHERE name = ? AND holder = ? AND epoch = ?");
   const states = db.prepare<[string], { entry: string; state: string }>("SELECT entry, state FROM celeriac_beat_state WHERE name = ?");
-  const upsert = db.prepare("INSERT INTO celeriac_beat_state (name, entry, state) VALUES (?, ?, ?) ON CONFLICT (name, entry) DO UPDATE SET state = excluded.state");
+  const upsert = db.prepare(
+    "INSERT INTO celeriac_beat_state (name, entry, state) VALUES (?, ?, ?) ON CONFLICT (name, entry) DO UPDATE SET state = excluded.state",
+  );
 
   const acquire = db.transaction((): number | null => {
     const now = Date.now();
@@ -90,4 +92,3 @@ export async function createSqliteLease(options: SqliteLeaseOptions): Promise<Le
     },
   };
 }
-

@@ -58,9 +58,13 @@ export async function createSqsLease(options: SqsLeaseOptions): Promise<LeaderLe
   const queueName = `${o.queueNamePrefix ?? ""}celeriac-beat-${name.replace(/[^\w-]/g, "_")}-leader.fifo`;
   let queueUrl: string;
   try {
-    const created = await client.send(new sdk.CreateQueueCommand({ QueueName: queueName, Attributes: { FifoQueue: "true", VisibilityTimeout: String(leaseS) } }));
+    const created = await client.send(
+      new sdk.CreateQueueCommand({ QueueName: queueName, Attributes: { FifoQueue: "true", VisibilityTimeout: String(leaseS) } }),
+    );
     queueUrl = created.QueueUrl!;
-    const attrs = await client.send(new sdk.GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }));
+    const attrs = await client.send(
+      new sdk.GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
+    );
     const count = Number(attrs.Attributes?.["ApproximateNumberOfMessages"] ?? 0) + Number(attrs.Attributes?.["ApproximateNumberOfMessagesNotVisible"] ?? 0);
     // The first replica ever creates the token; replicas starting together send the same
     // deduplication id, so SQS keeps one.
@@ -75,19 +79,27 @@ export async function createSqsLease(options: SqsLeaseOptions): Promise<LeaderLe
 
   async function send(token: Token): Promise<void> {
     await client.send(
-      new sdk.SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(token), MessageGroupId: GROUP, MessageDeduplicationId: `${token.epoch}-${token.seq}` }),
+      new sdk.SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: JSON.stringify(token),
+        MessageGroupId: GROUP,
+        MessageDeduplicationId: `${token.epoch}-${token.seq}`,
+      }),
     );
   }
 
   /** Receives what tokens are deliverable now; keeps the newest in flight, deletes the others. */
   async function receive(waitS: number): Promise<{ token: Token; receipt: string } | null> {
-    const r = await client.send(new sdk.ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: leaseS, WaitTimeSeconds: waitS }));
+    const r = await client.send(
+      new sdk.ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: leaseS, WaitTimeSeconds: waitS }),
+    );
     let best: { token: Token; receipt: string } | null = null;
     for (const m of r.Messages ?? []) {
       let token: Token | null = null;
       try {
         const t = JSON.parse(m.Body ?? "") as Token;
-        if (Number.isInteger(t.epoch) && Number.isInteger(t.seq) && typeof t.state === "object" && t.state !== null && typeof t.writtenAt === "number") token = t;
+        if (Number.isInteger(t.epoch) && Number.isInteger(t.seq) && typeof t.state === "object" && t.state !== null && typeof t.writtenAt === "number")
+          token = t;
       } catch {
         token = null;
       }
@@ -101,7 +113,8 @@ export async function createSqsLease(options: SqsLeaseOptions): Promise<LeaderLe
 
   const drop = (receipt: string) => client.send(new sdk.DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receipt }));
 
-  const handBack = (receipt: string) => client.send(new sdk.ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: receipt, VisibilityTimeout: 0 }));
+  const handBack = (receipt: string) =>
+    client.send(new sdk.ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: receipt, VisibilityTimeout: 0 }));
   const isToken = (got: { token: Token } | null, t: Token) => got !== null && got.token.epoch === t.epoch && got.token.seq === t.seq;
 
   /** Replaces the held token by `token`; false when another replica received it first. */

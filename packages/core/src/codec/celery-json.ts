@@ -133,7 +133,10 @@ function reviveTyped(type: string, value: unknown, where: string): unknown {
       // kombu 5.3 writes {"hex": "<32 hex>", "version": n}; accept a plain string as well.
       const raw = isRecord(value) ? value["hex"] : value;
       if (typeof raw !== "string") return bad("must carry a hex string");
-      const hex = raw.replace(/[-{}]/g, "").replace(/^urn:uuid:/i, "").toLowerCase();
+      const hex = raw
+        .replace(/[-{}]/g, "")
+        .replace(/^urn:uuid:/i, "")
+        .toLowerCase();
       if (!/^[0-9a-f]{32}$/.test(hex)) return bad(`${JSON.stringify(raw)} is not a UUID`);
       return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
     }
@@ -263,9 +266,24 @@ function readEmbed(src: Source, where: string): TaskEmbed {
 
 /** Header names this codec maps to typed fields; everything else lands in `headers.extra`. */
 const KNOWN_HEADERS = new Set([
-  "lang", "task", "id", "shadow", "eta", "expires", "group", "group_index", "retries", "timelimit",
-  "root_id", "parent_id", "argsrepr", "kwargsrepr", "origin", "ignore_result",
-  "replaced_task_nesting", "stamps",
+  "lang",
+  "task",
+  "id",
+  "shadow",
+  "eta",
+  "expires",
+  "group",
+  "group_index",
+  "retries",
+  "timelimit",
+  "root_id",
+  "parent_id",
+  "argsrepr",
+  "kwargsrepr",
+  "origin",
+  "ignore_result",
+  "replaced_task_nesting",
+  "stamps",
 ]);
 
 /**
@@ -273,8 +291,20 @@ const KNOWN_HEADERS = new Set([
  * `proto1_to_proto2`). `taskset` is protocol v1's name for the group id.
  */
 const V1_BODY_FIELDS = [
-  "lang", "task", "id", "root_id", "parent_id", "group", "shadow", "eta", "expires", "retries",
-  "timelimit", "argsrepr", "kwargsrepr", "origin",
+  "lang",
+  "task",
+  "id",
+  "root_id",
+  "parent_id",
+  "group",
+  "shadow",
+  "eta",
+  "expires",
+  "retries",
+  "timelimit",
+  "argsrepr",
+  "kwargsrepr",
+  "origin",
 ] as const;
 
 function readHeaders(fields: Source, where: string, headers: Source): TaskHeaders {

@@ -51,7 +51,10 @@ export function decompressMessage(message: WireMessage): WireMessage {
   try {
     body = new Uint8Array(inflateSync(message.body, { maxOutputLength: MAX_DECOMPRESSED_BYTES }));
   } catch (err) {
-    throw new CeleriacError("decode_failed", `body is not valid zlib data (compression ${show(compression)}): ${err instanceof Error ? err.message : String(err)}`);
+    throw new CeleriacError(
+      "decode_failed",
+      `body is not valid zlib data (compression ${show(compression)}): ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   const { compression: _dropped, ...rest } = headers as Record<string, unknown>;
   return { ...message, body, headers: rest };
@@ -63,7 +66,10 @@ export function decompressMessage(message: WireMessage): WireMessage {
  */
 export function decodeTask(message: WireMessage, codecs: ReadonlyMap<string, Codec> = defaultCodecs): TaskEnvelope {
   if (message.contentType === PICKLE) {
-    throw new CeleriacError("decode_failed", "refusing to decode pickle (application/x-python-serialize): pickle is never deserialized; configure the producer with task_serializer='json'");
+    throw new CeleriacError(
+      "decode_failed",
+      "refusing to decode pickle (application/x-python-serialize): pickle is never deserialized; configure the producer with task_serializer='json'",
+    );
   }
   const codec = codecs.get(message.contentType);
   if (!codec) throw new CeleriacError("decode_failed", `unsupported content type ${show(message.contentType)}`);

@@ -652,7 +652,7 @@ class ByteWriter {
     }
     const [lo, hi] = split64(v);
     const mask = hi >> 31;
-    this.varint64((((lo << 1) ^ mask) >>> 0), (((hi << 1) | (lo >>> 31)) ^ mask) >>> 0);
+    this.varint64(((lo << 1) ^ mask) >>> 0, (((hi << 1) | (lo >>> 31)) ^ mask) >>> 0);
   }
 
   double(v: number): void {

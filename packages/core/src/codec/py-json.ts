@@ -113,19 +113,28 @@ class PyWriter {
 
   write(v: unknown, inArray: boolean): string | undefined {
     switch (typeof v) {
-      case "string": return quotePyString(v);
-      case "number": return Number.isSafeInteger(v) && !Object.is(v, -0) ? String(v) : formatPyFloat(v);
-      case "bigint": return v.toString();
-      case "boolean": return v ? "true" : "false";
-      case "object": break;
-      default: return inArray ? "null" : undefined; // undefined, function, symbol
+      case "string":
+        return quotePyString(v);
+      case "number":
+        return Number.isSafeInteger(v) && !Object.is(v, -0) ? String(v) : formatPyFloat(v);
+      case "bigint":
+        return v.toString();
+      case "boolean":
+        return v ? "true" : "false";
+      case "object":
+        break;
+      default:
+        return inArray ? "null" : undefined; // undefined, function, symbol
     }
     if (v === null) return "null";
     const obj: object = v;
     const stack = this.stack;
     if (stack.length >= MAX_JSON_DEPTH) {
       // A cycle always ends up here, so the ancestor scan is paid only on this path.
-      throw new CeleriacError("invalid_argument", stack.includes(obj) ? "cannot serialize a circular structure to JSON" : `value nested deeper than ${MAX_JSON_DEPTH} levels`);
+      throw new CeleriacError(
+        "invalid_argument",
+        stack.includes(obj) ? "cannot serialize a circular structure to JSON" : `value nested deeper than ${MAX_JSON_DEPTH} levels`,
+      );
     }
     stack.push(obj);
     try {
@@ -242,15 +251,24 @@ class Parser {
     const t = this.text;
     const c = t[this.pos];
     switch (c) {
-      case "{": return this.parseObject();
-      case "[": return this.parseArray();
-      case '"': return this.parseString();
-      case "t": return this.literal("true", true);
-      case "f": return this.literal("false", false);
-      case "n": return this.literal("null", null);
-      case "N": return this.literal("NaN", NaN);
-      case "I": return this.literal("Infinity", Infinity);
-      case undefined: return this.error("unexpected end of input");
+      case "{":
+        return this.parseObject();
+      case "[":
+        return this.parseArray();
+      case '"':
+        return this.parseString();
+      case "t":
+        return this.literal("true", true);
+      case "f":
+        return this.literal("false", false);
+      case "n":
+        return this.literal("null", null);
+      case "N":
+        return this.literal("NaN", NaN);
+      case "I":
+        return this.literal("Infinity", Infinity);
+      case undefined:
+        return this.error("unexpected end of input");
       default:
         if (c === "-" && t.startsWith("-Infinity", this.pos)) return this.literal("-Infinity", -Infinity);
         if (c === "-" || (c >= "0" && c <= "9")) return this.parseNumber();
@@ -364,14 +382,30 @@ class Parser {
       out += t.slice(start, this.pos);
       const e = t[this.pos + 1];
       switch (e) {
-        case '"': out += '"'; break;
-        case "\\": out += "\\"; break;
-        case "/": out += "/"; break;
-        case "b": out += "\b"; break;
-        case "f": out += "\f"; break;
-        case "n": out += "\n"; break;
-        case "r": out += "\r"; break;
-        case "t": out += "\t"; break;
+        case '"':
+          out += '"';
+          break;
+        case "\\":
+          out += "\\";
+          break;
+        case "/":
+          out += "/";
+          break;
+        case "b":
+          out += "\b";
+          break;
+        case "f":
+          out += "\f";
+          break;
+        case "n":
+          out += "\n";
+          break;
+        case "r":
+          out += "\r";
+          break;
+        case "t":
+          out += "\t";
+          break;
         case "u": {
           const hex = t.slice(this.pos + 2, this.pos + 6);
           if (!/^[0-9a-fA-F]{4}$/.test(hex)) this.error("invalid \\u escape");
