@@ -98,11 +98,6 @@ export interface SqsTransportOptions {
   batchDelayMs?: number;
   /** Most sockets to the endpoint (keep-alive). Default 64. */
   maxSockets?: number;
-  /**
-   * A received message whose ETA is further away than this is re-sent with `DelaySeconds` (up
-   * to 15 minutes) and deleted, instead of being held by a worker. Default 15 minutes.
-   */
-  rescheduleEtaBeyondMs?: number;
 }
 
 const KNOWN_OPTIONS = optionKeys<SqsTransportOptions>({
@@ -123,7 +118,6 @@ const KNOWN_OPTIONS = optionKeys<SqsTransportOptions>({
   priorityTiers: true,
   batchDelayMs: true,
   maxSockets: true,
-  rescheduleEtaBeyondMs: true,
 });
 
 /** SQS's limits. */
@@ -200,7 +194,6 @@ class SqsTransportImpl implements SqsTransport {
   private readonly maxReceiveCount: number;
   private readonly tiers: SqsPriorityTier[];
   private readonly batchDelayMs: number;
-  private readonly rescheduleEtaBeyondMs: number;
   private readonly urls = new Map<string, Promise<string>>();
   /** Per queue URL: messages sent before this time were purged while delayed; drop them on receipt. */
   private readonly purgedBefore = new Map<string, number>();
@@ -245,7 +238,6 @@ class SqsTransportImpl implements SqsTransport {
       }
     }
     this.batchDelayMs = checkNumber("batchDelayMs", options.batchDelayMs, 5, 0, 1000);
-    this.rescheduleEtaBeyondMs = checkNumber("rescheduleEtaBeyondMs", options.rescheduleEtaBeyondMs, 900_000, 1000);
     const maxSockets = Math.round(checkNumber("maxSockets", options.maxSockets, 64, 1));
 
     this.capabilities = {
@@ -629,7 +621,8 @@ class SqsTransportImpl implements SqsTransport {
 
   /**
    * Decides what happens to a received message before anyone sees it: false when it was
-   * dead-lettered (unreadable or over-received) or rescheduled (ETA too far away).
+   * dead-lettered (unreadable or over-received) or dropped by a purge. Whether a far ETA is
+   * held or handed back is the worker's decision (see `maxNackDelayMs` in makeDelivery).
    */
   private async screen(r: Received): Promise<boolean> {
     try {
@@ -647,30 +640,25 @@ class SqsTransportImpl implements SqsTransport {
         await this.deadLetter(r, `received ${r.receiveCount} times, more than maxReceiveCount ${this.maxReceiveCount}`);
         return false;
       }
-      const eta = r.message.headers["eta"];
-      if (typeof eta === "string") {
-        const waitMs = Date.parse(eta) - Date.now();
-        if (waitMs > this.rescheduleEtaBeyondMs && !r.url.endsWith(".fifo")) {
-          await this.sendBody(r.url, r.queue, r.sqs.Body ?? "", waitMs, {});
-          await this.deleteBatcher(r.url).add({ handle: r.sqs.ReceiptHandle! });
-          return false;
-        }
-      }
       return true;
     } catch {
-      // Could not dead-letter or reschedule: hand it out as is; nothing is lost.
+      // Could not dead-letter: hand it out as is; nothing is lost.
       return r.message !== null;
     }
   }
 
   private makeDelivery(r: Received, release: () => void): Delivery {
     const handle = r.sqs.ReceiptHandle!;
+    // FIFO queues take no per-message DelaySeconds, and a message hidden by its visibility
+    // would hold back the rest of its group: there a far-ETA message stays with the worker.
+    const fifo = r.url.endsWith(".fifo");
     return createDelivery({
       transport: this.name,
       message: r.message!,
       queue: r.queue,
       redelivered: r.receiveCount > 1,
       deliveryCount: r.receiveCount,
+      maxNackDelayMs: fifo ? 0 : MAX_DELAY_S * 1000,
       isClosed: () => this.isClosed,
       onSettled: () => {
         this.unsettled.delete(handle);
@@ -686,8 +674,14 @@ class SqsTransportImpl implements SqsTransport {
             this.visibility.get(r.url)?.flush();
             return p;
           }
-          // The same message, hidden for the delay (up to 12 h): it keeps its receive count.
-          // Far ETAs never get here; receive re-sends them in hops (see screen()).
+          if (!fifo && delayMs <= MAX_DELAY_S * 1000) {
+            // Re-sent with DelaySeconds and the original deleted: a message handed back in
+            // hops until a far ETA starts each hop with a fresh receive count, so hops never
+            // count towards maxReceiveCount (the worker keeps its hops within maxNackDelayMs).
+            return this.sendBody(r.url, r.queue, r.sqs.Body ?? "", delayMs, {}).then(() => this.deleteBatcher(r.url).add({ handle }));
+          }
+          // Longer, or FIFO: the same message, hidden for the delay (up to 12 h). It keeps its
+          // receive count.
           return this.client.send(new ChangeMessageVisibilityCommand({ QueueUrl: r.url, ReceiptHandle: handle, VisibilityTimeout: seconds(delayMs, MAX_VISIBILITY_S) })).then(() => undefined);
         },
         extend: (ms) => this.visibilityBatcher(r.url).add({ handle, seconds: seconds(ms, MAX_VISIBILITY_S) }),

@@ -84,12 +84,12 @@ describe("visibility", () => {
     expect(ranAt[0]! - sent).toBeGreaterThanOrEqual(2900);
   }, 20_000);
 
-  it("an ETA beyond the reschedule horizon travels in DelaySeconds hops, not held by a worker", async () => {
+  it("the worker hands an ETA beyond its horizon back in DelaySeconds hops, not held, and runs it once at its ETA", async () => {
     const queue = queueName("far-eta");
-    const t = transport({ visibilityTimeoutMs: 1000, rescheduleEtaBeyondMs: 1500 });
+    const t = transport({ visibilityTimeoutMs: 1000 });
     const received: number[] = [];
     const ranAt: number[] = [];
-    const w = createWorker({ transport: t, queues: [queue], concurrency: 2, silent: true, onEvent: (e) => e.type === "task-received" && received.push(Date.now()) });
+    const w = createWorker({ transport: t, queues: [queue], concurrency: 2, silent: true, handBackEtaBeyondMs: 1500, onEvent: (e) => e.type === "task-received" && received.push(Date.now()) });
     w.register("far", async () => void ranAt.push(Date.now()));
     await w.start();
     open.unshift({ close: () => w.stop() });
