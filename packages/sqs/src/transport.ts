@@ -129,6 +129,8 @@ const RECEIVE_ATTRIBUTES: MessageSystemAttributeName[] = ["ApproximateReceiveCou
 
 /** Message attribute names Celeriac writes on dead-lettered messages. */
 export const DEAD_LETTER_REASON = "celeriac-dead-letter-reason";
+/** Marks a message re-sent by a delayed nack: it is the same message delivered again. */
+const HANDED_BACK = "celeriac-handed-back";
 export const DEAD_LETTER_SOURCE = "celeriac-source-queue";
 export const DEAD_LETTER_RECEIVES = "celeriac-receive-count";
 
@@ -605,6 +607,7 @@ class SqsTransportImpl implements SqsTransport {
         // Both spellings (the emulator reads the older one); only what screen() uses.
         AttributeNames: RECEIVE_ATTRIBUTES as unknown as QueueAttributeName[],
         MessageSystemAttributeNames: RECEIVE_ATTRIBUTES,
+        MessageAttributeNames: [HANDED_BACK],
       }),
       { abortSignal: signal },
     );
@@ -656,7 +659,7 @@ class SqsTransportImpl implements SqsTransport {
       transport: this.name,
       message: r.message!,
       queue: r.queue,
-      redelivered: r.receiveCount > 1,
+      redelivered: r.receiveCount > 1 || r.sqs.MessageAttributes?.[HANDED_BACK] !== undefined,
       deliveryCount: r.receiveCount,
       maxNackDelayMs: fifo ? 0 : MAX_DELAY_S * 1000,
       isClosed: () => this.isClosed,
@@ -677,8 +680,10 @@ class SqsTransportImpl implements SqsTransport {
           if (!fifo && delayMs <= MAX_DELAY_S * 1000) {
             // Re-sent with DelaySeconds and the original deleted: a message handed back in
             // hops until a far ETA starts each hop with a fresh receive count, so hops never
-            // count towards maxReceiveCount (the worker keeps its hops within maxNackDelayMs).
-            return this.sendBody(r.url, r.queue, r.sqs.Body ?? "", delayMs, {}).then(() => this.deleteBatcher(r.url).add({ handle }));
+            // count towards maxReceiveCount (the worker keeps its hops within maxNackDelayMs). The
+            // HANDED_BACK attribute keeps it `redelivered`, as a nack that requeues promises.
+            const again = { [HANDED_BACK]: { DataType: "String", StringValue: "1" } };
+            return this.sendBody(r.url, r.queue, r.sqs.Body ?? "", delayMs, {}, again).then(() => this.deleteBatcher(r.url).add({ handle }));
           }
           // Longer, or FIFO: the same message, hidden for the delay (up to 12 h). It keeps its
           // receive count.
