@@ -23,6 +23,8 @@ export interface DeliveryInit {
   queue: string;
   redelivered: boolean;
   deliveryCount: number | null;
+  /** See `Delivery.maxNackDelayMs`. Default 0: the transport does not delay a nack natively. */
+  maxNackDelayMs?: number;
   /** True once the transport is closed: settles are then refused with `CeleriacError("closed")`. */
   isClosed?: () => boolean;
   /**
@@ -76,6 +78,7 @@ export function createDelivery(init: DeliveryInit): Delivery {
     queue: init.queue,
     redelivered: init.redelivered,
     deliveryCount: init.deliveryCount,
+    maxNackDelayMs: init.maxNackDelayMs ?? 0,
     get settled() {
       return settled;
     },

@@ -56,6 +56,13 @@ export interface Delivery {
   readonly redelivered: boolean;
   /** How many times it has been received, where the broker counts (else null). */
   readonly deliveryCount: number | null;
+  /**
+   * Longest `nack({ requeue: true, delayMs })` the broker itself keeps this message away for
+   * (the message leaves this process and comes back no sooner than the delay); 0 when it cannot.
+   * Per delivery because a broker may allow it on some queues only (SQS: not on FIFO queues).
+   * The worker hands far-ETA messages back in hops of at most this instead of holding them.
+   */
+  readonly maxNackDelayMs: number;
   readonly settled: boolean;
   ack(): Promise<void>;
   nack(options?: NackOptions): Promise<void>;

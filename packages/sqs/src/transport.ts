@@ -98,11 +98,6 @@ export interface SqsTransportOptions {
   batchDelayMs?: number;
   /** Most sockets to the endpoint (keep-alive). Default 64. */
   maxSockets?: number;
-  /**
-   * A received message whose ETA is further away than this is re-sent with `DelaySeconds` (up
-   * to 15 minutes) and deleted, instead of being held by a worker. Default 15 minutes.
-   */
-  rescheduleEtaBeyondMs?: number;
 }
 
 const KNOWN_OPTIONS = optionKeys<SqsTransportOptions>({
@@ -123,7 +118,6 @@ const KNOWN_OPTIONS = optionKeys<SqsTransportOptions>({
   priorityTiers: true,
   batchDelayMs: true,
   maxSockets: true,
-  rescheduleEtaBeyondMs: true,
 });
 
 /** SQS's limits. */
@@ -135,6 +129,8 @@ const RECEIVE_ATTRIBUTES: MessageSystemAttributeName[] = ["ApproximateReceiveCou
 
 /** Message attribute names Celeriac writes on dead-lettered messages. */
 export const DEAD_LETTER_REASON = "celeriac-dead-letter-reason";
+/** Marks a message re-sent by a delayed nack: it is the same message delivered again. */
+const HANDED_BACK = "celeriac-handed-back";
 export const DEAD_LETTER_SOURCE = "celeriac-source-queue";
 export const DEAD_LETTER_RECEIVES = "celeriac-receive-count";
 
@@ -200,7 +196,6 @@ class SqsTransportImpl implements SqsTransport {
   private readonly maxReceiveCount: number;
   private readonly tiers: SqsPriorityTier[];
   private readonly batchDelayMs: number;
-  private readonly rescheduleEtaBeyondMs: number;
   private readonly urls = new Map<string, Promise<string>>();
   /** Per queue URL: messages sent before this time were purged while delayed; drop them on receipt. */
   private readonly purgedBefore = new Map<string, number>();
@@ -247,7 +242,6 @@ class SqsTransportImpl implements SqsTransport {
       }
     }
     this.batchDelayMs = checkNumber("batchDelayMs", options.batchDelayMs, 5, 0, 1000);
-    this.rescheduleEtaBeyondMs = checkNumber("rescheduleEtaBeyondMs", options.rescheduleEtaBeyondMs, 900_000, 1000);
     const maxSockets = Math.round(checkNumber("maxSockets", options.maxSockets, 64, 1));
 
     this.capabilities = {
@@ -646,6 +640,7 @@ class SqsTransportImpl implements SqsTransport {
         // Both spellings (the emulator reads the older one); only what screen() uses.
         AttributeNames: RECEIVE_ATTRIBUTES as unknown as QueueAttributeName[],
         MessageSystemAttributeNames: RECEIVE_ATTRIBUTES,
+        MessageAttributeNames: [HANDED_BACK],
       }),
       { abortSignal: signal },
     );
@@ -662,7 +657,8 @@ class SqsTransportImpl implements SqsTransport {
 
   /**
    * Decides what happens to a received message before anyone sees it: false when it was
-   * dead-lettered (unreadable or over-received) or rescheduled (ETA too far away).
+   * dead-lettered (unreadable or over-received) or dropped by a purge. Whether a far ETA is
+   * held or handed back is the worker's decision (see `maxNackDelayMs` in makeDelivery).
    */
   private async screen(r: Received): Promise<boolean> {
     try {
@@ -680,30 +676,25 @@ class SqsTransportImpl implements SqsTransport {
         await this.deadLetter(r, `received ${r.receiveCount} times, more than maxReceiveCount ${this.maxReceiveCount}`);
         return false;
       }
-      const eta = r.message.headers["eta"];
-      if (typeof eta === "string") {
-        const waitMs = Date.parse(eta) - Date.now();
-        if (waitMs > this.rescheduleEtaBeyondMs && !r.url.endsWith(".fifo")) {
-          await this.sendBody(r.url, r.queue, r.sqs.Body ?? "", waitMs, {});
-          await this.deleteBatcher(r.url).add({ handle: r.sqs.ReceiptHandle! });
-          return false;
-        }
-      }
       return true;
     } catch {
-      // Could not dead-letter or reschedule: hand it out as is; nothing is lost.
+      // Could not dead-letter: hand it out as is; nothing is lost.
       return r.message !== null;
     }
   }
 
   private makeDelivery(r: Received, release: () => void): Delivery {
     const handle = r.sqs.ReceiptHandle!;
+    // FIFO queues take no per-message DelaySeconds, and a message hidden by its visibility
+    // would hold back the rest of its group: there a far-ETA message stays with the worker.
+    const fifo = r.url.endsWith(".fifo");
     return createDelivery({
       transport: this.name,
       message: r.message!,
       queue: r.queue,
-      redelivered: r.receiveCount > 1,
+      redelivered: r.receiveCount > 1 || r.sqs.MessageAttributes?.[HANDED_BACK] !== undefined,
       deliveryCount: r.receiveCount,
+      maxNackDelayMs: fifo ? 0 : MAX_DELAY_S * 1000,
       isClosed: () => this.isClosed,
       onSettled: () => {
         this.unsettled.delete(handle);
@@ -719,8 +710,16 @@ class SqsTransportImpl implements SqsTransport {
             this.visibility.get(r.url)?.flush();
             return p;
           }
-          // The same message, hidden for the delay (up to 12 h): it keeps its receive count.
-          // Far ETAs never get here; receive re-sends them in hops (see screen()).
+          if (!fifo && delayMs <= MAX_DELAY_S * 1000) {
+            // Re-sent with DelaySeconds and the original deleted: a message handed back in
+            // hops until a far ETA starts each hop with a fresh receive count, so hops never
+            // count towards maxReceiveCount (the worker keeps its hops within maxNackDelayMs). The
+            // HANDED_BACK attribute keeps it `redelivered`, as a nack that requeues promises.
+            const again = { [HANDED_BACK]: { DataType: "String", StringValue: "1" } };
+            return this.sendBody(r.url, r.queue, r.sqs.Body ?? "", delayMs, {}, again).then(() => this.deleteBatcher(r.url).add({ handle }));
+          }
+          // Longer, or FIFO: the same message, hidden for the delay (up to 12 h). It keeps its
+          // receive count.
           return this.client
             .send(new ChangeMessageVisibilityCommand({ QueueUrl: r.url, ReceiptHandle: handle, VisibilityTimeout: seconds(delayMs, MAX_VISIBILITY_S) }))
             .then(() => undefined);

@@ -97,9 +97,9 @@ describe("visibility", () => {
     expect(ranAt[0]! - sent).toBeGreaterThanOrEqual(2900);
   }, 20_000);
 
-  it("an ETA beyond the reschedule horizon travels in DelaySeconds hops, not held by a worker", async () => {
+  it("the worker hands an ETA beyond its horizon back in DelaySeconds hops, not held, and runs it once at its ETA", async () => {
     const queue = queueName("far-eta");
-    const t = transport({ visibilityTimeoutMs: 1000, rescheduleEtaBeyondMs: 1500 });
+    const t = transport({ visibilityTimeoutMs: 1000 });
     const received: number[] = [];
     const ranAt: number[] = [];
     const w = createWorker({
@@ -107,6 +107,7 @@ describe("visibility", () => {
       queues: [queue],
       concurrency: 2,
       silent: true,
+      handBackEtaBeyondMs: 1500,
       onEvent: (e) => e.type === "task-received" && received.push(Date.now()),
     });
     w.register("far", async () => void ranAt.push(Date.now()));
@@ -123,6 +124,36 @@ describe("visibility", () => {
     // The worker saw it once, within the horizon of its ETA.
     expect(received).toHaveLength(1);
     expect(ranAt[0]! - received[0]!).toBeLessThanOrEqual(1600);
+  }, 20_000);
+
+  it("on a FIFO queue the worker holds a far ETA instead (no per-message delay there), and runs it once at its ETA", async () => {
+    const queue = `${queueName("far-eta")}.fifo`;
+    const t = transport({ visibilityTimeoutMs: 1000 });
+    const received: number[] = [];
+    const ranAt: number[] = [];
+    const w = createWorker({
+      transport: t,
+      queues: [queue],
+      concurrency: 2,
+      silent: true,
+      handBackEtaBeyondMs: 1500,
+      etaHeartbeatMs: 300,
+      visibilityExtensionMs: 3000,
+      onEvent: (e) => e.type === "task-received" && received.push(Date.now()),
+    });
+    w.register("far", async () => void ranAt.push(Date.now()));
+    await w.start();
+    open.unshift({ close: () => w.stop() });
+    const sent = Date.now();
+    await createClient({ transport: transport(), defaultQueue: queue }).sendTask("far", { countdownMs: 4000 });
+    await sleep(1500);
+    // Held by the worker: in flight, and received at once rather than near its ETA.
+    expect(await counts(t, queue)).toMatchObject({ hidden: 1 });
+    expect(received).toHaveLength(1);
+    await sleep(4000);
+    expect(ranAt).toHaveLength(1);
+    expect(ranAt[0]! - sent).toBeGreaterThanOrEqual(3900);
+    expect(received).toHaveLength(1);
   }, 20_000);
 });
 

@@ -41,6 +41,14 @@ export interface WorkerOptions {
    * transport has `delayedDelivery`, and otherwise take a regular prefetch slot.
    */
   maxHeldEta?: number;
+  /**
+   * An ETA message further away than this goes back to the broker with a delay instead of
+   * being held, where the broker delays a nack itself (`delivery.maxNackDelayMs`, e.g. SQS
+   * standard queues, up to 15 minutes a hop): it comes back when its ETA is near, and costs no
+   * worker memory or visibility heartbeats meanwhile. Elsewhere (and on SQS FIFO queues) the
+   * worker holds it as before. Default 15 minutes.
+   */
+  handBackEtaBeyondMs?: number;
   /** Called for each task event (Celery's event names). Errors thrown here are logged. */
   onEvent?: (event: WorkerEvent) => void;
   /** Decoders by content type. Default: core's codecs. */
@@ -83,6 +91,7 @@ export interface ResolvedOptions {
   etaHeartbeatMs: number;
   visibilityExtensionMs: number;
   maxHeldEta: number;
+  handBackEtaBeyondMs: number;
   onEvent: ((event: WorkerEvent) => void) | null;
   codecs: ReadonlyMap<string, Codec> | undefined;
   trackStarted: boolean;
@@ -107,6 +116,7 @@ const KNOWN = optionKeys<WorkerOptions>({
   etaHeartbeatMs: true,
   visibilityExtensionMs: true,
   maxHeldEta: true,
+  handBackEtaBeyondMs: true,
   onEvent: true,
   codecs: true,
   trackStarted: true,
@@ -188,6 +198,7 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
     etaHeartbeatMs,
     visibilityExtensionMs: positiveInt("visibilityExtensionMs", options.visibilityExtensionMs, etaHeartbeatMs * 5),
     maxHeldEta: positiveInt("maxHeldEta", options.maxHeldEta, concurrency * multiplier, 0),
+    handBackEtaBeyondMs: positiveInt("handBackEtaBeyondMs", options.handBackEtaBeyondMs, 900_000, 0),
     onEvent: options.onEvent ?? null,
     codecs: options.codecs,
     trackStarted: options.trackStarted ?? false,

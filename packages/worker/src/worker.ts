@@ -393,6 +393,23 @@ class CeleriacWorker implements Worker {
     }
   }
 
+  /**
+   * Hands an ETA further away than `handBackEtaBeyondMs` back to the broker, delayed by at most
+   * what it honours for this delivery, instead of holding it. True when handed back. It happens
+   * before task-received: the task is received (and announced) once, on the hop that brings it
+   * within the threshold of its ETA.
+   */
+  private async handBackFarEta(delivery: Delivery, env: TaskEnvelope): Promise<boolean> {
+    const limitMs = delivery.maxNackDelayMs;
+    if (limitMs <= 0) return false;
+    const eta = parseCeleryDate(env.headers.eta);
+    const waitMs = eta ? eta.getTime() - Date.now() : 0;
+    if (waitMs <= this.opts.handBackEtaBeyondMs) return false;
+    await delivery.nack({ requeue: true, delayMs: Math.min(waitMs, limitMs) });
+    this.log("debug", "ETA task handed back to the broker until it is near", { taskId: env.headers.id, task: env.headers.task, eta: env.headers.eta });
+    return true;
+  }
+
   private async handle(job: Job): Promise<void> {
     const { delivery } = job;
     let env: TaskEnvelope;
@@ -402,6 +419,7 @@ class CeleriacWorker implements Worker {
       return this.onMalformed(delivery, err);
     }
     job.env = env;
+    if (await this.handBackFarEta(delivery, env)) return;
     const h = env.headers;
     const { task: name, id } = h;
     this.events.emit(
