@@ -9,7 +9,7 @@ export interface BeatMetrics {
 }
 
 /**
- * Prometheus metrics of a beat, on prom-client (an optional peer dependency, imported only here):
+ * Prometheus metrics of a beat, on prom-client (a dependency, so its types resolve for users; loaded only here, on first use):
  * `celeriac_beat_sent_total{entry,task}`, `celeriac_beat_missed_total{entry}`,
  * `celeriac_beat_leader` (1 while this replica leads) and `celeriac_beat_leader_changes_total`.
  * Serve the registry with @celeriac/metrics' `serveMetrics`, as the worker does.
