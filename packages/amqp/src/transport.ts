@@ -287,14 +287,23 @@ class AmqpTransportImpl implements AmqpTransport {
           }
           return;
         } catch (err) {
-          if (err instanceof CeleriacError) throw err;
+          // A refusal of the queue itself (arguments differ, passive and missing, no access):
+          // the same on every attempt.
+          if (err instanceof CeleriacError && err.code !== "connection") throw err;
           // A connection that is going away fails its channels first: give it a moment to be
-          // seen as closed. If it still stands, the broker refused this publish on its own.
+          // seen as closed. If it still stands, the broker refused this publish on its own,
+          // unless it is one of the refusals that pass: a nack (a quorum queue nacks what it
+          // received while electing a new leader, after its leader's node failed) or a
+          // declaration that failed for another reason than the queue. Those are sent again,
+          // so a publish resolves only once confirmed, or rejects at the deadline.
           await sleep(100);
           if (this.isClosed) throw new CeleriacError("closed", "amqp transport closed during publish", { cause: err });
-          if (this.connection.current === conn && conn === this.connection.current && !isConnectionGone(err)) {
+          const stillUp = this.connection.current === conn;
+          const passing = err instanceof CeleriacError || /message nacked/i.test(describe(err));
+          if (stillUp && !passing && !isConnectionGone(err)) {
             throw new CeleriacError("connection", `publish to ${JSON.stringify(routingKey)} failed: ${describe(err)}`, { cause: err });
           }
+          if (stillUp) await sleep(200);
           if (Date.now() >= deadline) {
             throw new CeleriacError(
               "connection",
@@ -451,6 +460,15 @@ function declareError(queue: string, mode: "declare" | "passive", args: Record<s
         `Give the queue's existing arguments in queueArguments/queues/maxPriority (celeriac CLI: --queue-arguments/--max-priority), ` +
         `or use declare: "passive" (--passive-queues). Broker said: ${text}`,
       { cause: err },
+    );
+  }
+  if (code === 403 || /ACCESS_REFUSED|ACCESS-REFUSED/.test(text)) {
+    return new CeleriacError(
+      "invalid_argument",
+      `no access to queue ${JSON.stringify(queue)} for this user (check its permissions on the vhost). Broker said: ${text}`,
+      {
+        cause: err,
+      },
     );
   }
   if (mode === "passive" && (code === 404 || /NOT_FOUND/.test(text))) {

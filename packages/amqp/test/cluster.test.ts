@@ -128,7 +128,9 @@ describe("a Python-declared priority queue (x-max-priority 10) on the cluster", 
       const code = await Promise.race([c.exited, sleep(60_000).then(() => "still running")]);
       const took = Date.now() - t0;
       await c.stop();
-      console.log(`mismatching worker (${extra.join(" ") || "no queue flags"}) exited ${String(code)} after ${took} ms`);
+      console.log(
+        `mismatching worker (${extra.join(" ") || "no queue flags"}) exited ${String(code)} after ${took} ms: ${c.output().trim().split("\n").at(-1)}`,
+      );
       expect(code, c.output()).not.toBe("still running");
       expect(code, c.output()).not.toBe(0);
       expect(c.output()).toMatch(/inequivalent arg 'x-max-priority'/);
@@ -229,6 +231,7 @@ describe("a quorum queue on the cluster", () => {
     const client = createClient({ transport, defaultQueue: queue });
     const confirmed = new Set<string>();
     let refused = 0;
+    const reasons = new Set<string>();
     let killedAt = -1;
     // Resolves once the killed node is back (set when it is killed).
     let restarted: Promise<void> = Promise.resolve();
@@ -261,17 +264,21 @@ describe("a quorum queue on the cluster", () => {
           try {
             const r = await client.sendTask("cluster.record", { args: [file, `t${i}`] });
             confirmed.add(r.id);
-          } catch {
+          } catch (err) {
             refused++;
+            reasons.add(String(err));
           }
         }
       };
       await Promise.all(Array.from({ length: 50 }, publisher));
       console.log(`${at()}: publishing done`);
       await restarted;
-      console.log(`published: ${confirmed.size} confirmed, ${refused} refused (leader ${leader} killed after ${killedAt} confirmed)`);
+      console.log(`published: ${confirmed.size} confirmed, ${refused} refused (leader ${leader} killed after ${killedAt} confirmed)`, [...reasons].slice(0, 5));
       const executed = () => new Set(readLines(file).map((l) => l.id));
-      const missing = () => [...confirmed].filter((id) => !executed().has(id));
+      const missing = () => {
+        const ran = executed();
+        return [...confirmed].filter((id) => !ran.has(id));
+      };
       await waitFor(
         () => missing().length === 0,
         120_000,
