@@ -29,9 +29,13 @@ const broker = () => new Option("-b, --broker <url>", "broker URL (sqlite:///fil
  */
 const queueDeclaration = (cmd: Command): Command =>
   cmd
-    .option("--queue-arguments <json>", 'AMQP arguments of the queues, as kombu\'s queue_arguments, e.g. \'{"x-queue-type":"quorum"}\'')
-    .option("--max-priority <n>", "declare the queues with x-max-priority n, as Celery's task_queue_max_priority")
-    .option("--passive-queues", "only check the queues exist (declared elsewhere); never create or change them");
+    .addOption(
+      new Option("--queue-arguments <json>", 'AMQP arguments of the queues, as kombu\'s queue_arguments, e.g. \'{"x-queue-type":"quorum"}\'').env(
+        "CELERIAC_QUEUE_ARGUMENTS",
+      ),
+    )
+    .addOption(new Option("--max-priority <n>", "declare the queues with x-max-priority n, as Celery's task_queue_max_priority").env("CELERIAC_MAX_PRIORITY"))
+    .addOption(new Option("--passive-queues", "only check the queues exist (declared elsewhere); never create or change them").env("CELERIAC_PASSIVE_QUEUES"));
 
 const backend = () =>
   new Option("--result-backend <url>", "result backend URL (sqlite:///, file:///dir, redis://, rpc://, none)").env("CELERIAC_RESULT_BACKEND");
