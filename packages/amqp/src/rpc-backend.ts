@@ -6,8 +6,8 @@ import { ReconnectingConnection } from "./connection.js";
 import { DEFAULT_AMQP_URL, amqpUrlList, toPublishOptions } from "./transport.js";
 
 export interface RpcResultBackendOptions {
-  /** The broker to use, an amqp:// URL (Celery's rpc:// uses the broker connection). */
-  url?: string;
+  /** The broker to use, an amqp:// URL or a cluster's failover list (Celery's rpc:// uses the broker connection). */
+  url?: string | readonly string[];
   /** TLS socket options for amqps://. */
   tls?: Record<string, unknown>;
   /**

@@ -102,6 +102,25 @@ describe("queues declared elsewhere, refused early", () => {
   });
 });
 
+describe("failover URLs", () => {
+  it("the first connection skips a node that does not answer; with none answering it names each", async () => {
+    const dead = "amqp://guest:guest@127.0.0.1:1//";
+    const t = createAmqpTransport({ url: `${dead};${cluster.nodes[1]!.url}` });
+    await t.connect();
+    await t.publish(`failover-${randomUUID().slice(0, 8)}`, {
+      body: new TextEncoder().encode("{}"),
+      contentType: "application/json",
+      contentEncoding: "utf-8",
+      headers: {},
+      properties: {},
+    });
+    await t.close();
+    const none = createAmqpTransport({ url: [dead, "amqp://guest:guest@127.0.0.1:2//"] });
+    await expect(none.connect()).rejects.toThrow(/cannot connect to any of the 2 AMQP brokers: .*127\.0\.0\.1:1.*; .*127\.0\.0\.1:2/);
+    await none.close();
+  });
+});
+
 describe("a Python-declared priority queue (x-max-priority 10) on the cluster", () => {
   const queue = `prio-${randomUUID().slice(0, 8)}`;
   const pyEnv = () => ({
