@@ -11,6 +11,8 @@ export interface PythonEnv {
   resultUrl?: string;
   /** Module in test-support/python whose `app` the helper scripts use. Default: interop_app. */
   app?: string;
+  /** More variables for the Python process (e.g. what the app module reads). */
+  env?: Record<string, string>;
 }
 
 function pyEnv(e: PythonEnv): NodeJS.ProcessEnv {
@@ -22,6 +24,7 @@ function pyEnv(e: PythonEnv): NodeJS.ProcessEnv {
     PYTHONPATH: PYTHON_DIR,
     PYTHONUNBUFFERED: "1",
     PYTHONDONTWRITEBYTECODE: "1",
+    ...e.env,
   };
 }
 

@@ -18,6 +18,8 @@ export interface RabbitNode {
   readonly nodename: string;
   /** Stops the broker process (data kept), for restart tests. */
   stop(): Promise<void>;
+  /** Kills the node hard (SIGKILL to the Erlang VM and its shell wrapper; data kept), as a crash. */
+  kill(): Promise<void>;
   /** Starts it again on the same port with the same data. */
   start(): Promise<void>;
   /** Runs `rabbitmqctl <args>` against this node. */
@@ -55,7 +57,13 @@ function killGroup(c: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-export async function startRabbit(options: { consumerTimeoutMs?: number } = {}): Promise<RabbitNode> {
+export interface StartRabbitOptions {
+  consumerTimeoutMs?: number;
+  /** Erlang cookie (nodes of one cluster share it); default: a fresh one per node. */
+  cookie?: string;
+}
+
+export async function startRabbit(options: StartRabbitOptions = {}): Promise<RabbitNode> {
   const dir = mkdtempSync(join(tmpdir(), "celeriac-rabbit-"));
   const port = await freePort();
   const distPort = await freePort();
@@ -87,6 +95,9 @@ export async function startRabbit(options: { consumerTimeoutMs?: number } = {}):
     ERL_EPMD_ADDRESS: "127.0.0.1",
   };
   writeFileSync(join(dir, "enabled_plugins"), "[].\n");
+  // The node and rabbitmqctl both read $HOME/.erlang.cookie (HOME is the node's dir): a cluster's
+  // nodes get the same one, and Erlang refuses a cookie file others can read.
+  writeFileSync(join(dir, ".erlang.cookie"), options.cookie ?? `celeriac${process.pid}x${counter}x${Date.now()}`, { mode: 0o400 });
   // consumer_timeout is checked on the channel tick (60 s by default): tick faster when a test
   // sets a short timeout.
   writeFileSync(join(dir, "advanced.config"), options.consumerTimeoutMs !== undefined ? "[{rabbit, [{channel_tick_interval, 500}]}].\n" : "[].\n");
@@ -152,6 +163,15 @@ export async function startRabbit(options: { consumerTimeoutMs?: number } = {}):
     child = null;
   };
 
+  const kill = async (): Promise<void> => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const gone = new Promise<void>((r) => c.once("exit", () => r()));
+    killGroup(c, "SIGKILL");
+    await gone;
+    child = null;
+  };
+
   try {
     await start();
   } catch (err) {
@@ -163,6 +183,7 @@ export async function startRabbit(options: { consumerTimeoutMs?: number } = {}):
     port,
     nodename,
     stop,
+    kill,
     start,
     ctl,
     async shutdown() {
@@ -184,4 +205,59 @@ export async function shutdownSharedRabbit(): Promise<void> {
   const s = shared;
   shared = null;
   if (s) await (await s).shutdown();
+}
+
+export interface RabbitCluster {
+  readonly nodes: readonly RabbitNode[];
+  /** Celery's failover list: every node's URL, `;`-separated. */
+  readonly url: string;
+  /** The node name (`name@localhost`) leading a quorum queue. */
+  leaderOf(queue: string): Promise<string>;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * A RabbitMQ cluster of `size` private nodes on loopback: the nodes boot in parallel with one
+ * cookie, then each joins the first (`join_cluster` needs the joining app stopped). Slow (tens of
+ * seconds on a busy machine): start one per test file.
+ */
+export async function startRabbitCluster(size = 3): Promise<RabbitCluster> {
+  const cookie = `celeriaccluster${process.pid}x${Date.now()}`;
+  const started = await Promise.allSettled(Array.from({ length: size }, () => startRabbit({ cookie })));
+  const nodes = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  const shutdown = async (): Promise<void> => {
+    await Promise.all(nodes.map((n) => n.shutdown().catch(() => undefined)));
+  };
+  try {
+    if (failed) throw failed.reason;
+    const first = nodes[0]!;
+    for (const n of nodes.slice(1)) {
+      await n.ctl("stop_app");
+      await n.ctl("join_cluster", first.nodename);
+      await n.ctl("start_app");
+    }
+    await first.ctl("await_online_nodes", String(size));
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+  return {
+    nodes,
+    url: nodes.map((n) => n.url).join(";"),
+    async leaderOf(queue) {
+      // Any running node answers for the cluster.
+      for (const n of nodes) {
+        try {
+          const rows = JSON.parse(await n.ctl("list_queues", "name", "leader", "--formatter", "json")) as { name: string; leader: string }[];
+          const row = rows.find((r) => r.name === queue);
+          if (row) return row.leader;
+        } catch {
+          // this node is down: ask the next
+        }
+      }
+      throw new Error(`no node knows the leader of ${queue}`);
+    },
+    shutdown,
+  };
 }

@@ -22,10 +22,25 @@ const withGlobals = <T>(cmd: Command): T => {
 };
 
 const broker = () => new Option("-b, --broker <url>", "broker URL (sqlite:///file.db, amqp://, redis://, sqs://)").env("CELERIAC_BROKER_URL");
+/**
+ * A queue declared elsewhere (Python's `task_queues`): declare it with the same arguments, as
+ * kombu's `Queue(..., queue_arguments=...)` and Celery's `task_queue_max_priority`, or only check
+ * that it exists. amqp:// brokers only.
+ */
+const queueDeclaration = (cmd: Command): Command =>
+  cmd
+    .addOption(
+      new Option("--queue-arguments <json>", 'AMQP arguments of the queues, as kombu\'s queue_arguments, e.g. \'{"x-queue-type":"quorum"}\'').env(
+        "CELERIAC_QUEUE_ARGUMENTS",
+      ),
+    )
+    .addOption(new Option("--max-priority <n>", "declare the queues with x-max-priority n, as Celery's task_queue_max_priority").env("CELERIAC_MAX_PRIORITY"))
+    .addOption(new Option("--passive-queues", "only check the queues exist (declared elsewhere); never create or change them").env("CELERIAC_PASSIVE_QUEUES"));
+
 const backend = () =>
   new Option("--result-backend <url>", "result backend URL (sqlite:///, file:///dir, redis://, rpc://, none)").env("CELERIAC_RESULT_BACKEND");
 
-program
+const workerCmd = program
   .command("worker")
   .description("start a worker that runs the tasks registered by --tasks modules")
   .addOption(broker())
@@ -42,8 +57,8 @@ program
   .option("--metrics-host <host>", "interface for --metrics-port; 0.0.0.0 to let a scraper on another machine in", "127.0.0.1")
   .option("-l, --loglevel <level>", "DEBUG, INFO, WARNING, ERROR or CRITICAL, as in celery worker -l", "INFO")
   .option("--log-format <format>", "text (Celery's log lines) or json (one object per line); default: text on a terminal, else json")
-  .option("-q, --quiet", "no log output")
-  .action(async (_opts, cmd: Command) => (await import("./commands/worker.js")).workerCommand(withGlobals(cmd)));
+  .option("-q, --quiet", "no log output");
+queueDeclaration(workerCmd).action(async (_opts, cmd: Command) => (await import("./commands/worker.js")).workerCommand(withGlobals(cmd)));
 
 program
   .command("beat")
@@ -59,7 +74,7 @@ program
   .option("-q, --quiet", "no log output")
   .action(async (_opts, cmd: Command) => (await import("./commands/beat.js")).beatCommand(withGlobals(cmd)));
 
-program
+const callCmd = program
   .command("call")
   .description("send a task by name, like `celery call`")
   .argument("<name>", "registered task name, e.g. tasks.add")
@@ -74,16 +89,16 @@ program
   .option("--priority <0-9>", "higher runs first")
   .option("--task-id <id>", "use this task id")
   .option("-w, --wait", "wait for the result and print it as JSON")
-  .option("--timeout <seconds>", "with --wait: give up after this long", "60")
-  .action(async (name: string, _opts, cmd: Command) => (await import("./commands/call.js")).callCommand(name, withGlobals(cmd)));
+  .option("--timeout <seconds>", "with --wait: give up after this long", "60");
+queueDeclaration(callCmd).action(async (name: string, _opts, cmd: Command) => (await import("./commands/call.js")).callCommand(name, withGlobals(cmd)));
 
-program
+const purgeCmd = program
   .command("purge")
   .description("delete all waiting tasks from queues, like `celery purge`")
   .addOption(broker())
   .option("-Q, --queues <list>", "comma-separated queues", "celery")
-  .option("-f, --force", "do not ask for confirmation")
-  .action(async (_opts, cmd: Command) => (await import("./commands/purge.js")).purgeCommand(withGlobals(cmd)));
+  .option("-f, --force", "do not ask for confirmation");
+queueDeclaration(purgeCmd).action(async (_opts, cmd: Command) => (await import("./commands/purge.js")).purgeCommand(withGlobals(cmd)));
 
 program
   .command("demo")

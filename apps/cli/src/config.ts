@@ -1,4 +1,5 @@
-import { loadUrlPackage, resultBackendFromUrl, transportFromUrl, type ResultBackend, type Transport } from "@celeriac/core";
+import { CeleriacError, loadUrlPackage, resultBackendFromUrl, transportFromUrl, type ResultBackend, type Transport } from "@celeriac/core";
+import { parseCeleryJson } from "@celeriac/core/transport";
 
 /** The embedded default: a SQLite file in the working directory, no server. */
 export const DEFAULT_BROKER_URL = "sqlite:///celeriac.db";
@@ -14,6 +15,60 @@ export interface Connections {
 export interface ConnectionOptions {
   broker?: string | undefined;
   resultBackend?: string | undefined;
+  /** How the broker's queues are declared (`--queue-arguments`, `--max-priority`, `--passive-queues`). */
+  queueDeclaration?: QueueDeclarationFlags | undefined;
+}
+
+/** The command-line flags that describe a queue declared elsewhere (e.g. by Python's `task_queues`). */
+export interface QueueDeclarationFlags {
+  /** JSON object, kombu's `Queue(..., queue_arguments=...)`, e.g. `{"x-queue-type":"quorum"}`. */
+  queueArguments?: string | undefined;
+  /** Celery's `task_queue_max_priority`: declares queues with `x-max-priority`. */
+  maxPriority?: string | undefined;
+  /** Only check that the queues exist (AMQP passive declare); never create or change them. */
+  passiveQueues?: boolean | undefined;
+}
+
+/**
+ * The flags as transport options, or undefined when none is given. They describe AMQP queue
+ * declarations, so another broker refuses them rather than ignore them.
+ */
+export function queueDeclarationOptions(brokerUrl: string, flags: QueueDeclarationFlags | undefined): Record<string, unknown> | undefined {
+  if (!flags) return undefined;
+  const out: Record<string, unknown> = {};
+  if (flags.queueArguments !== undefined) {
+    let args: unknown;
+    try {
+      args = parseCeleryJson(flags.queueArguments);
+    } catch (err) {
+      throw new CeleriacError("invalid_argument", `--queue-arguments is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof args !== "object" || args === null || Array.isArray(args)) {
+      throw new CeleriacError("invalid_argument", `--queue-arguments must be a JSON object, e.g. '{"x-max-priority": 10}'`);
+    }
+    out["queueArguments"] = args;
+  }
+  if (flags.maxPriority !== undefined) {
+    const n = Number(flags.maxPriority);
+    if (flags.maxPriority.trim() === "" || !Number.isInteger(n) || n < 1 || n > 255) {
+      throw new CeleriacError("invalid_argument", `--max-priority must be an integer 1..255, got ${JSON.stringify(flags.maxPriority)}`);
+    }
+    out["maxPriority"] = n;
+  }
+  if (flags.passiveQueues) {
+    if (out["queueArguments"] !== undefined || out["maxPriority"] !== undefined) {
+      throw new CeleriacError("invalid_argument", "--passive-queues declares nothing, so it takes no --queue-arguments or --max-priority");
+    }
+    out["declare"] = "passive";
+  }
+  if (Object.keys(out).length === 0) return undefined;
+  if (!/^amqps?:\/\//i.test(brokerUrl)) {
+    throw new CeleriacError(
+      "invalid_argument",
+      `--queue-arguments, --max-priority and --passive-queues apply to amqp:// brokers, not ${displayUrl(brokerUrl)}`,
+    );
+  }
+  return out;
 }
 
 function connectionUrls(opts: ConnectionOptions): { brokerUrl: string; backendUrl: string | null } {
@@ -39,7 +94,7 @@ export async function checkConnectionPackages(opts: ConnectionOptions): Promise<
  */
 export async function openConnections(opts: ConnectionOptions): Promise<Connections> {
   const { brokerUrl, backendUrl } = connectionUrls(opts);
-  const transport = await transportFromUrl(brokerUrl);
+  const transport = await transportFromUrl(brokerUrl, queueDeclarationOptions(brokerUrl, opts.queueDeclaration));
   const resultBackend = backendUrl ? await resultBackendFromUrl(backendUrl) : null;
   return {
     brokerUrl,

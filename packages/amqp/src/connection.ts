@@ -2,7 +2,11 @@ import { connect, type ChannelModel } from "amqplib";
 import { CeleriacError, ConnectionLifecycle } from "@celeriac/core/transport";
 
 export interface ConnectionSettings {
-  url: string;
+  /**
+   * The nodes to connect to, tried in turn: one URL, or a cluster's failover list (Celery's
+   * `amqp://h1;amqp://h2`, already split and normalised).
+   */
+  urls: readonly string[];
   /** TLS options for amqps:// (ca, cert, key, servername, rejectUnauthorized ...). */
   tls: Record<string, unknown> | undefined;
   /** Where outages are reported, and whose backoff the reconnect loop uses. */
@@ -15,6 +19,11 @@ export interface ConnectionSettings {
  * core's lifecycle loop (exponential backoff with jitter, outage events) until `close()`; users
  * of the connection subscribe to `up` and re-open their channels, and `ready()` waits for the
  * next live connection.
+ *
+ * With several URLs (a cluster) it fails over round-robin, as kombu's `Connection(alternates,
+ * failover_strategy="round-robin")` does (kombu/connection.py, `maybe_switch_next` on a
+ * connection error): a failed dial or a lost connection moves on to the next node, and the
+ * lifecycle's backoff paces the attempts across the whole list.
  */
 export class ReconnectingConnection {
   private conn: ChannelModel | null = null;
@@ -27,8 +36,17 @@ export class ReconnectingConnection {
   private readonly stopReconnecting = new AbortController();
   /** The error that made the last connection attempt fail, for error messages. */
   lastError: unknown = null;
+  /** The node the next dial goes to (an index into `settings.urls`). */
+  private next = 0;
 
-  constructor(private readonly settings: ConnectionSettings) {}
+  constructor(private readonly settings: ConnectionSettings) {
+    if (settings.urls.length === 0) throw new CeleriacError("invalid_argument", "amqp: no broker URL given");
+  }
+
+  /** The URL of the live connection, or of the node the next attempt goes to. */
+  get url(): string {
+    return this.settings.urls[this.next]!;
+  }
 
   get current(): ChannelModel | null {
     return this.conn;
@@ -43,12 +61,31 @@ export class ReconnectingConnection {
     return () => this.upListeners.delete(listener);
   }
 
-  /** The first connection: fails fast (no retry) so a wrong URL is reported at once. */
+  /**
+   * The first connection: fails fast (no backoff) so a wrong URL is reported at once; with a
+   * failover list each node is tried once before it fails.
+   */
   async open(): Promise<ChannelModel> {
     if (this.closing) throw new CeleriacError("closed", "amqp transport is closed");
     if (this.conn) return this.conn;
-    this.connecting ??= this.dial().finally(() => (this.connecting = null));
+    this.connecting ??= this.dialEach().finally(() => (this.connecting = null));
     return this.connecting;
+  }
+
+  private async dialEach(): Promise<ChannelModel> {
+    const n = this.settings.urls.length;
+    const errors: string[] = [];
+    for (let i = 0; ; i++) {
+      try {
+        return await this.dial();
+      } catch (err) {
+        if (n === 1 || (err instanceof CeleriacError && err.code === "closed")) throw err;
+        errors.push(describe(err));
+        if (i + 1 >= n) {
+          throw new CeleriacError("connection", `cannot connect to any of the ${n} AMQP brokers: ${errors.join("; ")}`, { cause: err });
+        }
+      }
+    }
   }
 
   /** Waits up to `timeoutMs` for a live connection (reconnecting meanwhile). */
@@ -84,11 +121,13 @@ export class ReconnectingConnection {
     const s = this.settings;
     if (s.lifecycle.state === "idle") s.lifecycle.report({ type: "connecting" });
     let conn: ChannelModel;
+    const url = this.url;
     try {
-      conn = await connect(s.url, { noDelay: true, ...(s.tls ?? {}) } as Parameters<typeof connect>[1]);
+      conn = await connect(url, { noDelay: true, ...(s.tls ?? {}) } as Parameters<typeof connect>[1]);
     } catch (err) {
       this.lastError = err;
-      throw new CeleriacError("connection", `cannot connect to the AMQP broker at ${redact(s.url)}: ${describe(err)}`, { cause: err });
+      this.failOver();
+      throw new CeleriacError("connection", `cannot connect to the AMQP broker at ${redact(url)}: ${describe(err)}`, { cause: err });
     }
     if (this.closing) {
       await conn.close().catch(() => undefined);
@@ -101,6 +140,8 @@ export class ReconnectingConnection {
       if (this.conn !== conn) return;
       this.conn = null;
       if (!this.closing) {
+        // The node may be the one that went down: the next attempt goes to the next node.
+        this.failOver();
         s.onEvent?.("disconnected", this.lastError);
         s.lifecycle.lost(this.lastError ?? new Error("connection closed"));
         this.scheduleReconnect();
@@ -113,6 +154,10 @@ export class ReconnectingConnection {
     for (const w of waiters) w.resolve(conn);
     for (const l of this.upListeners) l(conn);
     return conn;
+  }
+
+  private failOver(): void {
+    this.next = (this.next + 1) % this.settings.urls.length;
   }
 
   private scheduleReconnect(): void {

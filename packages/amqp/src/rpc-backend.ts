@@ -3,11 +3,11 @@ import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import { CeleriacError, READY_STATES, type ResultBackend, type ResultMeta } from "@celeriac/core";
 import { ConnectionLifecycle, assertKnownOptions, optionKeys, parseResultMeta, stringifyCeleryJson, type WireMessage } from "@celeriac/core/transport";
 import { ReconnectingConnection } from "./connection.js";
-import { DEFAULT_AMQP_URL, normaliseAmqpUrl, toPublishOptions } from "./transport.js";
+import { DEFAULT_AMQP_URL, amqpUrlList, toPublishOptions } from "./transport.js";
 
 export interface RpcResultBackendOptions {
-  /** The broker to use, an amqp:// URL (Celery's rpc:// uses the broker connection). */
-  url?: string;
+  /** The broker to use, an amqp:// URL or a cluster's failover list (Celery's rpc:// uses the broker connection). */
+  url?: string | readonly string[];
   /** TLS socket options for amqps://. */
   tls?: Record<string, unknown>;
   /**
@@ -44,7 +44,7 @@ export class RpcResultBackend implements ResultBackend {
     this.replyQueue = options.replyQueue ?? randomUUID();
     this.publishTimeoutMs = options.publishTimeoutMs ?? 30_000;
     this.connection = new ReconnectingConnection({
-      url: normaliseAmqpUrl(options.url ?? DEFAULT_AMQP_URL),
+      urls: amqpUrlList(options.url ?? DEFAULT_AMQP_URL),
       tls: options.tls,
       lifecycle: new ConnectionLifecycle("amqp rpc backend"),
       onEvent: undefined,

@@ -24,8 +24,12 @@ import { AmqpExchanges } from "./exchanges.js";
 import { typeFieldTable } from "./field-table.js";
 
 export interface AmqpTransportOptions {
-  /** Broker URL, `amqp://user:pass@host:5672/vhost` or `amqps://...`. Default: `amqp://guest:guest@localhost:5672//`. */
-  url?: string;
+  /**
+   * Broker URL, `amqp://user:pass@host:5672/vhost` or `amqps://...`. Default: `amqp://guest:guest@localhost:5672//`.
+   * A cluster is a failover list, Celery's `amqp://h1;amqp://h2` or an array: a lost connection
+   * reconnects to the next node, round-robin.
+   */
+  url?: string | readonly string[];
   /** TLS socket options for amqps:// (`ca`, `cert`, `key`, `servername`, `rejectUnauthorized`). */
   tls?: Record<string, unknown>;
   /**
@@ -81,6 +85,22 @@ export const DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672//";
 export const REJECT_REASON_HEADER = "x-celeriac-reject-reason";
 /** How long a settle that could not reach the broker waits for its message to come back. */
 const DEFERRED_SETTLE_MS = 30 * 60_000;
+
+/**
+ * A failover list as Celery writes it (`amqp://h1;amqp://h2`, kombu splits the hostname on ";"),
+ * or an array of URLs, each normalised. Split before any URL is parsed, so a URL's own parsing
+ * never sees the list.
+ */
+export function amqpUrlList(url: string | readonly string[]): string[] {
+  const parts = (typeof url === "string" ? [url] : [...url]).flatMap((u) => {
+    if (typeof u !== "string") throw new CeleriacError("invalid_argument", `an AMQP URL must be a string, got ${JSON.stringify(u)}`);
+    return u.split(";").map((x) => x.trim());
+  });
+  if (parts.length === 0 || parts.some((p) => p === "")) {
+    throw new CeleriacError("invalid_argument", `empty AMQP URL in ${JSON.stringify(url)} (a failover list is amqp://h1;amqp://h2)`);
+  }
+  return parts.map(normaliseAmqpUrl);
+}
 
 /** kombu reads `amqp://host//` and `amqp://host/` as vhost "/"; amqplib would read "/" and "". */
 export function normaliseAmqpUrl(url: string): string {
@@ -139,9 +159,11 @@ class AmqpTransportImpl implements AmqpTransport {
       throw new CeleriacError("invalid_argument", `createAmqpTransport: maxPriority must be an integer 1..255, got ${String(options.maxPriority)}`);
     }
     this.opts = { declare: "declare", confirm: true, publishTimeoutMs: 30_000, ...options };
-    const url = normaliseAmqpUrl(options.url ?? DEFAULT_AMQP_URL);
+    // Refused here, not by a broker that would close the channel at declare time.
+    checkQueueArguments("queueArguments", this.queueArguments(null));
+    for (const q of Object.keys(options.queues ?? {})) checkQueueArguments(`queues[${JSON.stringify(q)}]`, this.queueArguments(q));
     this.connection = new ReconnectingConnection({
-      url,
+      urls: amqpUrlList(options.url ?? DEFAULT_AMQP_URL),
       tls: options.tls,
       lifecycle:
         (this.lifecycle = this.events =
@@ -183,9 +205,10 @@ class AmqpTransportImpl implements AmqpTransport {
     if (this.isClosed) throw new CeleriacError("closed", "amqp transport is closed");
   }
 
-  /** The arguments this transport declares `queue` with. */
-  queueArguments(queue: string): Record<string, unknown> {
-    const args: Record<string, unknown> = { ...this.opts.queueArguments, ...this.opts.queues?.[queue]?.arguments };
+  /** The arguments this transport declares `queue` with (`null`: a queue without its own entry). */
+  queueArguments(queue: string | null): Record<string, unknown> {
+    const own = queue !== null && this.opts.queues && Object.hasOwn(this.opts.queues, queue) ? this.opts.queues[queue]?.arguments : undefined;
+    const args: Record<string, unknown> = { ...this.opts.queueArguments, ...own };
     if (this.opts.maxPriority !== undefined) args["x-max-priority"] = this.opts.maxPriority;
     return args;
   }
@@ -264,14 +287,23 @@ class AmqpTransportImpl implements AmqpTransport {
           }
           return;
         } catch (err) {
-          if (err instanceof CeleriacError) throw err;
+          // A refusal of the queue itself (arguments differ, passive and missing, no access):
+          // the same on every attempt.
+          if (err instanceof CeleriacError && err.code !== "connection") throw err;
           // A connection that is going away fails its channels first: give it a moment to be
-          // seen as closed. If it still stands, the broker refused this publish on its own.
+          // seen as closed. If it still stands, the broker refused this publish on its own,
+          // unless it is one of the refusals that pass: a nack (a quorum queue nacks what it
+          // received while electing a new leader, after its leader's node failed) or a
+          // declaration that failed for another reason than the queue. Those are sent again,
+          // so a publish resolves only once confirmed, or rejects at the deadline.
           await sleep(100);
           if (this.isClosed) throw new CeleriacError("closed", "amqp transport closed during publish", { cause: err });
-          if (this.connection.current === conn && conn === this.connection.current && !isConnectionGone(err)) {
+          const stillUp = this.connection.current === conn;
+          const passing = err instanceof CeleriacError || /message nacked/i.test(describe(err));
+          if (stillUp && !passing && !isConnectionGone(err)) {
             throw new CeleriacError("connection", `publish to ${JSON.stringify(routingKey)} failed: ${describe(err)}`, { cause: err });
           }
+          if (stillUp) await sleep(200);
           if (Date.now() >= deadline) {
             throw new CeleriacError(
               "connection",
@@ -368,6 +400,45 @@ class AmqpTransportImpl implements AmqpTransport {
   }
 }
 
+/**
+ * What RabbitMQ refuses for a quorum queue, refused before any declaration: priorities (a quorum
+ * queue has none in RabbitMQ 3.x, and `x-max-priority` is an error there), and stream queues,
+ * which Celery cannot consume either. Quorum queues must be durable, non-exclusive and not
+ * auto-delete: this transport declares every queue that way (as Celery does), and consumes with
+ * per-consumer QoS (`basic.qos global=false`), the only kind a quorum queue accepts.
+ */
+function checkQueueArguments(where: string, args: Record<string, unknown>): void {
+  const type = args["x-queue-type"];
+  if (type === undefined || type === "classic") return;
+  if (type === "stream") {
+    throw new CeleriacError(
+      "unsupported",
+      `createAmqpTransport: ${where} asks for x-queue-type "stream"; stream queues are not task queues (Celery cannot consume them either)`,
+    );
+  }
+  if (type !== "quorum")
+    throw new CeleriacError("invalid_argument", `createAmqpTransport: ${where}: x-queue-type must be "classic" or "quorum", got ${JSON.stringify(type)}`);
+  if (args["x-max-priority"] !== undefined) {
+    throw new CeleriacError(
+      "invalid_argument",
+      `createAmqpTransport: ${where}: quorum queues do not support priorities (x-max-priority / maxPriority); use a classic queue for priorities`,
+    );
+  }
+}
+
+/** Attempts to open a consumer the broker refuses (403, 404 passive, 406) before it fails: ~1 s. */
+const REFUSED_ATTEMPTS = 3;
+/** Attempts after other channel failures before it fails: ~10 s, longer than a quorum queue's leader election. */
+const FAILED_ATTEMPTS = 20;
+const CONSUME_RETRY_MS = 500;
+
+/** A refusal of the queue itself: retrying on the same connection cannot change it. */
+function isRefusal(err: unknown): boolean {
+  if (err instanceof CeleriacError && err.code === "invalid_argument") return true;
+  const code = isChannelError(err) ? err.code : undefined;
+  return code === 403 || code === 406 || /ACCESS_REFUSED|PRECONDITION_FAILED/.test(describe(err));
+}
+
 function isConnectionGone(err: unknown): boolean {
   const msg = describe(err);
   return /connection closed|channel ended|socket|ECONNRESET|CONNECTION_FORCED|closed by server: 320/i.test(msg);
@@ -386,14 +457,24 @@ function declareError(queue: string, mode: "declare" | "passive", args: Record<s
     return new CeleriacError(
       "invalid_argument",
       `queue ${JSON.stringify(queue)} already exists and ${what} from what this transport declares (${JSON.stringify(args)}). ` +
-        `Give the queue's existing arguments in queueArguments/queues/maxPriority, or use declare: "passive". Broker said: ${text}`,
+        `Give the queue's existing arguments in queueArguments/queues/maxPriority (celeriac CLI: --queue-arguments/--max-priority), ` +
+        `or use declare: "passive" (--passive-queues). Broker said: ${text}`,
       { cause: err },
+    );
+  }
+  if (code === 403 || /ACCESS_REFUSED|ACCESS-REFUSED/.test(text)) {
+    return new CeleriacError(
+      "invalid_argument",
+      `no access to queue ${JSON.stringify(queue)} for this user (check its permissions on the vhost). Broker said: ${text}`,
+      {
+        cause: err,
+      },
     );
   }
   if (mode === "passive" && (code === 404 || /NOT_FOUND/.test(text))) {
     return new CeleriacError(
       "invalid_argument",
-      `queue ${JSON.stringify(queue)} does not exist (declare: "passive" never creates queues). Broker said: ${text}`,
+      `queue ${JSON.stringify(queue)} does not exist (declare: "passive", --passive-queues, never creates queues). Broker said: ${text}`,
       { cause: err },
     );
   }
@@ -478,6 +559,8 @@ class AmqpConsumer {
   private openingFor: ChannelModel | null = null;
   private readonly orphans = new Map<string, Handle>();
   private readonly deferred = new Map<string, { fn: SettleOp; at: number }>();
+  /** Failed attempts to open the consumer on a live connection since it last opened. */
+  private failures = 0;
 
   constructor(
     readonly transport: AmqpTransportImpl,
@@ -523,19 +606,33 @@ class AmqpConsumer {
       })
       .then(
         () => {
+          this.failures = 0;
           if (recovered) this.onEvent?.("consumer-recovered", this.queues);
         },
         (err: unknown) => {
           this.onEvent?.("consumer-error", err);
-          // The queue cannot be declared as configured (arguments differ, passive and missing):
-          // retrying cannot help, so the consumer fails loudly.
-          if (err instanceof CeleriacError && err.code === "invalid_argument") {
-            this.queue.fail(err);
+          // The connection still stands but the queue could not be consumed. A refusal (406
+          // arguments differ, 404 on a passive declare, 403 no access) is tried a few times, in
+          // case someone was re-declaring the queue; anything else (a channel closed by
+          // consumer_timeout, a quorum queue electing its leader) gets longer. Past that the
+          // consumer fails with the broker's reason, so the worker logs it and exits non-zero
+          // instead of retrying unseen.
+          const limit = isRefusal(err) ? REFUSED_ATTEMPTS : FAILED_ATTEMPTS;
+          if (++this.failures >= limit) {
+            this.queue.fail(
+              err instanceof CeleriacError && err.code === "invalid_argument"
+                ? err
+                : new CeleriacError(
+                    "connection",
+                    `cannot consume ${this.queues.map((q) => JSON.stringify(q)).join(", ")} (${this.failures} attempts): ${describe(err)}`,
+                    {
+                      cause: err,
+                    },
+                  ),
+            );
             return;
           }
-          // The connection still stands but the channel failed (e.g. consumer_timeout closed
-          // it): try again shortly on the same connection.
-          this.later(500, () => {
+          this.later(CONSUME_RETRY_MS, () => {
             const c = this.transport.connection.current;
             if (c && !this.queue.stopped && !this.state?.alive) this.restart(c, true);
           });
@@ -581,7 +678,14 @@ class AmqpConsumer {
     const tags: string[] = [];
     for (const queue of this.queues) {
       const r = await ch.consume(queue, (m) => {
-        if (m === null) return; // cancelled by the broker (queue deleted); the close handler recovers
+        // Cancelled by the broker (the queue was deleted, or its node went away): the channel
+        // stays open but delivers nothing more, so close it; the close handler opens a new one,
+        // which declares the queue again (or finds it gone, in passive mode, and fails).
+        if (m === null) {
+          this.onEvent?.("consumer-cancelled", queue);
+          void ch.close().catch(() => undefined);
+          return;
+        }
         this.receive(fromAmqpMessage(m), queue, m, state);
       });
       tags.push(r.consumerTag);

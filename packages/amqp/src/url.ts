@@ -1,11 +1,16 @@
 import { CeleriacError } from "@celeriac/core";
-import { createAmqpTransport, DEFAULT_AMQP_URL, type AmqpTransport } from "./transport.js";
+import { createAmqpTransport, DEFAULT_AMQP_URL, type AmqpTransport, type AmqpTransportOptions } from "./transport.js";
 import { createRpcResultBackend, type RpcResultBackend } from "./rpc-backend.js";
 
-/** `amqp://user:pass@host:port/vhost` or `amqps://...` -> a transport with default options. */
-export function amqpTransportFromUrl(url: string): AmqpTransport {
+/**
+ * `amqp://user:pass@host:port/vhost` or `amqps://...` (or a failover list, `amqp://h1;amqp://h2`)
+ * -> a transport; `options` are `createAmqpTransport`'s besides `url`.
+ */
+// `options` has no default value on purpose: core counts the parameters to see that options are taken.
+export function amqpTransportFromUrl(url: string, options?: Omit<AmqpTransportOptions, "url">): AmqpTransport {
   if (!/^amqps?:\/\//i.test(url)) throw new CeleriacError("invalid_argument", `not an AMQP URL: ${JSON.stringify(url)}`);
-  return createAmqpTransport({ url });
+  if (options && "url" in options) throw new CeleriacError("invalid_argument", "amqpTransportFromUrl: the URL is the first argument, not an option");
+  return createAmqpTransport({ ...options, url });
 }
 
 /**

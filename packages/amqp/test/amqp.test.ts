@@ -101,7 +101,7 @@ describe("declarations", () => {
   it("a passive transport never creates a queue and says so", async () => {
     const t = createAmqpTransport({ url: rabbit.url, declare: "passive" });
     const err = await t.publish(`missing-${randomUUID().slice(0, 8)}`, msg()).catch((e: unknown) => e);
-    expect(String(err)).toMatch(/does not exist \(declare: "passive" never creates queues\)/);
+    expect(String(err)).toMatch(/does not exist \(declare: "passive", --passive-queues, never creates queues\)/);
     await t.close();
   });
 

@@ -28,7 +28,8 @@ function schemeOf(url: string): string {
 }
 
 export interface UrlModule {
-  transportFromUrl?: (url: string) => Transport;
+  /** `options`: the package factory's own options besides the URL (checked there, unknown keys rejected). */
+  transportFromUrl?: (url: string, options?: Record<string, unknown>) => Transport;
   resultBackendFromUrl?: (url: string) => ResultBackend;
 }
 
@@ -65,13 +66,26 @@ export async function loadUrlPackage(url: string): Promise<void> {
   if (scheme !== "memory" && scheme !== "file") await loadSchemePackage(scheme, url);
 }
 
-/** The transport for a broker URL: `sqlite:///file.db`, `amqp://...`, `redis://...`, `sqs://...`, `memory://`. */
-export async function transportFromUrl(url: string): Promise<Transport> {
+/**
+ * The transport for a broker URL: `sqlite:///file.db`, `amqp://...`, `redis://...`, `sqs://...`,
+ * `memory://`. `options` are the transport factory's own (e.g. `queueArguments` for amqp://),
+ * as Celery's `broker_transport_options` go with `broker_url`; a package whose URL factory takes
+ * none refuses them rather than ignore them.
+ */
+export async function transportFromUrl(url: string, options?: Record<string, unknown>): Promise<Transport> {
   const scheme = schemeOf(url);
-  if (scheme === "memory") return createMemoryTransport();
+  const given = options !== undefined && Object.keys(options).length > 0;
+  if (scheme === "memory") {
+    if (given) throw new CeleriacError("invalid_argument", `memory:// takes no transport options (got ${Object.keys(options).join(", ")})`);
+    return createMemoryTransport();
+  }
   const mod = await loadSchemePackage(scheme, url);
   if (!mod.transportFromUrl) throw new CeleriacError("unsupported", `${PACKAGES[scheme]} cannot be used as a broker`);
-  return mod.transportFromUrl(url);
+  if (!given) return mod.transportFromUrl(url);
+  if (mod.transportFromUrl.length < 2) {
+    throw new CeleriacError("invalid_argument", `${scheme}:// takes no transport options (got ${Object.keys(options).join(", ")})`);
+  }
+  return mod.transportFromUrl(url, options);
 }
 
 /** The result backend for a URL: `sqlite:///file.db`, `file:///dir`, `redis://...`, `rpc://`, `memory://`. */

@@ -34,6 +34,19 @@ describe("broker URLs", () => {
     await expect(transportFromUrl("localhost:5672")).rejects.toMatchObject({ code: "invalid_argument" });
   });
 
+  it("passes transport options to a package that takes them, and refuses them elsewhere", async () => {
+    await expect(transportFromUrl("memory://", { maxPriority: 10 })).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringMatching(/maxPriority/),
+    });
+    // @celeriac/sqlite's URL factory takes no options: refused, not ignored.
+    await expect(transportFromUrl("sqlite:///tmp/celeriac-url-opts.db", { maxPriority: 10 })).rejects.toMatchObject({ code: "invalid_argument" });
+    const amqp = await transportFromUrl("amqp://127.0.0.1:1//;amqp://127.0.0.1:2//", { maxPriority: 10 });
+    expect(amqp.capabilities.priority).toBe("native");
+    await expect(transportFromUrl("amqp://127.0.0.1:1//", { nonsense: true })).rejects.toMatchObject({ code: "invalid_argument" });
+    await amqp.close();
+  });
+
   it("builds the in-process and file backends without any package", async () => {
     const t = await transportFromUrl("memory://");
     expect(t.name).toBe("memory");

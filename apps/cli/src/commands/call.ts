@@ -1,8 +1,8 @@
 import { CeleriacError, createClient, type SendOptions } from "@celeriac/core";
 import { parseCeleryJson, stringifyCeleryJson } from "@celeriac/core/transport";
-import { displayUrl, openConnections } from "../config.js";
+import { displayUrl, openConnections, type QueueDeclarationFlags } from "../config.js";
 
-export interface CallOptions {
+export interface CallOptions extends QueueDeclarationFlags {
   broker?: string;
   resultBackend?: string;
   args: string;
@@ -55,7 +55,7 @@ export async function callCommand(name: string, opts: CallOptions): Promise<void
   // Checked before anything is sent: a bad --timeout must not leave a task behind.
   const timeoutMs = seconds("timeout", opts.timeout) * 1000;
 
-  const conn = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend });
+  const conn = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend, queueDeclaration: opts });
   try {
     if (opts.wait && !conn.resultBackend) throw new CeleriacError("invalid_argument", "--wait needs a result backend (--result-backend URL), and none is set");
     const client = createClient({ transport: conn.transport, ...(conn.resultBackend ? { resultBackend: conn.resultBackend } : {}) });

@@ -2,11 +2,11 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CeleriacError, type ConnectionEvent, type ConnectionEvents } from "@celeriac/core";
 import { createWorker, jsonLinesLogger, type Logger, type LogLevel, type Worker } from "@celeriac/worker";
-import { checkConnectionPackages, displayUrl, openConnections, type Connections } from "../config.js";
+import { checkConnectionPackages, displayUrl, openConnections, type Connections, type QueueDeclarationFlags } from "../config.js";
 import { celeryTextLogger, parseLogLevel } from "../log-format.js";
 import { importOptional } from "../optional.js";
 
-export interface WorkerCommandOptions {
+export interface WorkerCommandOptions extends QueueDeclarationFlags {
   broker?: string;
   resultBackend?: string;
   tasks: string[];
@@ -137,7 +137,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   // Imported only when asked for, so a worker without metrics needs no prom-client.
   const serveMetrics =
     checked.metricsPort !== null ? (await importOptional("@celeriac/metrics", "--metrics-port", () => import("@celeriac/metrics"))).serveMetrics : null;
-  const conn: Connections = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend });
+  const conn: Connections = await openConnections({ broker: opts.broker, resultBackend: opts.resultBackend, queueDeclaration: opts });
   const text = checked.logFormat === "text" ? celeryTextLogger(process.stderr, process.stderr.isTTY === true && !process.env["NO_COLOR"]) : null;
   const logger: Logger = text ? text.logger : jsonLinesLogger();
   const worker = createWorker({
