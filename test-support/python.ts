@@ -11,6 +11,8 @@ export interface PythonEnv {
   resultUrl?: string;
   /** Module in test-support/python whose `app` the helper scripts use. Default: interop_app. */
   app?: string;
+  /** kombu's `master_name` for sentinel:// URLs (read by redis_app.py). */
+  masterName?: string;
 }
 
 function pyEnv(e: PythonEnv): NodeJS.ProcessEnv {
@@ -19,6 +21,7 @@ function pyEnv(e: PythonEnv): NodeJS.ProcessEnv {
     CELERIAC_BROKER_URL: e.brokerUrl,
     CELERIAC_RESULT_URL: e.resultUrl ?? "",
     CELERIAC_PY_APP: e.app ?? "",
+    CELERIAC_MASTER_NAME: e.masterName ?? "",
     PYTHONPATH: PYTHON_DIR,
     PYTHONUNBUFFERED: "1",
     PYTHONDONTWRITEBYTECODE: "1",

@@ -111,6 +111,8 @@ export async function startPythonRedisWorker(e: {
   concurrency?: number;
   visibilityTimeoutS?: number;
   prefetchMultiplier?: number;
+  /** kombu's `master_name`, for sentinel:// URLs. */
+  masterName?: string;
 }): Promise<PythonRedisWorker> {
   const args = ["-m", "celery", "-A", "redis_app", "worker", "--loglevel", "INFO", "-Q", (e.queues ?? ["celery"]).join(",")];
   args.push("--pool", e.pool ?? "solo");
@@ -125,6 +127,7 @@ export async function startPythonRedisWorker(e: {
       CELERIAC_BROKER_URL: e.brokerUrl,
       CELERIAC_RESULT_URL: e.resultUrl ?? "",
       CELERIAC_VISIBILITY_TIMEOUT: e.visibilityTimeoutS === undefined ? "" : String(e.visibilityTimeoutS),
+      CELERIAC_MASTER_NAME: e.masterName ?? "",
       PYTHONPATH: PYTHON_DIR,
       PYTHONUNBUFFERED: "1",
       PYTHONDONTWRITEBYTECODE: "1",

@@ -10,11 +10,16 @@ import {
   type ChordPart,
   type ChordPartReturn,
 } from "@celeriac/core/transport";
-import { ioredisOptions, parseRedisUrl } from "./url.js";
+import { connectionOf, ioredisOptions } from "./url.js";
 
 export interface RedisResultBackendOptions {
-  /** `redis://…` or `rediss://…`, as for the transport. Default `redis://localhost:6379/0`. Not with `client`. */
+  /**
+   * `redis://…`, `rediss://…` or `sentinel://host:26379;sentinel://host2:26379?master_name=…`,
+   * as for the transport (Celery's `SentinelBackend` URL). Default `redis://localhost:6379/0`. Not with `client`.
+   */
   url?: string;
+  /** With a `sentinel://` URL: the master's name (Celery's `result_backend_transport_options={'master_name': …}`). */
+  masterName?: string;
   /** Your own ioredis client (never closed by the backend). `waitFor` opens one subscriber connection with `duplicate()`. */
   client?: Redis;
   /**
@@ -24,7 +29,7 @@ export interface RedisResultBackendOptions {
   expiresMs?: number | null;
 }
 
-const KNOWN = optionKeys<RedisResultBackendOptions>({ url: true, client: true, expiresMs: true });
+const KNOWN = optionKeys<RedisResultBackendOptions>({ url: true, masterName: true, client: true, expiresMs: true });
 
 export const TASK_KEY_PREFIX = "celery-task-meta-";
 export const GROUP_KEY_PREFIX = "celery-taskset-meta-";
@@ -81,10 +86,12 @@ export class RedisResultBackend implements ResultBackend {
     }
     this.expiresMs = e === undefined ? 86_400_000 : e;
     if (options.client) {
+      if (options.masterName !== undefined)
+        throw new CeleriacError("invalid_argument", "createRedisResultBackend: masterName goes with a sentinel:// url, not with client");
       this.client = options.client;
       this.ownsClient = false;
     } else {
-      const { connection } = parseRedisUrl(options.url ?? "redis://localhost:6379/0");
+      const connection = connectionOf("createRedisResultBackend", options.url, options.masterName);
       this.client = new Redis(ioredisOptions(connection, { enableAutoPipelining: true }));
       this.ownsClient = true;
     }

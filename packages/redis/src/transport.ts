@@ -44,11 +44,20 @@ import {
   toRedisPriority,
 } from "./kombu-redis.js";
 import { RedisExchanges, fanoutKeyPrefix } from "./exchanges.js";
-import { ioredisOptions, parseRedisUrl } from "./url.js";
+import { connectionOf, describeConnection, ioredisOptions, isAuthError } from "./url.js";
 
 export interface RedisTransportOptions {
-  /** `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS). Default `redis://localhost:6379/0`. Not with `client`. */
+  /**
+   * `redis://[user:password@]host[:port][/db]`, `rediss://…` (TLS), or kombu's Sentinel form
+   * `sentinel://[:password@]host:26379[/db];sentinel://host2:26379?master_name=mymaster` (the
+   * password and db are the master's). Default `redis://localhost:6379/0`. Not with `client`.
+   */
   url?: string;
+  /**
+   * With a `sentinel://` URL: the name of the master the Sentinels monitor (kombu's
+   * `master_name` transport option). Wins over the URL's `?master_name=`.
+   */
+  masterName?: string;
   /**
    * Your own ioredis client for commands (never closed by the transport). Consumers still open
    * one extra connection each (`client.duplicate()`), since BRPOP blocks its connection; the
@@ -89,6 +98,7 @@ export interface RedisTransportOptions {
 
 const KNOWN = optionKeys<RedisTransportOptions>({
   url: true,
+  masterName: true,
   client: true,
   visibilityTimeoutMs: true,
   restoreIntervalMs: true,
@@ -211,6 +221,12 @@ class RedisTransportImpl implements RedisTransport {
   private resolveClosed!: () => void;
   /** The last connection error ioredis reported (it reconnects by itself). */
   lastError: Error | null = null;
+  /** Where we connect, password masked, for log lines and errors. */
+  private readonly where: string;
+  /** Set when Redis refused our credentials: nothing is retried after it. */
+  private failure: CeleriacError | null = null;
+  /** `connect()` calls waiting for the first ready connection. */
+  private readonly connectWaiters = new Set<{ resolve: () => void; reject: (err: unknown) => void }>();
   /**
    * Named exchanges as kombu lays them out on Redis: fanout over pub/sub, direct and topic through
    * `_kombu.binding.<exchange>` and lists. See exchanges.ts and README.md.
@@ -229,22 +245,37 @@ class RedisTransportImpl implements RedisTransport {
     this.mutexExpireMs = positive("unackedMutexExpireMs", options.unackedMutexExpireMs, 300_000);
     this.blockTimeoutMs = positive("blockTimeoutMs", options.blockTimeoutMs, 1000);
     if (options.client) {
+      if (options.masterName !== undefined)
+        throw new CeleriacError("invalid_argument", "createRedisTransport: masterName goes with a sentinel:// url, not with client");
       this.client = options.client;
       this.ownsClient = false;
+      const o = options.client.options;
+      this.where = o.sentinels ? `Redis (Sentinel master ${o.name ?? "?"})` : `redis://${o.host ?? "localhost"}:${o.port ?? 6379}/${o.db ?? 0}`;
     } else {
-      const { connection } = parseRedisUrl(options.url ?? "redis://localhost:6379/0");
+      const connection = connectionOf("createRedisTransport", options.url, options.masterName);
       this.client = new Redis(ioredisOptions(connection, { lazyConnect: true, enableAutoPipelining: true }));
       this.ownsClient = true;
+      this.where = describeConnection(connection);
     }
-    this.client.on("error", (err: Error) => (this.lastError = err));
-    // ioredis reconnects by itself; its events are the outage, reported once through core's lifecycle.
+    this.client.on("error", (err: Error) => this.onClientError(err));
+    // ioredis reconnects by itself; its events are the outage, reported once through core's
+    // lifecycle: a first connection that cannot be made is an outage too (Celery retries the
+    // broker at startup), a refused password is a failure (no retry can fix it).
     let reconnects = 0;
     this.client.on("ready", () => {
       reconnects = 0;
       this.events.report({ type: "connected" });
+      for (const w of [...this.connectWaiters]) w.resolve();
     });
     this.client.on("close", () => {
-      if (!this.isClosed && this.events.state === "connected") this.events.lost(this.lastError ?? new Error("connection closed"));
+      const state = this.events.state;
+      if (this.isClosed || this.failure || (state !== "connected" && state !== "connecting")) return;
+      const reason = this.lastError?.message ?? "connection closed";
+      this.events.lost(
+        new CeleriacError("connection", `redis: ${state === "connected" ? "lost the connection to" : "cannot connect to"} ${this.where}: ${reason}`, {
+          cause: this.lastError,
+        }),
+      );
     });
     this.client.on("reconnecting", (ms: number) => this.events.report({ type: "reconnecting", attempt: ++reconnects, attemptMs: ms }));
     this.closed = new Promise((r) => (this.resolveClosed = r));
@@ -270,12 +301,56 @@ class RedisTransportImpl implements RedisTransport {
 
   private open(what: string): void {
     if (this.isClosed) throw new CeleriacError("closed", `redis transport is closed; cannot ${what}`);
+    if (this.failure) throw this.failure;
   }
 
+  /** Every client error lands here: kept for messages, and a refused password ends the transport. */
+  private onClientError(err: Error): void {
+    this.lastError = err;
+    if (isAuthError(err)) this.fail(err);
+  }
+
+  /**
+   * Redis refused our credentials: ioredis would retry forever with the same password, so the
+   * connections are dropped, `failed` is reported (the worker exits non-zero), consumers end with
+   * the error and `connect()` rejects with it.
+   */
+  private fail(err: Error): void {
+    if (this.failure || this.isClosed) return;
+    const error = new CeleriacError("connection", `redis: ${this.where} refused the connection: ${err.message}`, { cause: err });
+    this.failure = error;
+    if (this.ownsClient) this.client.disconnect();
+    this.events.report({ type: "failed", error });
+    for (const c of this.consumers) (c as DeliveryQueue<Claimed>).fail(error);
+    for (const w of [...this.connectWaiters]) w.reject(error);
+  }
+
+  /**
+   * Resolves once Redis answers. While it cannot be reached, ioredis keeps trying (with its
+   * backoff) and the outage is on `lifecycle`; a refused password rejects at once, and so does
+   * `close()` meanwhile, so a worker told to stop while connecting stops.
+   */
   async connect(): Promise<void> {
     this.open("connect");
     if (this.events.state === "idle") this.events.report({ type: "connecting" });
-    if (this.client.status === "wait") await this.client.connect();
+    if (this.client.status !== "ready") {
+      const ready = new Promise<void>((resolve, reject) => {
+        const w = {
+          resolve: () => {
+            this.connectWaiters.delete(w);
+            resolve();
+          },
+          reject: (err: unknown) => {
+            this.connectWaiters.delete(w);
+            reject(err);
+          },
+        };
+        this.connectWaiters.add(w);
+      });
+      // Failures arrive as "error"/"close" events (and ioredis retries by itself): not from here.
+      if (this.client.status === "wait" || this.client.status === "end") this.client.connect().catch(() => undefined);
+      await ready;
+    }
     await this.client.ping();
     // A client passed in ready never emits "ready" again: the answered ping says connected.
     this.events.report({ type: "connected" });
@@ -476,7 +551,7 @@ class RedisTransportImpl implements RedisTransport {
     const lists: { key: string; queue: string; rk: string }[] = [];
     for (const step of PRIORITY_STEPS) for (const q of queues) lists.push({ key: listKey(q, step), queue: q, rk: pyStringify(q) });
     const blocking = this.client.duplicate({ lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: false });
-    blocking.on("error", (err: Error) => (this.lastError = err));
+    blocking.on("error", (err: Error) => this.onClientError(err));
     const reader: BlockingReader = { blocking, id: null, blocked: false, pumping: null };
     blocking.on("ready", () => (reader.id = null));
     const q: DeliveryQueue<Claimed> = new DeliveryQueue({
@@ -622,8 +697,13 @@ class RedisTransportImpl implements RedisTransport {
    */
   async close(options: { drainMs?: number } = {}): Promise<void> {
     if (this.isClosed) return this.closed;
+    for (const w of [...this.connectWaiters]) w.reject(new CeleriacError("closed", "redis transport closed while connecting"));
+    // Redis unreachable (or refused us): every command below would wait in ioredis's offline
+    // queue for its reconnects, so a stop would hang for as long as the outage lasts. Dropping the
+    // connection first fails them at once; what we held comes back by the visibility timeout.
+    if (this.ownsClient && this.client.status !== "ready") this.client.disconnect();
     // Subscriptions go first: their bindings are removed while the command connection is up.
-    await this.exchangeMessaging.close();
+    await this.exchangeMessaging.close().catch(() => undefined);
     for (const c of [...this.consumers]) await c.stop();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
