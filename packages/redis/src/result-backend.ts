@@ -10,7 +10,7 @@ import {
   type ChordPart,
   type ChordPartReturn,
 } from "@celeriac/core/transport";
-import { connectionOf, ioredisOptions } from "./url.js";
+import { connectionOf, describeConnection, ioredisOptions } from "./url.js";
 
 export interface RedisResultBackendOptions {
   /**
@@ -71,6 +71,10 @@ export class RedisResultBackend implements ResultBackend {
   private subscriber: Redis | null = null;
   private readonly waiters = new Map<string, Set<Waiter>>();
   private isClosed = false;
+  /** Where results are stored, password masked, for errors. */
+  private readonly where: string;
+  /** The last connection error ioredis reported: a command that fails during an outage says why. */
+  private lastError: Error | null = null;
 
   constructor(options: RedisResultBackendOptions = {}) {
     assertKnownOptions("createRedisResultBackend", options, KNOWN);
@@ -90,16 +94,34 @@ export class RedisResultBackend implements ResultBackend {
         throw new CeleriacError("invalid_argument", "createRedisResultBackend: masterName goes with a sentinel:// url, not with client");
       this.client = options.client;
       this.ownsClient = false;
+      this.where = `redis://${options.client.options.host ?? "localhost"}:${options.client.options.port ?? 6379}/${options.client.options.db ?? 0}`;
     } else {
       const connection = connectionOf("createRedisResultBackend", options.url, options.masterName);
       this.client = new Redis(ioredisOptions(connection, { enableAutoPipelining: true }));
       this.ownsClient = true;
+      this.where = describeConnection(connection);
     }
-    this.client.on("error", () => undefined); // ioredis reconnects by itself; commands report failures
+    // ioredis reconnects by itself; commands report failures, with the reason kept here.
+    this.client.on("error", (err: Error) => (this.lastError = err));
   }
 
   private open(what: string): void {
     if (this.isClosed) throw new CeleriacError("closed", `redis result backend is closed; cannot ${what}`);
+  }
+
+  /**
+   * Runs a command, turning a driver failure into one clear line: which backend (password
+   * masked), what we tried, and why (during an outage the connection's error, e.g. ECONNREFUSED,
+   * rather than ioredis's "max retries per request").
+   */
+  private async run<T>(what: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof CeleriacError) throw err;
+      const reason = this.client.status !== "ready" && this.lastError ? this.lastError.message : (err as Error).message;
+      throw new CeleriacError("connection", `redis result backend ${this.where}: cannot ${what}: ${reason}`, { cause: err });
+    }
   }
 
   async store(meta: ResultMeta, options: { ttlMs?: number } = {}): Promise<void> {
@@ -108,19 +130,19 @@ export class RedisResultBackend implements ResultBackend {
     const ttl = ttlMs === null ? "" : String(Math.max(1, Math.round(ttlMs / 1000)));
     // Python's json.dumps form, byte for byte what Celery writes.
     const value = stringifyCeleryJson(meta);
-    await this.client.eval(STORE_LUA, 1, TASK_KEY_PREFIX + meta.task_id, value, ttl);
+    await this.run("store a result", () => this.client.eval(STORE_LUA, 1, TASK_KEY_PREFIX + meta.task_id, value, ttl));
   }
 
   async get(taskId: string): Promise<ResultMeta | null> {
     this.open("get");
-    const text = await this.client.get(TASK_KEY_PREFIX + taskId);
+    const text = await this.run("read a result", () => this.client.get(TASK_KEY_PREFIX + taskId));
     return text === null ? null : parseResultMeta(text, "redis result");
   }
 
   private ensureSubscriber(): Redis {
     if (this.subscriber) return this.subscriber;
     const sub = this.client.duplicate({ enableAutoPipelining: false });
-    sub.on("error", () => undefined);
+    sub.on("error", (err: Error) => (this.lastError = err));
     sub.on("message", (channel: string, text: string) => {
       const set = this.waiters.get(channel.slice(TASK_KEY_PREFIX.length));
       if (!set) return;
@@ -167,7 +189,7 @@ export class RedisResultBackend implements ResultBackend {
     try {
       if (options.signal?.aborted) throw new CeleriacError("timeout", `waiting for task ${taskId} was aborted`);
       // Subscribe first, then GET: a result stored in between is seen by one or the other.
-      if (first) await sub.subscribe(channel);
+      if (first) await this.run("subscribe to a result", () => sub.subscribe(channel));
       const now = await this.get(taskId);
       if (now && READY_STATES.has(now.status)) return now;
       return await result;
@@ -179,7 +201,7 @@ export class RedisResultBackend implements ResultBackend {
 
   async forget(taskId: string): Promise<void> {
     this.open("forget");
-    await this.client.del(TASK_KEY_PREFIX + taskId);
+    await this.run("forget a result", () => this.client.del(TASK_KEY_PREFIX + taskId));
   }
 
   /**

@@ -137,6 +137,14 @@ interface BlockingReader {
   pumping: Promise<void> | null;
 }
 
+/** Waits for `p` (its failure ignored), but at most `ms`. */
+async function waitAtMost(p: Promise<unknown> | null, ms: number): Promise<void> {
+  if (!p) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 /** Reads a list item: kombu's envelope in Python's JSON dialect (core's parser takes JSON.parse's
  * fast path unless the text needs Python's reading). */
 function readEnvelope(item: string): WireMessage {
@@ -561,12 +569,21 @@ class RedisTransportImpl implements RedisTransport {
       giveBack: async (rest) => {
         for (const c of rest) {
           this.unsettled.delete(c.tag);
+          // Redis away: the command would wait for the reconnect; the visibility timeout restores it.
+          if (this.client.status !== "ready") continue;
           await this.restoreClaim(c, false).catch(() => undefined); // else the visibility timeout does it
         }
       },
       onStop: async () => {
         this.consumers.delete(q);
         this.stopSweeperIfIdle();
+        if (this.client.status !== "ready") {
+          // Redis away: a BRPOP queued for the reconnect fails now instead of holding the stop,
+          // and a batch being claimed is waited for a moment only (it fails with the connection).
+          blocking.disconnect();
+          await waitAtMost(reader.pumping, 1000);
+          return;
+        }
         if (reader.blocked && reader.id !== null) await this.client.client("UNBLOCK", reader.id).catch(() => undefined);
         // The pump may still be taking a batch: wait for it, so what it took goes back too.
         await reader.pumping?.catch(() => undefined);
@@ -708,7 +725,7 @@ class RedisTransportImpl implements RedisTransport {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
     // A sweep holds kombu's unacked_mutex: let it finish and release it.
-    await this.sweeping;
+    await waitAtMost(this.sweeping, this.client.status === "ready" ? 10_000 : 1000);
     this.flushAcks();
     for (const c of [...this.unsettled.values()]) {
       await this.restoreClaim(c, false).catch(() => undefined);
