@@ -32,9 +32,9 @@ export interface RedisServer {
 
 /**
  * Starts a private redis-server on a free loopback port (no persistence unless asked by
- * `stop({save: true})`), for one test file. Killed by PID in `dispose()`.
+ * `stop({save: true})`), for one test file; `requirePassword` sets Redis's `requirepass`. Killed by PID in `dispose()`.
  */
-export async function startRedisServer(): Promise<RedisServer> {
+export async function startRedisServer(options: { requirePassword?: string } = {}): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "celeriac-redis-"));
   let child: ChildProcess | null = null;
@@ -44,7 +44,10 @@ export async function startRedisServer(): Promise<RedisServer> {
     out = "";
     const c = spawn(
       "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--dbfilename", "dump.rdb"],
+      [
+        ...["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--dbfilename", "dump.rdb"],
+        ...(options.requirePassword !== undefined ? ["--requirepass", options.requirePassword] : []),
+      ],
       {
         stdio: ["ignore", "pipe", "pipe"],
       },
