@@ -29,6 +29,7 @@ import {
   CLAIM,
   PRIORITY_STEPS,
   RESCORE,
+  RENEW,
   RESTORE,
   SEP,
   UNACKED_INDEX_KEY,
@@ -79,7 +80,15 @@ export interface RedisTransportOptions {
   restoreIntervalMs?: number;
   /** Most messages taken from Redis in one round trip (bounded by free prefetch). Default 100. */
   batchSize?: number;
-  /** kombu's `unacked_mutex_expire`: how long a crashed sweeper can hold the restore lock. Default 300 000 ms. */
+  /**
+   * kombu's `unacked_mutex_expire`: how long a sweeper killed mid-sweep keeps the restore lock
+   * (`unacked_mutex`) from every other process, hence how late a killed worker's messages can come
+   * back beyond the visibility timeout. Default 10 000 ms; the lock is renewed before each batch
+   * of a long sweep, so it never lapses under a live sweeper. kombu's default is 300 s, which once
+   * held a recovery up for ~298 s; a shorter lease is safe because every restore is atomic on its
+   * own (our script checks the entry, kombu's `restore_by_tag` WATCHes it), so two sweepers never
+   * restore one message twice. A lock taken by a Python worker keeps kombu's expiry.
+   */
   unackedMutexExpireMs?: number;
   /** BRPOP timeout of an idle consumer, in ms. Only bounds reconnect checks; stop() unblocks at once. Default 1000. */
   blockTimeoutMs?: number;
@@ -250,7 +259,7 @@ class RedisTransportImpl implements RedisTransport {
     this.visibilityTimeoutMs = positive("visibilityTimeoutMs", options.visibilityTimeoutMs, 3_600_000);
     this.restoreIntervalMs = positive("restoreIntervalMs", options.restoreIntervalMs, Math.min(1000, this.visibilityTimeoutMs / 4));
     this.batchSize = Math.floor(positive("batchSize", options.batchSize, 100));
-    this.mutexExpireMs = positive("unackedMutexExpireMs", options.unackedMutexExpireMs, 300_000);
+    this.mutexExpireMs = positive("unackedMutexExpireMs", options.unackedMutexExpireMs, 10_000);
     this.blockTimeoutMs = positive("blockTimeoutMs", options.blockTimeoutMs, 1000);
     if (options.client) {
       if (options.masterName !== undefined)
@@ -471,6 +480,7 @@ class RedisTransportImpl implements RedisTransport {
     let restored = 0;
     try {
       for (let round = 0; round < 20; round++) {
+        if (round > 0 && (await RENEW.run(this.client, [UNACKED_MUTEX_KEY], [token, Math.ceil(this.mutexExpireMs)])) !== 1) break; // lapsed: someone else sweeps
         const ceil = RedisTransportImpl.now() - this.visibilityTimeoutMs / 1000;
         const tags = await this.client.zrangebyscore(UNACKED_INDEX_KEY, "-inf", ceil, "LIMIT", 0, 100);
         if (tags.length === 0) break;
