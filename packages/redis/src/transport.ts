@@ -242,6 +242,14 @@ class RedisTransportImpl implements RedisTransport {
   private readonly where: string;
   /** Set when Redis refused our credentials: nothing is retried after it. */
   private failure: CeleriacError | null = null;
+  /**
+   * Rejected by `close()` when Redis is unreachable: ioredis's `disconnect()` during a reconnect
+   * wait neither sends nor fails the commands it queued, so publishes race this instead.
+   */
+  private readonly abandoned: Promise<never>;
+  private abandon!: (err: Error) => void;
+  /** Counts "ready" events: a command issued while not ready can only have been sent after one. */
+  private readyEpoch = 0;
   /** `connect()` calls waiting for the first ready connection. */
   private readonly connectWaiters = new Set<{ resolve: () => void; reject: (err: unknown) => void }>();
   /**
@@ -281,6 +289,7 @@ class RedisTransportImpl implements RedisTransport {
     let reconnects = 0;
     this.client.on("ready", () => {
       reconnects = 0;
+      this.readyEpoch++;
       this.events.report({ type: "connected" });
       for (const w of [...this.connectWaiters]) w.resolve();
     });
@@ -296,6 +305,8 @@ class RedisTransportImpl implements RedisTransport {
     });
     this.client.on("reconnecting", (ms: number) => this.events.report({ type: "reconnecting", attempt: ++reconnects, attemptMs: ms }));
     this.closed = new Promise((r) => (this.resolveClosed = r));
+    this.abandoned = new Promise<never>((_, reject) => (this.abandon = reject));
+    this.abandoned.catch(() => undefined);
     const fanoutPrefix = options.fanoutPrefix ?? true;
     if (typeof fanoutPrefix !== "boolean" && typeof fanoutPrefix !== "string") {
       throw new CeleriacError("invalid_argument", `createRedisTransport: fanoutPrefix must be a boolean or a string, got ${typeof fanoutPrefix}`);
@@ -391,6 +402,8 @@ class RedisTransportImpl implements RedisTransport {
     const redisPriority = toRedisPriority(message.properties.priority);
     const payload = stringifyKombuEnvelope(toKombuEnvelope(message, { exchange: "", routingKey: queue, deliveryTag: randomUUID(), priority: redisPriority }));
     const key = listKey(queue, stepOf(redisPriority));
+    // When the LPUSH was handed to ioredis, and whether a connection was up then.
+    let pushed: { wasReady: boolean; epoch: number } | null = null;
     const work = (async () => {
       if (!this.bound.has(queue)) {
         // Celery declares the binding once per queue; so do we, before the first message.
@@ -402,13 +415,35 @@ class RedisTransportImpl implements RedisTransport {
           throw err;
         }
       }
+      pushed = { wasReady: this.client.status === "ready", epoch: this.readyEpoch };
       await this.client.lpush(key, payload);
     })();
     try {
-      await this.track(work);
+      await Promise.race([this.track(work), this.abandoned]);
     } catch (err) {
-      throw RedisTransportImpl.fail("publish", err);
+      throw this.publishError(queue, err, pushed);
     }
+  }
+
+  /**
+   * A publish is reported failed only when Redis cannot have the message: it answered with an
+   * error, or the LPUSH never reached a live connection (issued while disconnected, and no
+   * connection came up before it failed). A connection lost between sending and Redis's reply
+   * leaves the outcome unknown (Redis may have queued it; ioredis resends such commands after a
+   * reconnect, and gives up after its retries): that is `outcome_unknown`, so a caller that
+   * retries knows it may create a duplicate.
+   */
+  private publishError(queue: string, err: unknown, pushed: { wasReady: boolean; epoch: number } | null): CeleriacError {
+    if (err instanceof CeleriacError) return err;
+    const replied = (err as Error | null)?.name === "ReplyError";
+    if (pushed && !replied && (pushed.wasReady || pushed.epoch !== this.readyEpoch)) {
+      return new CeleriacError(
+        "outcome_unknown",
+        `redis publish to ${queue}: the connection to ${this.where} was lost before Redis replied (${(err as Error).message}); the message may or may not be queued, a retry may run the task twice`,
+        { cause: err },
+      );
+    }
+    return RedisTransportImpl.fail("publish", err);
   }
 
   async purge(queue: string): Promise<number> {
@@ -728,7 +763,10 @@ class RedisTransportImpl implements RedisTransport {
     // Redis unreachable (or refused us): every command below would wait in ioredis's offline
     // queue for its reconnects, so a stop would hang for as long as the outage lasts. Dropping the
     // connection first fails them at once; what we held comes back by the visibility timeout.
-    if (this.ownsClient && this.client.status !== "ready") this.client.disconnect();
+    if (this.ownsClient && this.client.status !== "ready") {
+      this.client.disconnect();
+      this.abandon(new Error("the transport was closed while Redis was unreachable"));
+    }
     // Subscriptions go first: their bindings are removed while the command connection is up.
     await this.exchangeMessaging.close().catch(() => undefined);
     for (const c of [...this.consumers]) await c.stop();
@@ -753,6 +791,9 @@ class RedisTransportImpl implements RedisTransport {
       if (this.client.status === "ready") await this.client.quit().catch(() => this.client.disconnect());
       else this.client.disconnect();
     }
+    // A publish still waiting now never gets its reply (the connection is gone): it ends as
+    // outcome_unknown if its LPUSH may have been sent, as a connection error if not.
+    this.abandon(new Error("the transport was closed before Redis replied"));
     this.resolveClosed();
   }
 }
