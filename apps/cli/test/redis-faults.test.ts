@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startRedisServer, type RedisServer } from "../../../test-support/redis.js";
+import { displayUrl } from "../src/config.js";
 import { TS_TASKS, celeriac, spawnCeleriacWorker, type SpawnedWorker } from "./cli-helpers.js";
 
 // `celeriac worker` (the built CLI, in its own process) against a Redis it cannot use: down,
@@ -95,6 +96,14 @@ describe("celeriac worker on a Redis it cannot use", () => {
     expect(code, w.output()).toBe(0);
     expect(ms).toBeLessThan(5000);
   }, 30_000);
+});
+
+describe("displayUrl", () => {
+  it("masks the password of every part of a sentinel:// list", () => {
+    expect(displayUrl("sentinel://:pw1@h1:26379/0;sentinel://u:pw2@h2:26379?master_name=m")).toBe(
+      "sentinel://:***@h1:26379/0;sentinel://u:***@h2:26379?master_name=m",
+    );
+  });
 });
 
 describe("celeriac call --wait", () => {

