@@ -78,6 +78,13 @@ export interface RedisTransportOptions {
    * comes back.
    */
   restoreIntervalMs?: number;
+  /**
+   * How long `connect()` waits for a Redis it cannot reach (retrying, the outage reported on
+   * `lifecycle`) before it rejects with the reason. Default 10 000 ms: a worker started just
+   * before its Redis comes up still starts, one started against a wrong address stops with a clear
+   * error instead of waiting forever. A refused password rejects at once.
+   */
+  connectTimeoutMs?: number;
   /** Most messages taken from Redis in one round trip (bounded by free prefetch). Default 100. */
   batchSize?: number;
   /**
@@ -112,6 +119,7 @@ const KNOWN = optionKeys<RedisTransportOptions>({
   visibilityTimeoutMs: true,
   restoreIntervalMs: true,
   batchSize: true,
+  connectTimeoutMs: true,
   unackedMutexExpireMs: true,
   blockTimeoutMs: true,
   fanoutPrefix: true,
@@ -223,6 +231,7 @@ class RedisTransportImpl implements RedisTransport {
   private readonly batchSize: number;
   private readonly mutexExpireMs: number;
   private readonly blockTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
   private readonly bound = new Set<string>();
   private readonly unsettled = new Map<string, Claimed>();
   private readonly consumers = new Set<Consumer>();
@@ -269,6 +278,7 @@ class RedisTransportImpl implements RedisTransport {
     this.batchSize = Math.floor(positive("batchSize", options.batchSize, 100));
     this.mutexExpireMs = positive("unackedMutexExpireMs", options.unackedMutexExpireMs, 10_000);
     this.blockTimeoutMs = positive("blockTimeoutMs", options.blockTimeoutMs, 1000);
+    this.connectTimeoutMs = positive("connectTimeoutMs", options.connectTimeoutMs, 10_000);
     if (options.client) {
       if (options.masterName !== undefined)
         throw new CeleriacError("invalid_argument", "createRedisTransport: masterName goes with a sentinel:// url, not with client");
@@ -377,7 +387,21 @@ class RedisTransportImpl implements RedisTransport {
       });
       // Failures arrive as "error"/"close" events (and ioredis retries by itself): not from here.
       if (this.client.status === "wait" || this.client.status === "end") this.client.connect().catch(() => undefined);
-      await ready;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const gaveUp = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const reason = this.lastError?.message ?? "no answer";
+          reject(
+            new CeleriacError("connection", `redis: cannot connect to ${this.where} within ${this.connectTimeoutMs} ms: ${reason}`, { cause: this.lastError }),
+          );
+        }, this.connectTimeoutMs);
+      });
+      try {
+        await Promise.race([ready, gaveUp]);
+      } finally {
+        clearTimeout(timer);
+        ready.catch(() => undefined); // after a timeout nobody waits for it any more
+      }
     }
     await this.client.ping();
     // A client passed in ready never emits "ready" again: the answered ping says connected.

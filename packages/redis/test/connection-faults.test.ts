@@ -6,7 +6,7 @@ import { CeleriacError, createClient } from "@celeriac/core";
 import { createRedisTransport } from "@celeriac/redis";
 import { freePort, startRedisServer, type RedisServer } from "../../../test-support/redis.js";
 
-// A publish reported as failed must not have been delivered: the transport tells "Redis cannot
+// Connection faults. A publish reported as failed must not have been delivered: the transport tells "Redis cannot
 // have it" (code "connection") from "the reply was lost, Redis may have it" ("outcome_unknown").
 // A loopback proxy between the transport and a real Redis makes the lost reply deterministic.
 let server: RedisServer;
@@ -99,5 +99,25 @@ describe("publish outcomes", () => {
     expect(err).toBeInstanceOf(CeleriacError);
     expect((err as CeleriacError).code, String(err)).toBe("connection");
     expect(await direct.llen(queue)).toBe(1);
+  });
+
+  it("connect() to a Redis that is down reports the outage (password masked) and gives up after connectTimeoutMs", async () => {
+    const port = await freePort();
+    const t = createRedisTransport({ url: `redis://:hunter2@127.0.0.1:${port}/0`, connectTimeoutMs: 800 });
+    const events: string[] = [];
+    t.lifecycle.subscribe((e) => events.push(e.type === "disconnected" ? `disconnected: ${e.error.message}` : e.type));
+    const t0 = Date.now();
+    const err = await t.connect().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(700);
+    expect((err as CeleriacError).code).toBe("connection");
+    expect(String(err)).toMatch(new RegExp(`cannot connect to redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0 within 800 ms: .*ECONNREFUSED`));
+    expect(events[0]).toBe("connecting");
+    expect(events[1]).toMatch(/^disconnected: redis: cannot connect to redis:\/\/:\*\*\*@127\.0\.0\.1/);
+    expect(events).toContain("reconnecting");
+    expect(events.join("\n")).not.toContain("hunter2");
+    await t.close();
   });
 });
