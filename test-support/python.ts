@@ -13,6 +13,8 @@ export interface PythonEnv {
   app?: string;
   /** More variables for the Python process (e.g. what the app module reads). */
   env?: Record<string, string>;
+  /** kombu's `master_name` for sentinel:// URLs (read by redis_app.py). */
+  masterName?: string;
 }
 
 function pyEnv(e: PythonEnv): NodeJS.ProcessEnv {
@@ -21,6 +23,7 @@ function pyEnv(e: PythonEnv): NodeJS.ProcessEnv {
     CELERIAC_BROKER_URL: e.brokerUrl,
     CELERIAC_RESULT_URL: e.resultUrl ?? "",
     CELERIAC_PY_APP: e.app ?? "",
+    CELERIAC_MASTER_NAME: e.masterName ?? "",
     PYTHONPATH: PYTHON_DIR,
     PYTHONUNBUFFERED: "1",
     PYTHONDONTWRITEBYTECODE: "1",

@@ -32,9 +32,9 @@ export interface RedisServer {
 
 /**
  * Starts a private redis-server on a free loopback port (no persistence unless asked by
- * `stop({save: true})`), for one test file. Killed by PID in `dispose()`.
+ * `stop({save: true})`), for one test file; `requirePassword` sets Redis's `requirepass`. Killed by PID in `dispose()`.
  */
-export async function startRedisServer(): Promise<RedisServer> {
+export async function startRedisServer(options: { requirePassword?: string } = {}): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "celeriac-redis-"));
   let child: ChildProcess | null = null;
@@ -44,7 +44,10 @@ export async function startRedisServer(): Promise<RedisServer> {
     out = "";
     const c = spawn(
       "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--dbfilename", "dump.rdb"],
+      [
+        ...["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--dbfilename", "dump.rdb"],
+        ...(options.requirePassword !== undefined ? ["--requirepass", options.requirePassword] : []),
+      ],
       {
         stdio: ["ignore", "pipe", "pipe"],
       },
@@ -111,6 +114,8 @@ export async function startPythonRedisWorker(e: {
   concurrency?: number;
   visibilityTimeoutS?: number;
   prefetchMultiplier?: number;
+  /** kombu's `master_name`, for sentinel:// URLs. */
+  masterName?: string;
 }): Promise<PythonRedisWorker> {
   const args = ["-m", "celery", "-A", "redis_app", "worker", "--loglevel", "INFO", "-Q", (e.queues ?? ["celery"]).join(",")];
   args.push("--pool", e.pool ?? "solo");
@@ -125,6 +130,7 @@ export async function startPythonRedisWorker(e: {
       CELERIAC_BROKER_URL: e.brokerUrl,
       CELERIAC_RESULT_URL: e.resultUrl ?? "",
       CELERIAC_VISIBILITY_TIMEOUT: e.visibilityTimeoutS === undefined ? "" : String(e.visibilityTimeoutS),
+      CELERIAC_MASTER_NAME: e.masterName ?? "",
       PYTHONPATH: PYTHON_DIR,
       PYTHONUNBUFFERED: "1",
       PYTHONDONTWRITEBYTECODE: "1",

@@ -108,7 +108,7 @@ export async function openConnections(opts: ConnectionOptions): Promise<Connecti
   };
 }
 
-/** Redacts a password in a URL for printing. */
+/** Redacts the passwords in a URL for printing (every part of a `;` list, as in sentinel:// URLs). */
 export function displayUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@");
+  return url.replace(/(\/\/[^:/@;]*:)[^@;]*@/g, "$1***@");
 }

@@ -12,6 +12,7 @@ export type CeleriacErrorCode =
   | "task_failed" // a task finished in FAILURE; see exc_type / exc_message
   | "task_revoked" // a task was revoked or expired
   | "connection" // a broker or backend connection problem
+  | "outcome_unknown" // a publish whose reply was lost with the connection: the broker may have it, so a retry may duplicate
   | "internal";
 
 export class CeleriacError extends Error {

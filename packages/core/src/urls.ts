@@ -18,6 +18,7 @@ const PACKAGES: Record<string, string> = {
   rpc: "@celeriac/amqp",
   redis: "@celeriac/redis",
   rediss: "@celeriac/redis",
+  sentinel: "@celeriac/redis",
   sqs: "@celeriac/sqs",
 };
 

@@ -8,7 +8,7 @@ import { msParam, parseRedisUrl, rejectRemaining } from "./url.js";
  */
 export function redisTransportFromUrl(url: string): RedisTransport {
   const { params } = parseRedisUrl(url);
-  const options: RedisTransportOptions = { url: url.replace(/\?.*$/, "") + dbSuffix(url) };
+  const options: RedisTransportOptions = { url: bareUrl(url) };
   const vt = msParam(url, params, "visibility_timeout", 1000);
   if (vt !== undefined) options.visibilityTimeoutMs = vt;
   const ri = msParam(url, params, "restore_interval_ms", 1);
@@ -22,11 +22,21 @@ export function redisTransportFromUrl(url: string): RedisTransport {
 /** A result backend from a Celery `result_backend` URL; `result_expires` (seconds) sets the expiry. */
 export function redisResultBackendFromUrl(url: string): RedisResultBackend {
   const { params } = parseRedisUrl(url);
-  const options: RedisResultBackendOptions = { url: url.replace(/\?.*$/, "") + dbSuffix(url) };
+  const options: RedisResultBackendOptions = { url: bareUrl(url) };
   const ex = msParam(url, params, "result_expires", 1000);
   if (ex !== undefined) options.expiresMs = ex;
   rejectRemaining(url, params, ["result_expires"]);
   return createRedisResultBackend(options);
+}
+
+/**
+ * The URL a factory gets: without the query string (its parameters were mapped to options), but
+ * keeping `?db=N`; a `sentinel://` list is passed whole, since its query may sit on any part and
+ * the factory reads only `db` and `master_name` from it.
+ */
+function bareUrl(url: string): string {
+  if (/^sentinel:/i.test(url.trim())) return url;
+  return url.replace(/\?.*$/, "") + dbSuffix(url);
 }
 
 /** Keeps `?db=N` when the query string is dropped. */

@@ -174,3 +174,10 @@ if not token or token ~= ARGV[1] then return 0 end
 redis.call('del', KEYS[1])
 return 1
 `);
+
+/** Extends kombu's `unacked_mutex` to ARGV[2] ms if it is still held with our token ARGV[1]. */
+export const RENEW = new Script(`
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('pexpire', KEYS[1], ARGV[2])
+return 1
+`);

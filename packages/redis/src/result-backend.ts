@@ -10,11 +10,16 @@ import {
   type ChordPart,
   type ChordPartReturn,
 } from "@celeriac/core/transport";
-import { ioredisOptions, parseRedisUrl } from "./url.js";
+import { connectionOf, describeConnection, ioredisOptions } from "./url.js";
 
 export interface RedisResultBackendOptions {
-  /** `redis://…` or `rediss://…`, as for the transport. Default `redis://localhost:6379/0`. Not with `client`. */
+  /**
+   * `redis://…`, `rediss://…` or `sentinel://host:26379;sentinel://host2:26379?master_name=…`,
+   * as for the transport (Celery's `SentinelBackend` URL). Default `redis://localhost:6379/0`. Not with `client`.
+   */
   url?: string;
+  /** With a `sentinel://` URL: the master's name (Celery's `result_backend_transport_options={'master_name': …}`). */
+  masterName?: string;
   /** Your own ioredis client (never closed by the backend). `waitFor` opens one subscriber connection with `duplicate()`. */
   client?: Redis;
   /**
@@ -24,7 +29,7 @@ export interface RedisResultBackendOptions {
   expiresMs?: number | null;
 }
 
-const KNOWN = optionKeys<RedisResultBackendOptions>({ url: true, client: true, expiresMs: true });
+const KNOWN = optionKeys<RedisResultBackendOptions>({ url: true, masterName: true, client: true, expiresMs: true });
 
 export const TASK_KEY_PREFIX = "celery-task-meta-";
 export const GROUP_KEY_PREFIX = "celery-taskset-meta-";
@@ -66,6 +71,10 @@ export class RedisResultBackend implements ResultBackend {
   private subscriber: Redis | null = null;
   private readonly waiters = new Map<string, Set<Waiter>>();
   private isClosed = false;
+  /** Where results are stored, password masked, for errors. */
+  private readonly where: string;
+  /** The last connection error ioredis reported: a command that fails during an outage says why. */
+  private lastError: Error | null = null;
 
   constructor(options: RedisResultBackendOptions = {}) {
     assertKnownOptions("createRedisResultBackend", options, KNOWN);
@@ -81,18 +90,38 @@ export class RedisResultBackend implements ResultBackend {
     }
     this.expiresMs = e === undefined ? 86_400_000 : e;
     if (options.client) {
+      if (options.masterName !== undefined)
+        throw new CeleriacError("invalid_argument", "createRedisResultBackend: masterName goes with a sentinel:// url, not with client");
       this.client = options.client;
       this.ownsClient = false;
+      this.where = `redis://${options.client.options.host ?? "localhost"}:${options.client.options.port ?? 6379}/${options.client.options.db ?? 0}`;
     } else {
-      const { connection } = parseRedisUrl(options.url ?? "redis://localhost:6379/0");
+      const connection = connectionOf("createRedisResultBackend", options.url, options.masterName);
       this.client = new Redis(ioredisOptions(connection, { enableAutoPipelining: true }));
       this.ownsClient = true;
+      this.where = describeConnection(connection);
     }
-    this.client.on("error", () => undefined); // ioredis reconnects by itself; commands report failures
+    // ioredis reconnects by itself; commands report failures, with the reason kept here.
+    this.client.on("error", (err: Error) => (this.lastError = err));
   }
 
   private open(what: string): void {
     if (this.isClosed) throw new CeleriacError("closed", `redis result backend is closed; cannot ${what}`);
+  }
+
+  /**
+   * Runs a command, turning a driver failure into one clear line: which backend (password
+   * masked), what we tried, and why (during an outage the connection's error, e.g. ECONNREFUSED,
+   * rather than ioredis's "max retries per request").
+   */
+  private async run<T>(what: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof CeleriacError) throw err;
+      const reason = this.client.status !== "ready" && this.lastError ? this.lastError.message : (err as Error).message;
+      throw new CeleriacError("connection", `redis result backend ${this.where}: cannot ${what}: ${reason}`, { cause: err });
+    }
   }
 
   async store(meta: ResultMeta, options: { ttlMs?: number } = {}): Promise<void> {
@@ -101,19 +130,19 @@ export class RedisResultBackend implements ResultBackend {
     const ttl = ttlMs === null ? "" : String(Math.max(1, Math.round(ttlMs / 1000)));
     // Python's json.dumps form, byte for byte what Celery writes.
     const value = stringifyCeleryJson(meta);
-    await this.client.eval(STORE_LUA, 1, TASK_KEY_PREFIX + meta.task_id, value, ttl);
+    await this.run("store a result", () => this.client.eval(STORE_LUA, 1, TASK_KEY_PREFIX + meta.task_id, value, ttl));
   }
 
   async get(taskId: string): Promise<ResultMeta | null> {
     this.open("get");
-    const text = await this.client.get(TASK_KEY_PREFIX + taskId);
+    const text = await this.run("read a result", () => this.client.get(TASK_KEY_PREFIX + taskId));
     return text === null ? null : parseResultMeta(text, "redis result");
   }
 
   private ensureSubscriber(): Redis {
     if (this.subscriber) return this.subscriber;
     const sub = this.client.duplicate({ enableAutoPipelining: false });
-    sub.on("error", () => undefined);
+    sub.on("error", (err: Error) => (this.lastError = err));
     sub.on("message", (channel: string, text: string) => {
       const set = this.waiters.get(channel.slice(TASK_KEY_PREFIX.length));
       if (!set) return;
@@ -160,7 +189,7 @@ export class RedisResultBackend implements ResultBackend {
     try {
       if (options.signal?.aborted) throw new CeleriacError("timeout", `waiting for task ${taskId} was aborted`);
       // Subscribe first, then GET: a result stored in between is seen by one or the other.
-      if (first) await sub.subscribe(channel);
+      if (first) await this.run("subscribe to a result", () => sub.subscribe(channel));
       const now = await this.get(taskId);
       if (now && READY_STATES.has(now.status)) return now;
       return await result;
@@ -172,7 +201,7 @@ export class RedisResultBackend implements ResultBackend {
 
   async forget(taskId: string): Promise<void> {
     this.open("forget");
-    await this.client.del(TASK_KEY_PREFIX + taskId);
+    await this.run("forget a result", () => this.client.del(TASK_KEY_PREFIX + taskId));
   }
 
   /**

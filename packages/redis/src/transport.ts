@@ -29,6 +29,7 @@ import {
   CLAIM,
   PRIORITY_STEPS,
   RESCORE,
+  RENEW,
   RESTORE,
   SEP,
   UNACKED_INDEX_KEY,
@@ -44,11 +45,20 @@ import {
   toRedisPriority,
 } from "./kombu-redis.js";
 import { RedisExchanges, fanoutKeyPrefix } from "./exchanges.js";
-import { ioredisOptions, parseRedisUrl } from "./url.js";
+import { connectionOf, describeConnection, ioredisOptions, isAuthError } from "./url.js";
 
 export interface RedisTransportOptions {
-  /** `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS). Default `redis://localhost:6379/0`. Not with `client`. */
+  /**
+   * `redis://[user:password@]host[:port][/db]`, `rediss://…` (TLS), or kombu's Sentinel form
+   * `sentinel://[:password@]host:26379[/db];sentinel://host2:26379?master_name=mymaster` (the
+   * password and db are the master's). Default `redis://localhost:6379/0`. Not with `client`.
+   */
   url?: string;
+  /**
+   * With a `sentinel://` URL: the name of the master the Sentinels monitor (kombu's
+   * `master_name` transport option). Wins over the URL's `?master_name=`.
+   */
+  masterName?: string;
   /**
    * Your own ioredis client for commands (never closed by the transport). Consumers still open
    * one extra connection each (`client.duplicate()`), since BRPOP blocks its connection; the
@@ -68,9 +78,24 @@ export interface RedisTransportOptions {
    * comes back.
    */
   restoreIntervalMs?: number;
+  /**
+   * How long `connect()` waits for a Redis it cannot reach (retrying, the outage reported on
+   * `lifecycle`) before it rejects with the reason. Default 10 000 ms: a worker started just
+   * before its Redis comes up still starts, one started against a wrong address stops with a clear
+   * error instead of waiting forever. A refused password rejects at once.
+   */
+  connectTimeoutMs?: number;
   /** Most messages taken from Redis in one round trip (bounded by free prefetch). Default 100. */
   batchSize?: number;
-  /** kombu's `unacked_mutex_expire`: how long a crashed sweeper can hold the restore lock. Default 300 000 ms. */
+  /**
+   * kombu's `unacked_mutex_expire`: how long a sweeper killed mid-sweep keeps the restore lock
+   * (`unacked_mutex`) from every other process, hence how late a killed worker's messages can come
+   * back beyond the visibility timeout. Default 10 000 ms; the lock is renewed before each batch
+   * of a long sweep, so it never lapses under a live sweeper. kombu's default is 300 s, which once
+   * held a recovery up for ~298 s; a shorter lease is safe because every restore is atomic on its
+   * own (our script checks the entry, kombu's `restore_by_tag` WATCHes it), so two sweepers never
+   * restore one message twice. A lock taken by a Python worker keeps kombu's expiry.
+   */
   unackedMutexExpireMs?: number;
   /** BRPOP timeout of an idle consumer, in ms. Only bounds reconnect checks; stop() unblocks at once. Default 1000. */
   blockTimeoutMs?: number;
@@ -89,10 +114,12 @@ export interface RedisTransportOptions {
 
 const KNOWN = optionKeys<RedisTransportOptions>({
   url: true,
+  masterName: true,
   client: true,
   visibilityTimeoutMs: true,
   restoreIntervalMs: true,
   batchSize: true,
+  connectTimeoutMs: true,
   unackedMutexExpireMs: true,
   blockTimeoutMs: true,
   fanoutPrefix: true,
@@ -125,6 +152,14 @@ interface BlockingReader {
   id: number | null;
   blocked: boolean;
   pumping: Promise<void> | null;
+}
+
+/** Waits for `p` (its failure ignored), but at most `ms`. */
+async function waitAtMost(p: Promise<unknown> | null, ms: number): Promise<void> {
+  if (!p) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 /** Reads a list item: kombu's envelope in Python's JSON dialect (core's parser takes JSON.parse's
@@ -196,6 +231,7 @@ class RedisTransportImpl implements RedisTransport {
   private readonly batchSize: number;
   private readonly mutexExpireMs: number;
   private readonly blockTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
   private readonly bound = new Set<string>();
   private readonly unsettled = new Map<string, Claimed>();
   private readonly consumers = new Set<Consumer>();
@@ -211,6 +247,20 @@ class RedisTransportImpl implements RedisTransport {
   private resolveClosed!: () => void;
   /** The last connection error ioredis reported (it reconnects by itself). */
   lastError: Error | null = null;
+  /** Where we connect, password masked, for log lines and errors. */
+  private readonly where: string;
+  /** Set when Redis refused our credentials: nothing is retried after it. */
+  private failure: CeleriacError | null = null;
+  /**
+   * Rejected by `close()` when Redis is unreachable: ioredis's `disconnect()` during a reconnect
+   * wait neither sends nor fails the commands it queued, so publishes race this instead.
+   */
+  private readonly abandoned: Promise<never>;
+  private abandon!: (err: Error) => void;
+  /** Counts "ready" events: a command issued while not ready can only have been sent after one. */
+  private readyEpoch = 0;
+  /** `connect()` calls waiting for the first ready connection. */
+  private readonly connectWaiters = new Set<{ resolve: () => void; reject: (err: unknown) => void }>();
   /**
    * Named exchanges as kombu lays them out on Redis: fanout over pub/sub, direct and topic through
    * `_kombu.binding.<exchange>` and lists. See exchanges.ts and README.md.
@@ -226,28 +276,47 @@ class RedisTransportImpl implements RedisTransport {
     this.visibilityTimeoutMs = positive("visibilityTimeoutMs", options.visibilityTimeoutMs, 3_600_000);
     this.restoreIntervalMs = positive("restoreIntervalMs", options.restoreIntervalMs, Math.min(1000, this.visibilityTimeoutMs / 4));
     this.batchSize = Math.floor(positive("batchSize", options.batchSize, 100));
-    this.mutexExpireMs = positive("unackedMutexExpireMs", options.unackedMutexExpireMs, 300_000);
+    this.mutexExpireMs = positive("unackedMutexExpireMs", options.unackedMutexExpireMs, 10_000);
     this.blockTimeoutMs = positive("blockTimeoutMs", options.blockTimeoutMs, 1000);
+    this.connectTimeoutMs = positive("connectTimeoutMs", options.connectTimeoutMs, 10_000);
     if (options.client) {
+      if (options.masterName !== undefined)
+        throw new CeleriacError("invalid_argument", "createRedisTransport: masterName goes with a sentinel:// url, not with client");
       this.client = options.client;
       this.ownsClient = false;
+      const o = options.client.options;
+      this.where = o.sentinels ? `Redis (Sentinel master ${o.name ?? "?"})` : `redis://${o.host ?? "localhost"}:${o.port ?? 6379}/${o.db ?? 0}`;
     } else {
-      const { connection } = parseRedisUrl(options.url ?? "redis://localhost:6379/0");
+      const connection = connectionOf("createRedisTransport", options.url, options.masterName);
       this.client = new Redis(ioredisOptions(connection, { lazyConnect: true, enableAutoPipelining: true }));
       this.ownsClient = true;
+      this.where = describeConnection(connection);
     }
-    this.client.on("error", (err: Error) => (this.lastError = err));
-    // ioredis reconnects by itself; its events are the outage, reported once through core's lifecycle.
+    this.client.on("error", (err: Error) => this.onClientError(err));
+    // ioredis reconnects by itself; its events are the outage, reported once through core's
+    // lifecycle: a first connection that cannot be made is an outage too (Celery retries the
+    // broker at startup), a refused password is a failure (no retry can fix it).
     let reconnects = 0;
     this.client.on("ready", () => {
       reconnects = 0;
+      this.readyEpoch++;
       this.events.report({ type: "connected" });
+      for (const w of [...this.connectWaiters]) w.resolve();
     });
     this.client.on("close", () => {
-      if (!this.isClosed && this.events.state === "connected") this.events.lost(this.lastError ?? new Error("connection closed"));
+      const state = this.events.state;
+      if (this.isClosed || this.failure || (state !== "connected" && state !== "connecting")) return;
+      const reason = this.lastError?.message ?? "connection closed";
+      this.events.lost(
+        new CeleriacError("connection", `redis: ${state === "connected" ? "lost the connection to" : "cannot connect to"} ${this.where}: ${reason}`, {
+          cause: this.lastError,
+        }),
+      );
     });
     this.client.on("reconnecting", (ms: number) => this.events.report({ type: "reconnecting", attempt: ++reconnects, attemptMs: ms }));
     this.closed = new Promise((r) => (this.resolveClosed = r));
+    this.abandoned = new Promise<never>((_, reject) => (this.abandon = reject));
+    this.abandoned.catch(() => undefined);
     const fanoutPrefix = options.fanoutPrefix ?? true;
     if (typeof fanoutPrefix !== "boolean" && typeof fanoutPrefix !== "string") {
       throw new CeleriacError("invalid_argument", `createRedisTransport: fanoutPrefix must be a boolean or a string, got ${typeof fanoutPrefix}`);
@@ -270,12 +339,70 @@ class RedisTransportImpl implements RedisTransport {
 
   private open(what: string): void {
     if (this.isClosed) throw new CeleriacError("closed", `redis transport is closed; cannot ${what}`);
+    if (this.failure) throw this.failure;
   }
 
+  /** Every client error lands here: kept for messages, and a refused password ends the transport. */
+  private onClientError(err: Error): void {
+    this.lastError = err;
+    if (isAuthError(err)) this.fail(err);
+  }
+
+  /**
+   * Redis refused our credentials: ioredis would retry forever with the same password, so the
+   * connections are dropped, `failed` is reported (the worker exits non-zero), consumers end with
+   * the error and `connect()` rejects with it.
+   */
+  private fail(err: Error): void {
+    if (this.failure || this.isClosed) return;
+    const error = new CeleriacError("connection", `redis: ${this.where} refused the connection: ${err.message}`, { cause: err });
+    this.failure = error;
+    if (this.ownsClient) this.client.disconnect();
+    this.events.report({ type: "failed", error });
+    for (const c of this.consumers) (c as DeliveryQueue<Claimed>).fail(error);
+    for (const w of [...this.connectWaiters]) w.reject(error);
+  }
+
+  /**
+   * Resolves once Redis answers. While it cannot be reached, ioredis keeps trying (with its
+   * backoff) and the outage is on `lifecycle`; a refused password rejects at once, and so does
+   * `close()` meanwhile, so a worker told to stop while connecting stops.
+   */
   async connect(): Promise<void> {
     this.open("connect");
     if (this.events.state === "idle") this.events.report({ type: "connecting" });
-    if (this.client.status === "wait") await this.client.connect();
+    if (this.client.status !== "ready") {
+      const ready = new Promise<void>((resolve, reject) => {
+        const w = {
+          resolve: () => {
+            this.connectWaiters.delete(w);
+            resolve();
+          },
+          reject: (err: unknown) => {
+            this.connectWaiters.delete(w);
+            reject(err);
+          },
+        };
+        this.connectWaiters.add(w);
+      });
+      // Failures arrive as "error"/"close" events (and ioredis retries by itself): not from here.
+      if (this.client.status === "wait" || this.client.status === "end") this.client.connect().catch(() => undefined);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const gaveUp = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const reason = this.lastError?.message ?? "no answer";
+          reject(
+            new CeleriacError("connection", `redis: cannot connect to ${this.where} within ${this.connectTimeoutMs} ms: ${reason}`, { cause: this.lastError }),
+          );
+        }, this.connectTimeoutMs);
+      });
+      try {
+        await Promise.race([ready, gaveUp]);
+      } finally {
+        clearTimeout(timer);
+        ready.catch(() => undefined); // after a timeout nobody waits for it any more
+      }
+    }
     await this.client.ping();
     // A client passed in ready never emits "ready" again: the answered ping says connected.
     this.events.report({ type: "connected" });
@@ -299,6 +426,8 @@ class RedisTransportImpl implements RedisTransport {
     const redisPriority = toRedisPriority(message.properties.priority);
     const payload = stringifyKombuEnvelope(toKombuEnvelope(message, { exchange: "", routingKey: queue, deliveryTag: randomUUID(), priority: redisPriority }));
     const key = listKey(queue, stepOf(redisPriority));
+    // When the LPUSH was handed to ioredis, and whether a connection was up then.
+    let pushed: { wasReady: boolean; epoch: number } | null = null;
     const work = (async () => {
       if (!this.bound.has(queue)) {
         // Celery declares the binding once per queue; so do we, before the first message.
@@ -310,13 +439,35 @@ class RedisTransportImpl implements RedisTransport {
           throw err;
         }
       }
+      pushed = { wasReady: this.client.status === "ready", epoch: this.readyEpoch };
       await this.client.lpush(key, payload);
     })();
     try {
-      await this.track(work);
+      await Promise.race([this.track(work), this.abandoned]);
     } catch (err) {
-      throw RedisTransportImpl.fail("publish", err);
+      throw this.publishError(queue, err, pushed);
     }
+  }
+
+  /**
+   * A publish is reported failed only when Redis cannot have the message: it answered with an
+   * error, or the LPUSH never reached a live connection (issued while disconnected, and no
+   * connection came up before it failed). A connection lost between sending and Redis's reply
+   * leaves the outcome unknown (Redis may have queued it; ioredis resends such commands after a
+   * reconnect, and gives up after its retries): that is `outcome_unknown`, so a caller that
+   * retries knows it may create a duplicate.
+   */
+  private publishError(queue: string, err: unknown, pushed: { wasReady: boolean; epoch: number } | null): CeleriacError {
+    if (err instanceof CeleriacError) return err;
+    const replied = (err as Error | null)?.name === "ReplyError";
+    if (pushed && !replied && (pushed.wasReady || pushed.epoch !== this.readyEpoch)) {
+      return new CeleriacError(
+        "outcome_unknown",
+        `redis publish to ${queue}: the connection to ${this.where} was lost before Redis replied (${(err as Error).message}); the message may or may not be queued, a retry may run the task twice`,
+        { cause: err },
+      );
+    }
+    return RedisTransportImpl.fail("publish", err);
   }
 
   async purge(queue: string): Promise<number> {
@@ -388,6 +539,7 @@ class RedisTransportImpl implements RedisTransport {
     let restored = 0;
     try {
       for (let round = 0; round < 20; round++) {
+        if (round > 0 && (await RENEW.run(this.client, [UNACKED_MUTEX_KEY], [token, Math.ceil(this.mutexExpireMs)])) !== 1) break; // lapsed: someone else sweeps
         const ceil = RedisTransportImpl.now() - this.visibilityTimeoutMs / 1000;
         const tags = await this.client.zrangebyscore(UNACKED_INDEX_KEY, "-inf", ceil, "LIMIT", 0, 100);
         if (tags.length === 0) break;
@@ -476,7 +628,7 @@ class RedisTransportImpl implements RedisTransport {
     const lists: { key: string; queue: string; rk: string }[] = [];
     for (const step of PRIORITY_STEPS) for (const q of queues) lists.push({ key: listKey(q, step), queue: q, rk: pyStringify(q) });
     const blocking = this.client.duplicate({ lazyConnect: true, maxRetriesPerRequest: null, enableAutoPipelining: false });
-    blocking.on("error", (err: Error) => (this.lastError = err));
+    blocking.on("error", (err: Error) => this.onClientError(err));
     const reader: BlockingReader = { blocking, id: null, blocked: false, pumping: null };
     blocking.on("ready", () => (reader.id = null));
     const q: DeliveryQueue<Claimed> = new DeliveryQueue({
@@ -486,12 +638,21 @@ class RedisTransportImpl implements RedisTransport {
       giveBack: async (rest) => {
         for (const c of rest) {
           this.unsettled.delete(c.tag);
+          // Redis away: the command would wait for the reconnect; the visibility timeout restores it.
+          if (this.client.status !== "ready") continue;
           await this.restoreClaim(c, false).catch(() => undefined); // else the visibility timeout does it
         }
       },
       onStop: async () => {
         this.consumers.delete(q);
         this.stopSweeperIfIdle();
+        if (this.client.status !== "ready") {
+          // Redis away: a BRPOP queued for the reconnect fails now instead of holding the stop,
+          // and a batch being claimed is waited for a moment only (it fails with the connection).
+          blocking.disconnect();
+          await waitAtMost(reader.pumping, 1000);
+          return;
+        }
         if (reader.blocked && reader.id !== null) await this.client.client("UNBLOCK", reader.id).catch(() => undefined);
         // The pump may still be taking a batch: wait for it, so what it took goes back too.
         await reader.pumping?.catch(() => undefined);
@@ -622,13 +783,21 @@ class RedisTransportImpl implements RedisTransport {
    */
   async close(options: { drainMs?: number } = {}): Promise<void> {
     if (this.isClosed) return this.closed;
+    for (const w of [...this.connectWaiters]) w.reject(new CeleriacError("closed", "redis transport closed while connecting"));
+    // Redis unreachable (or refused us): every command below would wait in ioredis's offline
+    // queue for its reconnects, so a stop would hang for as long as the outage lasts. Dropping the
+    // connection first fails them at once; what we held comes back by the visibility timeout.
+    if (this.ownsClient && this.client.status !== "ready") {
+      this.client.disconnect();
+      this.abandon(new Error("the transport was closed while Redis was unreachable"));
+    }
     // Subscriptions go first: their bindings are removed while the command connection is up.
-    await this.exchangeMessaging.close();
+    await this.exchangeMessaging.close().catch(() => undefined);
     for (const c of [...this.consumers]) await c.stop();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
     // A sweep holds kombu's unacked_mutex: let it finish and release it.
-    await this.sweeping;
+    await waitAtMost(this.sweeping, this.client.status === "ready" ? 10_000 : 1000);
     this.flushAcks();
     for (const c of [...this.unsettled.values()]) {
       await this.restoreClaim(c, false).catch(() => undefined);
@@ -646,6 +815,9 @@ class RedisTransportImpl implements RedisTransport {
       if (this.client.status === "ready") await this.client.quit().catch(() => this.client.disconnect());
       else this.client.disconnect();
     }
+    // A publish still waiting now never gets its reply (the connection is gone): it ends as
+    // outcome_unknown if its LPUSH may have been sent, as a connection error if not.
+    this.abandon(new Error("the transport was closed before Redis replied"));
     this.resolveClosed();
   }
 }

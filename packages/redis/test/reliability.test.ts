@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "@celeriac/core";
+import { Redis } from "ioredis";
 import { createRedisTransport, type RedisTransport } from "@celeriac/redis";
 import { createWorker, type Worker } from "@celeriac/worker";
 import { runPython } from "../../../test-support/python.js";
@@ -281,4 +282,54 @@ describe("reliability", () => {
     expect(lifecycle.slice(lost + 1), lifecycle.join(",")).toContain("connected");
     expect(workerTransport.lifecycle.state).toBe("connected");
   }, 60_000);
+});
+describe("kombu's restore lock", () => {
+  // With kombu's 300 s expiry a recovery once took ~298 s; ours is a short lease, so a killed
+  // worker's messages come back after about the visibility timeout plus at most that lease.
+  it("a worker SIGKILLed holding unacked_mutex: its late-ack messages come back after about the visibility timeout, not 300 s", async () => {
+    const url = server.url(2);
+    const queue = `lock-${randomUUID().slice(0, 8)}`;
+    const file = join(dir, `${queue}.log`);
+    const vt = 2000;
+    const redis = new Redis({ port: server.port, host: "127.0.0.1", db: 2 });
+    // What lease does a worker take? Redis's MONITOR shows its SET unacked_mutex … PX n NX.
+    const watcher = new Redis({ port: server.port, host: "127.0.0.1" });
+    const monitor = await watcher.monitor();
+    let leaseMs: number | null = null;
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === "set" && args[1] === "unacked_mutex") leaseMs = Number(args[args.findIndex((a) => a.toLowerCase() === "px") + 1]);
+    });
+    const producer = createRedisTransport({ url });
+    try {
+      const client = createClient({ transport: producer, defaultQueue: queue });
+      const taskMs = 4000;
+      for (let i = 0; i < 10; i++) await client.sendTask("redis.append", { args: [file, `m${i}`, taskMs] });
+      const first = await startTsChild({ url, queue, visibilityTimeoutMs: vt, concurrency: 10 });
+      let claimed = 0;
+      const poll = setInterval(() => void redis.hlen("unacked").then((n) => (claimed = n)), 50);
+      await until("all 10 claimed and a sweep seen", () => claimed === 10 && leaseMs !== null, 10_000);
+      clearInterval(poll);
+      await first.kill();
+      // The kill landed mid-sweep: the lock stays as that worker held it, for its lease.
+      await redis.set("unacked_mutex", "token-of-the-killed-worker", "PX", leaseMs!);
+      const killedAt = Date.now();
+      await startTsChild({ url, queue, visibilityTimeoutMs: vt, concurrency: 10 });
+      const done = () => (existsSync(file) ? new Set(readFileSync(file, "utf8").split("\n").filter(Boolean)).size : 0);
+      await until("a restored task ran", () => done() > 0, 40_000);
+      // The first restored task finished taskMs after it was restored and taken.
+      const restoredAt = Date.now() - taskMs;
+      await until("all 10 ran", () => done() === 10, 30_000);
+      const recoveryMs = restoredAt - killedAt;
+      console.log(`restore lock: lease ${leaseMs} ms, visibility timeout ${vt} ms, messages of the killed worker back after ${recoveryMs} ms`);
+      expect(leaseMs).toBeLessThanOrEqual(10_000);
+      // Back once both the visibility timeout and the left-behind lease ran out, give or take a sweep.
+      expect(recoveryMs).toBeGreaterThanOrEqual(Math.min(vt, leaseMs!) - 500);
+      expect(recoveryMs).toBeLessThan(Math.max(vt, leaseMs!) + 3000);
+    } finally {
+      monitor.disconnect();
+      watcher.disconnect();
+      redis.disconnect();
+      await producer.close();
+    }
+  }, 90_000);
 });

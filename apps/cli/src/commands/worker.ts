@@ -170,7 +170,29 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     for (const t of opts.tasks) await loadTasks(worker, t);
     metrics =
       serveMetrics && checked.metricsPort !== null ? await serveMetrics(worker, { port: checked.metricsPort, host: opts.metricsHost ?? "127.0.0.1" }) : null;
-    await conn.transport.connect();
+    // A broker that cannot be reached yet keeps connect() waiting (the outage is logged above):
+    // SIGTERM/SIGINT meanwhile stops the worker before it started, and closing the connection
+    // ends the wait, so the process exits instead of ignoring the signal.
+    let connecting = true;
+    let stoppedWhileConnecting = false;
+    const giveUp = worker.closed.then(() => {
+      if (!connecting) return;
+      stoppedWhileConnecting = true;
+      return conn.close();
+    });
+    try {
+      await conn.transport.connect();
+    } catch (err) {
+      if (!stoppedWhileConnecting) throw err;
+    } finally {
+      connecting = false;
+    }
+    if (stoppedWhileConnecting) {
+      await giveUp;
+      stopLogging();
+      await metrics?.close();
+      return;
+    }
     await worker.start();
   } catch (err) {
     stopLogging();
