@@ -69,6 +69,7 @@ export async function createSqliteSuite(cfg, log) {
     broker: "sqlite",
     title: "SQLite",
     producers: ["celeriac"],
+    baseline: { date: "2026-12-01", what: "`node bench/sqlite-drain.mjs --tasks 20000`, `-c 10`", rate: 4335 },
     contenders,
     async drain(contender) {
       const n = contender.python ? cfg.pythonTasks : cfg.tasks;

@@ -81,6 +81,7 @@ export async function createSqsSuite(cfg, log) {
     broker: "sqs",
     title: "SQS (local emulator)",
     producers: ["celeriac"],
+    baseline: { date: "2026-12-01", what: "`node bench/sqs-bench.mjs`, 20,000 tasks", rate: 3541, rawRatio: 1.0 },
     contenders,
     async drain(contender) {
       // In kombu's query protocol the emulator's receive breaks once a queue holds 10,000 visible
