@@ -65,7 +65,8 @@ export async function timeDrain(what, n, proc, state) {
       { everyMs: 5, proc, timeoutMs: 20 * 60_000 },
     );
   } finally {
-    await proc.stop();
+    // The drain is over: a short grace (Python's warm shutdown of a prefork pool takes seconds).
+    await proc.stop(3000);
   }
   return { n, fromLaunchS: (end - proc.launchedAt) / 1000, fromFirstS: (end - first) / 1000 };
 }
