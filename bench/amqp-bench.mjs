@@ -5,19 +5,19 @@
 //  - publish rate of the Celeriac client, Python apply_async and raw amqplib;
 //  - end-to-end latency (send -> result over rpc://) p50/p99 at a low rate.
 //   npx turbo run build && node bench/amqp-bench.mjs [--tasks 20000] [--concurrency 10] [--url amqp://...]
-// Without --url it starts its own rabbitmq-server on a free loopback port and stops it at the end.
+// Without --url it starts its own rabbitmq-server (test-support/rabbitmq.ts) and stops it at the end.
+// `node bench/run.mjs --brokers amqp` runs these and more contenders, interleaved, with medians.
 // "Drained" is measured from outside by polling the queue depth (passive queue.declare): the clock
 // starts when the first message leaves the queue and stops when none is ready.
 
-import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { connect } from "amqplib";
+import { root } from "./lib/common.mjs";
+import { startCeleriacWorker, startPythonWorker } from "./lib/procs.mjs";
+import { startRabbit } from "./lib/support.mjs";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
 const { createEnvelope, celeryJsonCodec, createClient } = await import(join(root, "packages/core/dist/index.js"));
 const { createAmqpTransport, createRpcResultBackend } = await import(join(root, "packages/amqp/dist/index.js"));
 
@@ -32,57 +32,7 @@ const PY_PUBLISH = Math.min(N, 5000);
 const LATENCY_SAMPLES = 300;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// ---- a private broker ---------------------------------------------------------------------
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-
-async function startBroker() {
-  const dir = mkdtempSync(join(tmpdir(), "bench-rabbit-"));
-  const port = await freePort();
-  const node = `celeriac-bench-${process.pid}@localhost`;
-  writeFileSync(join(dir, "rabbitmq.conf"), `listeners.tcp.default = 127.0.0.1:${port}\ndisk_free_limit.absolute = 50MB\n`);
-  writeFileSync(join(dir, "enabled_plugins"), "[].\n");
-  const env = {
-    ...process.env,
-    HOME: dir,
-    RABBITMQ_NODENAME: node,
-    RABBITMQ_NODE_PORT: String(port),
-    RABBITMQ_NODE_IP_ADDRESS: "127.0.0.1",
-    RABBITMQ_DIST_PORT: String(await freePort()),
-    RABBITMQ_MNESIA_BASE: join(dir, "mnesia"),
-    RABBITMQ_LOG_BASE: join(dir, "log"),
-    RABBITMQ_CONFIG_FILE: join(dir, "rabbitmq.conf"),
-    RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, "enabled_plugins"),
-    ERL_EPMD_ADDRESS: "127.0.0.1",
-  };
-  const ctl = (...a) =>
-    new Promise((res, rej) => execFile("/usr/lib/rabbitmq/bin/rabbitmqctl", ["-n", node, ...a], { env }, (e, out) => (e ? rej(e) : res(out))));
-  const child = spawn("/usr/lib/rabbitmq/bin/rabbitmq-server", [], { env, cwd: dir, stdio: "ignore" });
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    try {
-      await ctl("await_startup", "--timeout", "60");
-      break;
-    } catch (e) {
-      if (Date.now() > deadline || child.exitCode !== null) throw e;
-      await sleep(300);
-    }
-  }
-  return {
-    url: `amqp://guest:guest@127.0.0.1:${port}//`,
-    async stop() {
-      await ctl("stop").catch(() => child.kill("SIGTERM"));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-const broker = arg("url", null) ? { url: arg("url"), stop: async () => {} } : await startBroker();
+const broker = arg("url", null) ? { url: arg("url"), shutdown: async () => {} } : await startRabbit();
 const rawUrl = broker.url.replace(/\/\/?$/, "/%2F");
 const raw = await connect(rawUrl, { noDelay: true });
 const rawCh = await raw.createChannel();
@@ -151,75 +101,23 @@ async function measureDrain(queue, isDone = async () => (await depth(queue)) ===
   }
 }
 
-function stopChild(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-    setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
-  });
-}
-
 async function drainCeleriac() {
   const queue = "bench-ts";
   const publishSequential = await fillCeleriac(queue, Math.min(N, 2000), 1);
   await rawCh.purgeQueue(queue);
   const publishRate = await fillCeleriac(queue, N, 200);
-  const child = spawn(
-    process.execPath,
-    [
-      join(root, "apps/cli/dist/bin.js"),
-      "worker",
-      "--broker",
-      broker.url,
-      "--result-backend",
-      "none",
-      "--tasks",
-      join(root, "bench/noop-tasks.mjs"),
-      "-Q",
-      queue,
-      "-c",
-      String(CONCURRENCY),
-      "-q",
-    ],
-    { stdio: "inherit" },
-  );
+  const child = startCeleriacWorker({ broker: broker.url, queue, concurrency: CONCURRENCY });
   const secs = await measureDrain(queue);
-  await stopChild(child);
+  await child.stop();
   return { name: `Celeriac worker (concurrency ${CONCURRENCY})`, secs, publishRate, publishSequential };
 }
 
 async function drainPython() {
   const queue = "bench-py";
   await fillCeleriac(queue, N, 200);
-  const child = spawn(
-    "/usr/bin/python3",
-    [
-      "-m",
-      "celery",
-      "-A",
-      "interop_app",
-      "worker",
-      "--pool",
-      "prefork",
-      "--concurrency",
-      "2",
-      "-Q",
-      queue,
-      "--loglevel",
-      "WARNING",
-      "--without-gossip",
-      "--without-mingle",
-      "--without-heartbeat",
-    ],
-    {
-      cwd: join(root, "test-support/python"),
-      env: { ...process.env, CELERIAC_BROKER_URL: broker.url, CELERIAC_RESULT_URL: "", PYTHONDONTWRITEBYTECODE: "1" },
-      stdio: ["ignore", "ignore", "inherit"],
-    },
-  );
+  const child = startPythonWorker({ broker: broker.url, queue });
   const secs = await measureDrain(queue);
-  await stopChild(child);
+  await child.stop();
   return { name: "Python Celery 5.2.6 worker (prefork, concurrency 2)", secs };
 }
 
@@ -263,25 +161,13 @@ async function pythonPublish() {
 
 async function latency() {
   const queue = "bench-latency";
-  const child = spawn(
-    process.execPath,
-    [
-      join(root, "apps/cli/dist/bin.js"),
-      "worker",
-      "--broker",
-      broker.url,
-      "--result-backend",
-      broker.url.replace(/^amqp:/, "rpc:"),
-      "--tasks",
-      join(root, "bench/amqp-latency-tasks.mjs"),
-      "-Q",
-      queue,
-      "-c",
-      String(CONCURRENCY),
-      "-q",
-    ],
-    { stdio: "inherit" },
-  );
+  const child = startCeleriacWorker({
+    broker: broker.url,
+    queue,
+    concurrency: CONCURRENCY,
+    tasks: "bench/amqp-latency-tasks.mjs",
+    resultBackend: broker.url.replace(/^amqp:/, "rpc:"),
+  });
   const transport = createAmqpTransport({ url: broker.url });
   const resultBackend = createRpcResultBackend({ url: broker.url });
   const client = createClient({ transport, resultBackend, defaultQueue: queue });
@@ -296,7 +182,7 @@ async function latency() {
     samples.push(performance.now() - t0);
     await sleep(20); // about 40 tasks/s: a low rate
   }
-  await stopChild(child);
+  await child.stop();
   await transport.close();
   await resultBackend.close();
   samples.sort((a, b) => a - b);
@@ -369,5 +255,5 @@ ${rows}
   }
 } finally {
   await raw.close().catch(() => {});
-  await broker.stop();
+  await broker.shutdown();
 }

@@ -6,18 +6,18 @@
 //   - a raw ioredis BRPOP loop over the same kombu envelopes (the floor for "pop a message").
 //   npx turbo run build && node bench/redis-bench.mjs [--tasks 20000] [--concurrency 50] [--runs 3]
 // Each contender runs --runs times, interleaved, and the median drain time is reported: the
-// machine this was written on is shared, and single runs vary by 2x.
+// machine this was written on is shared, and single runs vary by 2x. `node bench/run.mjs --brokers redis`
+// runs these and more contenders (celery-node, Python-produced messages), with memory and SIGKILL checks.
 //
 // Celeriac and Python are measured from outside by polling Redis: the clock starts when the
 // queue first shrinks and stops when the lists are empty and `unacked` is empty (every message
 // acked). BullMQ stops when its worker has completed N jobs (removeOnComplete, so no bookkeeping
 // is kept), the raw loop when it has popped N.
 
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { fill as fillQueue, flush, measureDrain, median, numberArg, root, startRedis, STEPS, stopChild as stop } from "./redis-common.mjs";
+import { startCeleriacWorker, startPythonWorker } from "./lib/procs.mjs";
+import { fill as fillQueue, flush, measureDrain, median, numberArg, startRedis, STEPS } from "./redis-common.mjs";
 
 const N = numberArg("tasks", 20_000);
 const CONCURRENCY = numberArg("concurrency", 50);
@@ -30,58 +30,19 @@ const measure = (db, child) => measureDrain(url(db), N, child);
 
 async function celeriacWorker() {
   const publishRate = await fill(1);
-  const child = spawn(
-    process.execPath,
-    [
-      join(root, "apps/cli/dist/bin.js"),
-      "worker",
-      "--broker",
-      url(1),
-      "--result-backend",
-      "none",
-      "--tasks",
-      join(root, "bench/noop-tasks.mjs"),
-      "-c",
-      String(CONCURRENCY),
-      "-q",
-    ],
-    { stdio: "inherit" },
-  );
+  const proc = startCeleriacWorker({ broker: url(1), concurrency: CONCURRENCY });
+  const child = proc.child;
   const secs = await measure(1, child);
-  await stop(child);
+  await proc.stop();
   return { name: `Celeriac worker (concurrency ${CONCURRENCY})`, secs, publishRate };
 }
 
 async function pythonWorker() {
   await fill(2);
-  const child = spawn(
-    "/usr/bin/python3",
-    [
-      "-m",
-      "celery",
-      "-A",
-      "interop_app",
-      "worker",
-      "--pool",
-      "prefork",
-      "--concurrency",
-      "2",
-      "-Q",
-      "celery",
-      "--loglevel",
-      "WARNING",
-      "--without-gossip",
-      "--without-mingle",
-      "--without-heartbeat",
-    ],
-    {
-      cwd: join(root, "test-support/python"),
-      env: { ...process.env, CELERIAC_BROKER_URL: url(2), CELERIAC_RESULT_URL: "", PYTHONDONTWRITEBYTECODE: "1" },
-      stdio: ["ignore", "ignore", "inherit"],
-    },
-  );
+  const proc = startPythonWorker({ broker: url(2) });
+  const child = proc.child;
   const secs = await measure(2, child);
-  await stop(child);
+  await proc.stop();
   return { name: "Python Celery 5.2.6 worker (prefork, concurrency 2)", secs };
 }
 
@@ -145,5 +106,5 @@ try {
   }
   console.log(`\nCeleriac publish rate into Redis (publishes in bursts of 1,000, auto-pipelined): ${Math.round(ts.publishRate)} tasks/s`);
 } finally {
-  redis.stop();
+  await redis.stop();
 }

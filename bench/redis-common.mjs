@@ -1,15 +1,12 @@
 // What the Redis benchmarks share: a private redis-server, filling a queue with no-op tasks in
 // kombu's format, and timing a drain from outside by polling Redis.
 
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
+import { root } from "./lib/common.mjs";
+import { startRedisServer } from "./lib/support.mjs";
 
-export const root = fileURLToPath(new URL("..", import.meta.url));
+export { root };
 const { createEnvelope, celeryJsonCodec } = await import(join(root, "packages/core/dist/index.js"));
 const { createRedisTransport } = await import(join(root, "packages/redis/dist/index.js"));
 
@@ -21,35 +18,10 @@ export const numberArg = (name, dflt) => {
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 };
 
-/** Starts redis-server on a free loopback port; `url(db)` addresses it, `stop()` ends it. */
+/** A private redis-server (test-support/redis.ts) on a free loopback port; `url(db)` addresses it, `stop()` ends it. */
 export async function startRedis() {
-  const port = await new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const p = srv.address().port;
-      srv.close(() => resolve(p));
-    });
-  });
-  const dir = mkdtempSync(join(tmpdir(), "bench-redis-"));
-  const server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  await new Promise((resolve, reject) => {
-    let out = "";
-    server.stdout.on("data", (d) => {
-      out += d;
-      if (out.includes("Ready to accept connections")) resolve();
-    });
-    server.once("exit", () => reject(new Error(`redis-server exited: ${out}`)));
-  });
-  return {
-    port,
-    url: (db) => `redis://127.0.0.1:${port}/${db}`,
-    stop() {
-      server.kill("SIGKILL");
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const server = await startRedisServer();
+  return { port: server.port, url: (db) => server.url(db), stop: () => server.dispose() };
 }
 
 export async function flush(url) {

@@ -8,14 +8,13 @@
 // message is taken and stops when none is left waiting (kombu hides a message when it takes it
 // and never deletes it; Celeriac deletes on ack, and its time also waits for every ack).
 
-import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
+import { root } from "./lib/common.mjs";
+import { startCeleriacWorker, startPythonWorker } from "./lib/procs.mjs";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
 const { createEnvelope, celeryJsonCodec } = await import(join(root, "packages/core/dist/index.js"));
 const { createSqliteTransport } = await import(join(root, "packages/sqlite/dist/index.js"));
 
@@ -61,71 +60,23 @@ async function measure(path, child, done) {
   }
 }
 
-function stop(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-    setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
-  });
-}
-
 async function celeriacWorker() {
   const path = join(mkdtempSync(join(tmpdir(), "bench-sqlite-ts-")), "q.db");
   const publishRate = await fill(path);
-  const child = spawn(
-    process.execPath,
-    [
-      join(root, "apps/cli/dist/bin.js"),
-      "worker",
-      "--broker",
-      `sqlite:///${path}`,
-      "--result-backend",
-      "none",
-      "--tasks",
-      join(root, "bench/noop-tasks.mjs"),
-      "-c",
-      String(CONCURRENCY),
-      "-q",
-    ],
-    { stdio: "inherit" },
-  );
+  const proc = startCeleriacWorker({ broker: `sqlite:///${path}`, concurrency: CONCURRENCY });
+  const child = proc.child;
   const secs = await measure(path, child, (db) => db.prepare("SELECT count(*) AS n FROM kombu_message").get().n === 0);
-  await stop(child);
+  await proc.stop();
   return { name: `Celeriac worker (concurrency ${CONCURRENCY})`, secs, publishRate };
 }
 
 async function pythonWorker() {
   const path = join(mkdtempSync(join(tmpdir(), "bench-sqlite-py-")), "q.db");
   await fill(path);
-  const child = spawn(
-    "/usr/bin/python3",
-    [
-      "-m",
-      "celery",
-      "-A",
-      "interop_app",
-      "worker",
-      "--pool",
-      "prefork",
-      "--concurrency",
-      "2",
-      "-Q",
-      "celery",
-      "--loglevel",
-      "WARNING",
-      "--without-gossip",
-      "--without-mingle",
-      "--without-heartbeat",
-    ],
-    {
-      cwd: join(root, "test-support/python"),
-      env: { ...process.env, CELERIAC_BROKER_URL: `sqla+sqlite:///${path}`, CELERIAC_RESULT_URL: "", PYTHONDONTWRITEBYTECODE: "1" },
-      stdio: ["ignore", "ignore", "inherit"], // the banner goes to stdout; warnings still show
-    },
-  );
+  const proc = startPythonWorker({ broker: `sqla+sqlite:///${path}` });
+  const child = proc.child;
   const secs = await measure(path, child, (db) => db.prepare("SELECT count(*) AS n FROM kombu_message WHERE visible = 1").get().n === 0);
-  await stop(child);
+  await proc.stop();
   return { name: "Python Celery 5.2.6 worker (prefork, concurrency 2)", secs };
 }
 

@@ -17,7 +17,6 @@
 // outside with GetQueueAttributes every 25 ms. The emulator runs in this process for all of them.
 // Python gets fewer tasks: in query mode the emulator breaks at 10,000 visible messages (see
 // packages/sqs/README.md), and at its rate 5,000 already take minutes.
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -37,25 +36,7 @@ if (role !== null) {
   const endpoint = arg("endpoint");
   const queue = arg("queue");
   const pollers = Number(arg("pollers", 8));
-  const rssEvery = Number(arg("rss-every-ms", 0));
-  if (rssEvery > 0) setInterval(() => process.stdout.write(`rss ${Date.now()} ${process.memoryUsage().rss}\n`), rssEvery).unref();
-  if (role === "ts-worker") {
-    const { createSqsTransport } = await dist("sqs");
-    const { createWorker } = await dist("worker");
-    const transport = createSqsTransport({ endpoint, region, credentials, pollers, waitTimeSeconds: 10 });
-    await transport.connect();
-    const worker = createWorker({ transport, queues: [queue], concurrency: Number(arg("concurrency", 10 * pollers)), silent: true });
-    worker.register("bench.noop", async () => null, { ignoreResult: true });
-    await worker.start();
-    process.on(
-      "SIGTERM",
-      () =>
-        void worker
-          .stop()
-          .then(() => transport.close())
-          .then(() => process.exit(0)),
-    );
-  } else if (role === "ts-transport") {
+  if (role === "ts-transport") {
     // The transport alone, no worker: consume + ack, to tell transport cost from worker cost.
     const { createSqsTransport } = await dist("sqs");
     const transport = createSqsTransport({ endpoint, region, credentials, pollers, waitTimeSeconds: 10 });
@@ -71,43 +52,8 @@ if (role !== null) {
     void (async () => {
       for await (const d of consumer) void d.ack();
     })();
-  } else if (role === "raw-sdk") {
-    const { SQSClient, ReceiveMessageCommand, DeleteMessageBatchCommand, GetQueueUrlCommand } = await import("@aws-sdk/client-sqs");
-    const http = await import("node:http");
-    const client = new SQSClient({ endpoint, region, credentials, requestHandler: { httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }) } });
-    const url = (await client.send(new GetQueueUrlCommand({ QueueName: queue }))).QueueUrl;
-    let stop = false;
-    process.on("SIGTERM", () => {
-      stop = true;
-      setTimeout(() => process.exit(0), 100);
-    });
-    for (let i = 0; i < pollers; i++) {
-      void (async () => {
-        while (!stop) {
-          const r = await client.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 10 }));
-          const ms = r.Messages ?? [];
-          if (ms.length > 0)
-            await client.send(new DeleteMessageBatchCommand({ QueueUrl: url, Entries: ms.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle })) }));
-        }
-      })();
-    }
-  } else if (role === "sqs-consumer") {
-    const { Consumer } = await import("sqs-consumer");
-    const { SQSClient, GetQueueUrlCommand } = await import("@aws-sdk/client-sqs");
-    const http = await import("node:http");
-    const sqs = new SQSClient({ endpoint, region, credentials, requestHandler: { httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }) } });
-    const url = (await sqs.send(new GetQueueUrlCommand({ QueueName: queue }))).QueueUrl;
-    const consumers = [];
-    for (let i = 0; i < pollers; i++) {
-      const c = Consumer.create({ queueUrl: url, sqs, batchSize: 10, waitTimeSeconds: 10, handleMessageBatch: async (ms) => ms });
-      c.on("error", (e) => process.stderr.write(`${e.message}\n`));
-      c.start();
-      consumers.push(c);
-    }
-    process.on("SIGTERM", () => {
-      for (const c of consumers) c.stop();
-      setTimeout(() => process.exit(0), 100);
-    });
+  } else {
+    throw new Error(`unknown role ${role}`);
   }
   process.stdout.write("ready\n");
 } else {
@@ -117,6 +63,8 @@ if (role !== null) {
 // ---- parent ---------------------------------------------------------------------------------
 async function main() {
   const { startSqsEmulator } = await import(pathToFileURL(join(root, "test-support", "sqs-emulator.mjs")).href);
+  const { startProcess, treeRss } = await import("./lib/common.mjs");
+  const { startConsumer, startPythonWorker } = await import("./lib/procs.mjs");
   const { createSqsTransport } = await dist("sqs");
   const { createEnvelope, celeryJsonCodec } = await dist("core");
   const { GetQueueAttributesCommand, SendMessageBatchCommand } = await import("@aws-sdk/client-sqs");
@@ -160,56 +108,32 @@ async function main() {
     return { total: Number(r.Attributes.ApproximateNumberOfMessages), hidden: Number(r.Attributes.ApproximateNumberOfMessagesNotVisible) };
   }
 
-  function startChild(name, queue, extra = []) {
-    let cmd;
-    let args;
-    let env = process.env;
-    if (name === "python") {
-      cmd = "/usr/bin/python3";
-      args = [
-        "-m",
-        "celery",
-        "-A",
-        "sqs_app",
-        "worker",
-        "--pool",
-        "prefork",
-        "-c",
-        "2",
-        "-l",
-        "WARNING",
-        "-Q",
+  // The same processes as bench/run.mjs's SQS contenders (bench/lib/consumers.mjs), plus the
+  // transport alone, which is a role of this script.
+  function startChild(name, queue) {
+    const on = { broker: emulator.endpoint, queue, pollers: POLLERS };
+    if (name === "python")
+      return startPythonWorker({
+        broker: `sqs://bench:bench@127.0.0.1:${emulator.port}`,
         queue,
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-      ];
-      env = {
-        ...process.env,
-        CELERIAC_BROKER_URL: `sqs://bench:bench@127.0.0.1:${emulator.port}`,
+        app: "sqs_app",
         // kombu's defaults, bar the region (and no result backend: ignore_result tasks).
-        CELERIAC_SQS_OPTIONS: JSON.stringify({ region, wait_time_seconds: 10, polling_interval: 1 }),
-        PYTHONPATH: join(root, "test-support", "python"),
-      };
-    } else {
-      cmd = process.execPath;
-      args = [fileURLToPath(import.meta.url), "--role", name, "--endpoint", emulator.endpoint, "--queue", queue, "--pollers", String(POLLERS), ...extra];
-    }
-    const child = spawn(cmd, args, { cwd: name === "python" ? join(root, "test-support", "python") : root, env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d.toString()));
-    child.stderr.on("data", (d) => (out += d.toString()));
-    const exited = new Promise((r) => child.once("exit", r));
-    return {
-      child,
-      output: () => out,
-      async stop() {
-        child.kill("SIGTERM");
-        const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
-        await exited;
-        clearTimeout(t);
-      },
-    };
+        env: { CELERIAC_SQS_OPTIONS: JSON.stringify({ region, wait_time_seconds: 10, polling_interval: 1 }) },
+      });
+    if (name === "ts-worker") return startConsumer("sqs-celeriac", { ...on, concurrency: 10 * POLLERS });
+    if (name === "raw-sdk") return startConsumer("sqs-raw", on);
+    if (name === "sqs-consumer") return startConsumer("sqs-consumer", on);
+    return startProcess(process.execPath, [
+      fileURLToPath(import.meta.url),
+      "--role",
+      name,
+      "--endpoint",
+      emulator.endpoint,
+      "--queue",
+      queue,
+      "--pollers",
+      String(POLLERS),
+    ]);
   }
 
   async function drain(name, n) {
@@ -270,8 +194,10 @@ async function main() {
     const queue = `bench-soak-${randomUUID().slice(0, 8)}`;
     const url = await fill(queue, 4000);
     let sent = 4000;
-    const c = startChild("ts-worker", queue, ["--rss-every-ms", "10000"]);
+    const c = startChild("ts-worker", queue);
     const started = Date.now();
+    const rssSamples = [];
+    const sampler = setInterval(() => rssSamples.push([Date.now(), treeRss(c.child.pid)]), 10_000);
     let lastMark = started;
     let lastConsumed = 0;
     const perMinute = [];
@@ -292,13 +218,9 @@ async function main() {
       }
       await new Promise((r) => setTimeout(r, 200));
     }
+    clearInterval(sampler);
     await c.stop();
-    const rss = c
-      .output()
-      .split("\n")
-      .filter((l) => l.startsWith("rss "))
-      .map((l) => l.split(" "))
-      .map(([, t, v]) => `${Math.round((Number(t) - started) / 1000)}s:${(Number(v) / 2 ** 20).toFixed(0)}MiB`);
+    const rss = rssSamples.map(([t, v]) => `${Math.round((t - started) / 1000)}s:${(v / 2 ** 20).toFixed(0)}MiB`);
     console.log(`worker RSS over time: ${rss.join(" ")}`);
     if (perMinute.length >= 2) console.log(`last minute / first minute: ${(perMinute.at(-1) / perMinute[0]).toFixed(2)}`);
     await producer.close();
