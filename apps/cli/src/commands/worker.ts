@@ -15,6 +15,8 @@ export interface WorkerCommandOptions {
   prefetchMultiplier?: string;
   hostname?: string;
   shutdownGrace: string;
+  /** Seconds the broker may stay unreachable before the worker exits 1; 0 never gives up. */
+  brokerOutageLimit: string;
   quiet?: boolean;
   /** Celery's -l/--loglevel: DEBUG, INFO, WARNING, ERROR, CRITICAL. */
   loglevel: string;
@@ -66,6 +68,7 @@ interface Checked {
   concurrency: number;
   prefetchMultiplier: number | null;
   shutdownGraceMs: number;
+  brokerOutageLimitMs: number;
   metricsPort: number | null;
   logLevel: LogLevel;
   logFormat: "text" | "json";
@@ -87,6 +90,7 @@ function checkOptions(opts: WorkerCommandOptions): Checked {
     concurrency: positiveInt("concurrency", opts.concurrency),
     prefetchMultiplier: opts.prefetchMultiplier !== undefined ? positiveInt("prefetch-multiplier", opts.prefetchMultiplier) : null,
     shutdownGraceMs: nonNegativeSeconds("shutdown-grace", opts.shutdownGrace) * 1000,
+    brokerOutageLimitMs: outageLimitMs(opts.brokerOutageLimit),
     metricsPort: opts.metricsPort !== undefined ? portNumber("metrics-port", opts.metricsPort) : null,
     logLevel: parseLogLevel(opts.loglevel),
     logFormat,
@@ -169,6 +173,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     ...(checked.prefetchMultiplier !== null ? { prefetchMultiplier: checked.prefetchMultiplier } : {}),
     ...(opts.hostname ? { hostname: opts.hostname } : {}),
     shutdownGraceMs: checked.shutdownGraceMs,
+    brokerOutageLimitMs: checked.brokerOutageLimitMs,
     ...(opts.quiet ? { silent: true } : { logger, logLevel: checked.logLevel }),
     ...(opts.events ? { events: true } : {}),
     ...(opts.withoutRemoteControl ? { remoteControl: false } : {}),
@@ -233,6 +238,11 @@ function exitUnlessIdle(): void {
     );
     process.exit();
   }, LINGER_MS).unref();
+}
+
+function outageLimitMs(value: string): number {
+  const ms = Math.round(nonNegativeSeconds("broker-outage-limit", value) * 1000);
+  return ms === 0 ? Infinity : Math.max(1, ms);
 }
 
 function portNumber(flag: string, value: string): number {
