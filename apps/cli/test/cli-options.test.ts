@@ -27,6 +27,12 @@ describe("celeriac options and argument checks", () => {
     expect(r.stderr).not.toMatch(/--tasks/);
   });
 
+  it("worker refuses a --broker-outage-limit that is not a number of seconds", async () => {
+    const r = await celeriac(["worker", "--broker", sqlite(), "--tasks", TS_TASKS, "--broker-outage-limit", "soon"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--broker-outage-limit must be a number of seconds, got "soon"/);
+  });
+
   it("call validates --timeout and --wait's result backend before sending anything", async () => {
     const broker = sqlite();
     const badTimeout = await celeriac(["call", "tasks.add", "--args", "[1, 2]", "--wait", "--timeout", "abc", "--broker", broker]);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll } from "vitest";
 import { createAmqpTransport } from "@celeriac/amqp";
 import { describeTransportConformance } from "@celeriac/conformance";
 import { sharedRabbit, shutdownSharedRabbit, type RabbitNode } from "../../../test-support/rabbitmq.js";
+import { describeColdShutdown } from "../../../test-support/cold-shutdown.js";
 
 let rabbit: RabbitNode;
 beforeAll(async () => {
@@ -19,3 +20,5 @@ describeTransportConformance("amqp (RabbitMQ, priority queues, dead-letter excha
 describeTransportConformance("amqp (RabbitMQ, plain Celery queues)", async () => ({
   transport: createAmqpTransport({ url: rabbit ? rabbit.url : "amqp://127.0.0.1:1//" }),
 }));
+
+describeColdShutdown("amqp (RabbitMQ)", () => createAmqpTransport({ url: rabbit.url }));

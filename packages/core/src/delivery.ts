@@ -25,6 +25,8 @@ export interface DeliveryInit {
   deliveryCount: number | null;
   /** See `Delivery.maxNackDelayMs`. Default 0: the transport does not delay a nack natively. */
   maxNackDelayMs?: number;
+  /** See `Delivery.visibilityTimeoutMs`. Default null: no timeout returns the message. */
+  visibilityTimeoutMs?: number | null;
   /** True once the transport is closed: settles are then refused with `CeleriacError("closed")`. */
   isClosed?: () => boolean;
   /**
@@ -79,6 +81,7 @@ export function createDelivery(init: DeliveryInit): Delivery {
     redelivered: init.redelivered,
     deliveryCount: init.deliveryCount,
     maxNackDelayMs: init.maxNackDelayMs ?? 0,
+    visibilityTimeoutMs: init.visibilityTimeoutMs ?? null,
     get settled() {
       return settled;
     },

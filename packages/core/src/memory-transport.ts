@@ -226,6 +226,7 @@ export class MemoryTransport implements Transport {
       queue,
       redelivered: stored.deliveries > 1,
       deliveryCount: stored.deliveries,
+      visibilityTimeoutMs: this.visibilityTimeoutMs,
       isClosed: () => this.isClosed,
       // The timeout already reopened the window for a returned message.
       onSettled: () => {

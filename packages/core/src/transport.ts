@@ -63,6 +63,13 @@ export interface Delivery {
    * The worker hands far-ETA messages back in hops of at most this instead of holding them.
    */
   readonly maxNackDelayMs: number;
+  /**
+   * How long the broker keeps this message from others before handing it out again unless
+   * `extend` pushes it back (SQLite, Redis, SQS, memory); null where no timeout returns it (AMQP
+   * holds it as long as the channel lives). The worker extends held messages at about a third of
+   * it, by all of it, so a healthy worker never loses a long task to the timeout.
+   */
+  readonly visibilityTimeoutMs: number | null;
   readonly settled: boolean;
   ack(): Promise<void>;
   nack(options?: NackOptions): Promise<void>;

@@ -324,6 +324,54 @@ describe("decodeTask", () => {
     expect(decodeFailure(() => decodeTask(wire(V2_BODY, { ...celeryHeaders(), compression: 1 }))).message).toMatch(/compression/);
   });
 
+  // Garbage times used to be read as absent: the task ran at once, or never expired.
+  it.each([
+    ["eta", "not a date"],
+    ["eta", "abc 1"],
+    ["eta", "2024-13-01T00:00:00"],
+    ["eta", "2024-01-01T25:00:00+00:00"],
+    ["expires", "garbage"],
+    ["expires", "12"],
+    ["expires", "2024-01-01T00:00:00+99:00"],
+  ])("refuses a %s header of %j, which is not an ISO 8601 time", (field, value) => {
+    expect(decodeFailure(() => decodeTask(wire(V2_BODY, { ...celeryHeaders(), [field]: value }))).message).toMatch(
+      new RegExp(`header "${field}" .* is not an ISO 8601 time`),
+    );
+  });
+
+  it("reads every ISO form Celery's parse_iso8601 reads, and an empty eta as none", () => {
+    const at = (eta: string) => decodeTask(wire(V2_BODY, { ...celeryHeaders(), eta })).headers.eta;
+    for (const eta of [
+      "2026-12-01T03:47:39.053001+00:00",
+      "2026-12-01T03:47:39Z",
+      "2026-12-01 03:47:39",
+      "2026-12-01T03:47",
+      "2026-12-01",
+      "2026",
+      "2026-12-01T03:47:39-05:30",
+      "",
+    ]) {
+      expect(at(eta)).toBe(eta);
+    }
+  });
+
+  // Celery takes an object body as a task only when it carries "args" (strategy.py).
+  it.each([
+    ["an object body under v2 headers", '{"hello": "world"}', celeryHeaders()],
+    ["an object body with kwargs but no args", '{"kwargs": {}}', celeryHeaders()],
+    ["a v1 body without args", '{"task": "t", "id": "i", "kwargs": {}}', {}],
+  ])("refuses %s", (_what, body, headers) => {
+    expect(decodeFailure(() => decodeTask(wire(body, headers))).message).toMatch(/object without "args"/);
+  });
+
+  it.each([
+    ["args not a list", '[{"a": 1}, {}, null]', /args must be an array/],
+    ["kwargs not an object", "[[], 5, null]", /kwargs must be an object/],
+    ["embed not an object or null", "[[], {}, [1]]", /embed must be an object/],
+  ])("refuses a v2 body with %s", (_what, body, pattern) => {
+    expect(decodeFailure(() => decodeTask(wire(body))).message).toMatch(pattern);
+  });
+
   it("refuses a body that inflates beyond MAX_DECOMPRESSED_BYTES", () => {
     const bomb = deflateSync(new Uint8Array(MAX_DECOMPRESSED_BYTES + 1));
     expect(bomb.length).toBeLessThan(200_000);

@@ -755,6 +755,7 @@ class RedisTransportImpl implements RedisTransport {
       queue: c.queue,
       redelivered: c.item.includes('"redelivered": true') || c.item.includes('"redelivered":true'),
       deliveryCount: null,
+      visibilityTimeoutMs: this.visibilityTimeoutMs,
       isClosed: () => this.isClosed,
       onSettled: () => {
         this.unsettled.delete(c.tag);

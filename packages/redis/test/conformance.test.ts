@@ -2,6 +2,7 @@ import { afterAll, beforeAll } from "vitest";
 import { createRedisTransport } from "@celeriac/redis";
 import { startRedisServer, type RedisServer } from "../../../test-support/redis.js";
 import { describeTransportConformance } from "@celeriac/conformance";
+import { describeColdShutdown } from "../../../test-support/cold-shutdown.js";
 
 const visibilityTimeoutMs = 800;
 
@@ -14,3 +15,5 @@ afterAll(() => server.dispose());
 describeTransportConformance("redis", async () => ({ transport: createRedisTransport({ url: server.url(1), visibilityTimeoutMs, restoreIntervalMs: 100 }) }), {
   visibilityTimeoutMs,
 });
+
+describeColdShutdown("redis", () => createRedisTransport({ url: server.url(2) }));

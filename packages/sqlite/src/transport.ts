@@ -508,6 +508,7 @@ class SqliteTransportImpl implements SqliteTransport {
       queue: row.queue,
       redelivered: row.deliveries > 1,
       deliveryCount: row.deliveries,
+      visibilityTimeoutMs: this.visibilityTimeoutMs,
       isClosed: () => this.isClosed,
       onSettled: () => {
         this.unsettled.delete(row.token);

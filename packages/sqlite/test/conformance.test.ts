@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSqliteTransport } from "@celeriac/sqlite";
 import { describeTransportConformance } from "@celeriac/conformance";
+import { describeColdShutdown } from "../../../test-support/cold-shutdown.js";
 
 const visibilityTimeoutMs = 600;
 
@@ -19,3 +20,7 @@ describeTransportConformance(
 describeTransportConformance("sqlite (:memory:)", async () => ({ transport: createSqliteTransport({ path: ":memory:", visibilityTimeoutMs }) }), {
   visibilityTimeoutMs,
 });
+
+describeColdShutdown("sqlite (file)", () =>
+  createSqliteTransport({ path: join(mkdtempSync(join(tmpdir(), "celeriac-cold-")), "broker.db"), visibilityTimeoutMs: 5000 }),
+);

@@ -695,6 +695,8 @@ class SqsTransportImpl implements SqsTransport {
       redelivered: r.receiveCount > 1 || r.sqs.MessageAttributes?.[HANDED_BACK] !== undefined,
       deliveryCount: r.receiveCount,
       maxNackDelayMs: fifo ? 0 : MAX_DELAY_S * 1000,
+      // Every receive passes its own VisibilityTimeout, whatever the queue's default is.
+      visibilityTimeoutMs: this.visibilityS * 1000,
       isClosed: () => this.isClosed,
       onSettled: () => {
         this.unsettled.delete(handle);

@@ -3,6 +3,7 @@ import { afterAll } from "vitest";
 import { createSqsTransport } from "@celeriac/sqs";
 import { startSqsEmulator } from "../../../test-support/sqs-emulator.mjs";
 import { describeTransportConformance } from "@celeriac/conformance";
+import { describeColdShutdown } from "../../../test-support/cold-shutdown.js";
 
 // SQS counts visibility in whole seconds.
 const visibilityTimeoutMs = 1000;
@@ -23,4 +24,14 @@ describeTransportConformance(
     }),
   }),
   { visibilityTimeoutMs, receiveTimeoutMs: 8000, quietMs: 300 },
+);
+
+describeColdShutdown("sqs (local-aws-sqs behind the adapter)", () =>
+  createSqsTransport({
+    endpoint: emulator.endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    visibilityTimeoutMs: 5000,
+    waitTimeSeconds: 1,
+  }),
 );

@@ -30,10 +30,28 @@ export interface WorkerOptions {
   logLevel?: LogLevel;
   /** Log nothing. */
   silent?: boolean;
-  /** How often unsettled messages the worker holds get their visibility extended. Default 60 s. */
+  /**
+   * How often the unsettled messages the worker holds (running, waiting for an ETA or a slot) get
+   * their visibility extended, on transports with `visibilityExtension`. Default: a third of the
+   * transport's visibility timeout (`delivery.visibilityTimeoutMs`), so a held message is always
+   * extended well before the broker would hand it to another worker; 60 s where the transport
+   * names no timeout.
+   */
   etaHeartbeatMs?: number;
-  /** How far each heartbeat pushes the visibility out. Default 5 heartbeats. */
+  /**
+   * How far each extension pushes the visibility out from now. Default: the transport's whole
+   * visibility timeout; where it names none, 5 heartbeats.
+   */
   visibilityExtensionMs?: number;
+  /**
+   * How long the broker may stay unreachable (from the transport's `disconnected` until its
+   * `connected`) before the worker gives up and fails, so `closed` rejects and `celeriac worker`
+   * exits 1 for its supervisor to see. A transport that reports `failed` fails the worker at
+   * once. Default 15 minutes; `Infinity` waits forever. Celery's worker gives up after
+   * `broker_connection_max_retries` = 100 attempts spaced 2 s, 4 s, ... up to 30 s (about 46
+   * minutes); a time bound says the same thing independently of each transport's backoff.
+   */
+  brokerOutageLimitMs?: number;
   /**
    * Most messages held in memory for a future ETA on top of the prefetch window. Default: the
    * prefetch window again (concurrency * prefetchMultiplier), so the broker is asked for at most
@@ -88,8 +106,11 @@ export interface ResolvedOptions {
   prefetch: number;
   shutdownGraceMs: number;
   hostname: string;
-  etaHeartbeatMs: number;
-  visibilityExtensionMs: number;
+  /** null: derived from each delivery's visibility timeout. */
+  etaHeartbeatMs: number | null;
+  /** null: derived from each delivery's visibility timeout. */
+  visibilityExtensionMs: number | null;
+  brokerOutageLimitMs: number;
   maxHeldEta: number;
   handBackEtaBeyondMs: number;
   onEvent: ((event: WorkerEvent) => void) | null;
@@ -115,6 +136,7 @@ const KNOWN = optionKeys<WorkerOptions>({
   silent: true,
   etaHeartbeatMs: true,
   visibilityExtensionMs: true,
+  brokerOutageLimitMs: true,
   maxHeldEta: true,
   handBackEtaBeyondMs: true,
   onEvent: true,
@@ -124,6 +146,8 @@ const KNOWN = optionKeys<WorkerOptions>({
   remoteControl: true,
   routes: true,
 });
+
+const DEFAULT_BROKER_OUTAGE_LIMIT_MS = 15 * 60_000;
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -156,7 +180,6 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
   }
   const concurrency = positiveInt("concurrency", options.concurrency, 10);
   const multiplier = positiveInt("prefetchMultiplier", options.prefetchMultiplier, 4);
-  const etaHeartbeatMs = positiveInt("etaHeartbeatMs", options.etaHeartbeatMs, 60_000);
   const hasExchanges = options.transport.exchanges !== undefined;
   let events: { heartbeatMs: number } | null = null;
   if (options.events !== undefined && options.events !== false) {
@@ -195,8 +218,10 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
     prefetch: concurrency * multiplier,
     shutdownGraceMs: positiveInt("shutdownGraceMs", options.shutdownGraceMs, 30_000, 0),
     hostname: options.hostname ?? `celeriac-${process.pid}@${osHostname()}`,
-    etaHeartbeatMs,
-    visibilityExtensionMs: positiveInt("visibilityExtensionMs", options.visibilityExtensionMs, etaHeartbeatMs * 5),
+    etaHeartbeatMs: options.etaHeartbeatMs === undefined ? null : positiveInt("etaHeartbeatMs", options.etaHeartbeatMs, 0),
+    visibilityExtensionMs: options.visibilityExtensionMs === undefined ? null : positiveInt("visibilityExtensionMs", options.visibilityExtensionMs, 0),
+    brokerOutageLimitMs:
+      options.brokerOutageLimitMs === Infinity ? Infinity : positiveInt("brokerOutageLimitMs", options.brokerOutageLimitMs, DEFAULT_BROKER_OUTAGE_LIMIT_MS),
     maxHeldEta: positiveInt("maxHeldEta", options.maxHeldEta, concurrency * multiplier, 0),
     handBackEtaBeyondMs: positiveInt("handBackEtaBeyondMs", options.handBackEtaBeyondMs, 900_000, 0),
     onEvent: options.onEvent ?? null,

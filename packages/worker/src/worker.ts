@@ -70,6 +70,13 @@ export interface Worker {
   readonly startedAt: number | null;
   /** Resolves when the worker has stopped; rejects with the cause when it failed. */
   readonly closed: Promise<void>;
+  /**
+   * True once a stop was forced (Celery's cold shutdown): `stop({ graceMs: 0 })`, a second
+   * signal, or a grace time that ran out with tasks still running. Their late-ack messages went
+   * back to the broker and early-acked ones were stored as WorkerLostError. `celeriac worker`
+   * exits with a code of its own then.
+   */
+  readonly forced: boolean;
   /** Registers a task by its definition; the handler's types must match the definition's. */
   register<Args extends unknown[], Result, Kwargs extends Record<string, unknown>>(
     task: TaskDefinition<Args, Result, Kwargs>,
@@ -99,14 +106,16 @@ export interface Worker {
   start(): Promise<void>;
   /**
    * Stops taking messages, hands back what has not started, waits for running tasks up to the
-   * grace time, then forces: signals abort, late-ack messages are requeued. Idempotent.
+   * grace time, then forces: signals abort, late-ack messages are requeued. Resolves as soon as
+   * the last task settled, whatever is left of the grace time, and leaves no timer of the
+   * worker's behind. Idempotent.
    */
   stop(options?: StopOptions): Promise<void>;
 }
 
 export interface CreateWorkerOptions extends WorkerOptions {
-  /** Stop gracefully on SIGTERM/SIGINT, force on a second signal. Default false: a library does
-   * not take over process signals unless asked. */
+  /** Stop gracefully on SIGTERM/SIGINT, force on a second signal (and on SIGQUIT at once, Celery's
+   * cold shutdown). Default false: a library does not take over process signals unless asked. */
   installSignalHandlers?: boolean;
 }
 
@@ -153,6 +162,9 @@ type Outcome =
 // backend; a hung one must not hang stop() forever.
 const SETTLE_AFTER_FORCE_MS = 5_000;
 
+// The visibility heartbeat where a transport names no visibility timeout.
+const FALLBACK_HEARTBEAT_MS = 60_000;
+
 class CeleriacWorker implements Worker {
   readonly hostname: string;
   readonly queues: readonly string[];
@@ -182,7 +194,11 @@ class CeleriacWorker implements Worker {
   private stopping: Promise<void> | null = null;
   private forceNow: (() => void) | null = null;
   private forceRequested = false;
+  private wasForced = false;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private heartbeatMs = Infinity;
+  private outageTimer: ReturnType<typeof setTimeout> | null = null;
+  private unwatchBroker: (() => void) | null = null;
   private wakeLoop: (() => void) | null = null;
   private wakeDrain: (() => void) | null = null;
   private resolveClosed!: () => void;
@@ -234,6 +250,10 @@ class CeleriacWorker implements Worker {
 
   get startedAt(): number | null {
     return this.startTime;
+  }
+
+  get forced(): boolean {
+    return this.wasForced;
   }
 
   subscribe(listener: WorkerEventListener): () => void {
@@ -304,10 +324,7 @@ class CeleriacWorker implements Worker {
     // the regular window; the worker itself keeps ready work within `prefetch` (see pull loop).
     this.consumer = transport.consume(queues, { prefetch: prefetch + maxHeldEta });
     this.currentState = "running";
-    if (transport.capabilities.visibilityExtension) {
-      this.heartbeat = setInterval(() => this.extendHeld(), this.opts.etaHeartbeatMs);
-      this.heartbeat.unref();
-    }
+    this.watchBroker();
     this.loopDone = this.pullLoop(this.consumer).catch((err: unknown) => this.fail(err));
     this.log("info", "worker started", {
       queues,
@@ -319,6 +336,7 @@ class CeleriacWorker implements Worker {
   }
 
   stop(options: StopOptions = {}): Promise<void> {
+    if (options.graceMs === 0) this.forceRequested = true;
     if (this.stopping) {
       if (options.graceMs === 0) {
         // May arrive before draining has begun; remembered so the drain forces at once.
@@ -377,6 +395,7 @@ class CeleriacWorker implements Worker {
   private async dispatch(delivery: Delivery): Promise<void> {
     const job: Job = { delivery, held: false, running: null, env: null, receivedAt: Date.now(), startedAt: null };
     this.jobs.add(job);
+    this.armExtension(delivery);
     this.notify();
     try {
       await this.handle(job);
@@ -559,20 +578,19 @@ class CeleriacWorker implements Worker {
     if (softMs !== undefined && softMs > 0) {
       timers.push(setTimeout(() => controller.abort(new SoftTimeLimitExceeded(softMs)), softMs));
     }
-    const racers: Promise<Outcome>[] = [
-      Promise.resolve()
-        .then(() => reg.handler(ctx as TaskContext, ...env.args))
-        .then(
-          (value): Outcome => ({ kind: "ok", value }),
-          (error: unknown): Outcome => ({ kind: "error", error }),
-        ),
-      outsideOutcome,
-    ];
+    const handlerRun = Promise.resolve()
+      .then(() => reg.handler(ctx as TaskContext, ...env.args))
+      .then(
+        (value): Outcome => ({ kind: "ok", value }),
+        (error: unknown): Outcome => ({ kind: "error", error }),
+      );
+    const racers: Promise<Outcome>[] = [handlerRun, outsideOutcome];
     if (hardMs !== undefined && hardMs > 0) {
       racers.push(new Promise<Outcome>((resolve) => timers.push(setTimeout(() => resolve({ kind: "hard", limitMs: hardMs }), hardMs))));
     }
     const outcome = await Promise.race(racers);
     running.finished = true;
+    if (outcome.kind !== "ok" && outcome.kind !== "error") this.watchAbandoned(handlerRun, env, outcome.kind);
     for (const t of timers) clearTimeout(t);
     this.counters.inFlight--;
     this.counters.processed++;
@@ -599,6 +617,21 @@ class CeleriacWorker implements Worker {
       case "terminated":
         return this.onTerminated(delivery, env, reg, acksLate);
     }
+  }
+
+  /**
+   * A handler the worker stopped waiting for (forced shutdown, hard time limit, terminate) may
+   * still run to its end: JS cannot kill it. Its message was settled or handed back already, so
+   * whatever it returns is dropped: no ack, no result, no callbacks. Said once in the log, since
+   * its side effects may happen again when the handed-back message runs elsewhere.
+   */
+  private watchAbandoned(handler: Promise<Outcome>, env: TaskEnvelope, why: "hard" | "forced" | "terminated"): void {
+    const { task: name, id } = env.headers;
+    void handler.then((late) => {
+      const how = late.kind === "ok" ? "returned" : "threw";
+      const after = why === "forced" ? "its message was handed back at shutdown" : why === "hard" ? "its hard time limit" : "it was terminated";
+      this.log("warn", `Task ${name}[${id}] ${how} after ${after}; the outcome is discarded (not stored, not acked)`, { taskId: id, task: name });
+    });
   }
 
   private contextFor(env: TaskEnvelope, delivery: Delivery, signal: AbortSignal): TaskContext {
@@ -837,10 +870,29 @@ class CeleriacWorker implements Worker {
     await this.settle(delivery, "nack");
   }
 
+  /**
+   * Keeps the visibility heartbeat in step with the transport's visibility timeout: it ticks at a
+   * third of the shortest timeout seen (or `etaHeartbeatMs` when set), so every held message is
+   * extended at least twice before the broker would give it to someone else. A fixed period
+   * longer than the timeout let a healthy worker's late-ack task run twice.
+   */
+  private armExtension(delivery: Delivery): void {
+    if (!this.opts.transport.capabilities.visibilityExtension) return;
+    const timeoutMs = delivery.visibilityTimeoutMs;
+    const everyMs = this.opts.etaHeartbeatMs ?? (timeoutMs !== null && timeoutMs > 0 ? Math.max(1, Math.floor(timeoutMs / 3)) : FALLBACK_HEARTBEAT_MS);
+    if (everyMs >= this.heartbeatMs) return;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeatMs = everyMs;
+    this.heartbeat = setInterval(() => this.extendHeld(), everyMs);
+    this.heartbeat.unref();
+  }
+
   private extendHeld(): void {
     for (const job of this.jobs) {
       if (job.delivery.settled) continue;
-      job.delivery.extend(this.opts.visibilityExtensionMs).catch((err: unknown) => {
+      const timeoutMs = job.delivery.visibilityTimeoutMs;
+      const byMs = this.opts.visibilityExtensionMs ?? (timeoutMs !== null && timeoutMs > 0 ? timeoutMs : this.heartbeatMs * 5);
+      job.delivery.extend(byMs).catch((err: unknown) => {
         this.log("debug", "could not extend visibility", { queue: job.delivery.queue, error: describe(err) });
       });
     }
@@ -866,18 +918,66 @@ class CeleriacWorker implements Worker {
     const force = new Promise<void>((resolve) => (this.forceNow = resolve));
     if (this.forceRequested) this.forceNow?.();
     if (this.jobs.size > 0) {
-      await Promise.race([this.drained(), sleep(graceMs), force]);
+      // The grace timer is cancelled the moment the last task settles: a timer left armed would
+      // keep the process alive for the rest of the grace time after the work is done.
+      await raceTimer(Promise.race([this.drained(), force]), graceMs);
     }
     if (this.jobs.size > 0) {
-      this.log("warn", "shutdown grace time over; abandoning running tasks", { running: this.counters.inFlight });
+      this.wasForced = true;
+      const why = this.forceRequested ? "forced stop (cold shutdown)" : "shutdown grace time over";
+      this.log("warn", `${why}; handing back running tasks`, { running: this.counters.inFlight });
       this.forceAll();
-      await Promise.race([this.drained(), sleep(SETTLE_AFTER_FORCE_MS)]);
+      await raceTimer(this.drained(), SETTLE_AFTER_FORCE_MS);
+    } else if (this.forceRequested) {
+      this.wasForced = true;
     }
     this.finish();
     await stopAddons(this.addons, this.log);
     this.currentState = "stopped";
     this.log("info", "worker stopped", { counters: { ...this.counters } });
     this.resolveClosed();
+  }
+
+  /**
+   * A worker that cannot reach its broker cannot work: once the transport gives up (`failed`) or
+   * an outage lasts `brokerOutageLimitMs`, the worker fails, so `closed` rejects and a process
+   * supervisor sees it exit. Celery's worker gives up after `broker_connection_max_retries` (100)
+   * attempts instead (celery/worker/consumer/consumer.py `ensure_connected`).
+   */
+  private watchBroker(): void {
+    const lifecycle = this.opts.transport.lifecycle;
+    const limitMs = this.opts.brokerOutageLimitMs;
+    const armOutage = () => {
+      if (this.outageTimer || !Number.isFinite(limitMs)) return;
+      this.outageTimer = setTimeout(() => {
+        this.outageTimer = null;
+        this.fail(new CeleriacError("connection", `the broker has been unreachable for ${limitMs / 1000} s (brokerOutageLimitMs); giving up`));
+      }, limitMs);
+      this.outageTimer.unref();
+    };
+    this.unwatchBroker = lifecycle.subscribe((event) => {
+      switch (event.type) {
+        case "disconnected":
+          armOutage();
+          break;
+        case "connected":
+          this.clearOutage();
+          break;
+        case "failed":
+          this.fail(event.error);
+          break;
+        default:
+          break;
+      }
+    });
+    if (lifecycle.state === "disconnected") armOutage();
+    else if (lifecycle.state === "failed")
+      queueMicrotask(() => this.fail(new CeleriacError("connection", `${this.opts.transport.name}: the broker connection has failed`)));
+  }
+
+  private clearOutage(): void {
+    if (this.outageTimer) clearTimeout(this.outageTimer);
+    this.outageTimer = null;
   }
 
   private forceAll(): void {
@@ -894,9 +994,14 @@ class CeleriacWorker implements Worker {
     });
   }
 
+  /** Clears every timer and subscription the worker owns, so nothing of it keeps the process alive. */
   private finish(): void {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
+    this.heartbeatMs = Infinity;
+    this.clearOutage();
+    this.unwatchBroker?.();
+    this.unwatchBroker = null;
   }
 
   private fail(err: unknown): void {
@@ -908,6 +1013,19 @@ class CeleriacWorker implements Worker {
     this.finish();
     void stopAddons(this.addons, this.log);
     this.rejectClosed(CeleriacError.from(err, "connection"));
+  }
+}
+
+/**
+ * Waits for `promise` at most `ms`, and clears its timer either way, so nothing of the wait
+ * outlives it.
+ */
+async function raceTimer(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -41,6 +41,39 @@ describe("messages that cannot run", () => {
     expect(w.state).toBe("running");
   });
 
+  it("garbage eta, garbage expires and an object body are refused with one log line each, never run, and leave the queue empty", async () => {
+    h = harness();
+    const ran: string[] = [];
+    const w = h.worker().register("tasks.ok", (ctx) => void ran.push(ctx.id));
+    await w.start();
+    const enc = new TextEncoder();
+    const bad = (id: string, change: Record<string, unknown>, body?: string) => {
+      const m = celeryJsonCodec.encode(createEnvelope({ task: "tasks.ok", id }));
+      return h.transport.publish("celery", { ...m, headers: { ...m.headers, ...change }, ...(body ? { body: enc.encode(body) } : {}) });
+    };
+    await bad("bad-eta", { eta: "not a date" });
+    await bad("bad-expires", { expires: "garbage" });
+    await bad("bad-body", {}, '{"hello": "world"}');
+    await bad("bad-args", {}, '[{"a": 1}, {}, null]');
+    const good = await h.send("tasks.ok");
+    expect(await result(h, good)).toMatchObject({ status: "SUCCESS" });
+    await until("four dead-lettered", () => h.transport.deadLetters.length === 4);
+    expect(ran).toEqual([good]);
+    expect(h.transport.size("celery") + h.transport.inflightCount("celery")).toBe(0);
+    for (const [id, reason] of [
+      ["bad-eta", /header "eta" "not a date" is not an ISO 8601 time/],
+      ["bad-expires", /header "expires" "garbage" is not an ISO 8601 time/],
+      ["bad-body", /object without "args"/],
+      ["bad-args", /args must be an array/],
+    ] as const) {
+      const lines = h.logs.filter((l) => l.taskId === id);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ level: "error", task: "tasks.ok" });
+      expect(lines[0]!.msg).toMatch(reason);
+      expect(await h.backend.get(id)).toMatchObject({ status: "FAILURE", result: { exc_type: "InvalidTaskError" } });
+    }
+  });
+
   it("a refused message with only a correlation id (protocol 1 pickle) still gets its FAILURE", async () => {
     h = harness();
     const w = h.worker().register("tasks.ok", () => "fine");

@@ -163,3 +163,57 @@ describe("failure", () => {
     await w.stop();
   });
 });
+
+/** Timers and intervals alive in this process right now. */
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+
+describe("shutdown ends when the work does", () => {
+  it("stop resolves as soon as the last task finished, cancels the grace timer and leaves no timer of the worker's behind", async () => {
+    h = harness({ visibilityTimeoutMs: 60_000 });
+    const before = timers();
+    const t = defineTask<[number], number>("tasks.short", { acksLate: true });
+    const w = h.worker({ shutdownGraceMs: 30_000 }).register(t, async (_ctx, ms) => (await delay(ms), ms));
+    await w.start();
+    const id = await h.send("tasks.short", { args: [300] });
+    await until("running", () => w.counters.inFlight === 1);
+    const t0 = Date.now();
+    await w.stop();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(w.forced).toBe(false);
+    expect(await h.backend.get(id)).toMatchObject({ status: "SUCCESS" });
+    await h.transport.close();
+    await delay(0);
+    // A grace timer left armed would still be here (30 s), and would hold a process up that long.
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+
+  it("a forced stop hands the message back; the handler that ignored its signal finishes later and nothing of it is stored or acked", async () => {
+    h = harness();
+    const t = defineTask<[number], number>("tasks.deaf", { acksLate: true });
+    let finished = 0;
+    const w = h.worker({ shutdownGraceMs: 50 }).register(t, async (_ctx, ms) => {
+      await delay(ms);
+      finished++;
+      return ms;
+    });
+    await w.start();
+    const id = await h.send("tasks.deaf", { args: [300] });
+    await until("running", () => w.counters.inFlight === 1);
+    await w.stop();
+    expect(w.forced).toBe(true);
+    expect(h.transport.size("celery")).toBe(1);
+    await until("the abandoned handler returned", () => finished === 1);
+    await until("its outcome logged as discarded", () => h.logs.some((l) => l.taskId === id && /returned after its message was handed back/.test(l.msg)));
+    expect(await h.backend.get(id)).toBeNull();
+    expect(h.transport.size("celery")).toBe(1);
+    expect(h.transport.inflightCount("celery")).toBe(0);
+  });
+
+  it("stop({ graceMs: 0 }) is a forced stop even with nothing running", async () => {
+    h = harness();
+    const w = h.worker();
+    await w.start();
+    await w.stop({ graceMs: 0 });
+    expect(w.forced).toBe(true);
+  });
+});

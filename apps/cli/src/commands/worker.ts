@@ -15,6 +15,8 @@ export interface WorkerCommandOptions extends QueueDeclarationFlags {
   prefetchMultiplier?: string;
   hostname?: string;
   shutdownGrace: string;
+  /** Seconds the broker may stay unreachable before the worker exits 1; 0 never gives up. */
+  brokerOutageLimit: string;
   quiet?: boolean;
   /** Celery's -l/--loglevel: DEBUG, INFO, WARNING, ERROR, CRITICAL. */
   loglevel: string;
@@ -66,6 +68,7 @@ interface Checked {
   concurrency: number;
   prefetchMultiplier: number | null;
   shutdownGraceMs: number;
+  brokerOutageLimitMs: number;
   metricsPort: number | null;
   logLevel: LogLevel;
   logFormat: "text" | "json";
@@ -87,6 +90,7 @@ function checkOptions(opts: WorkerCommandOptions): Checked {
     concurrency: positiveInt("concurrency", opts.concurrency),
     prefetchMultiplier: opts.prefetchMultiplier !== undefined ? positiveInt("prefetch-multiplier", opts.prefetchMultiplier) : null,
     shutdownGraceMs: nonNegativeSeconds("shutdown-grace", opts.shutdownGrace) * 1000,
+    brokerOutageLimitMs: outageLimitMs(opts.brokerOutageLimit),
     metricsPort: opts.metricsPort !== undefined ? portNumber("metrics-port", opts.metricsPort) : null,
     logLevel: parseLogLevel(opts.loglevel),
     logFormat,
@@ -128,6 +132,27 @@ export function logConnectionEvents(
   });
 }
 
+/**
+ * Exit codes of `celeriac worker`. 0 and 1 are Celery's EX_OK and EX_FAILURE (celery/platforms.py);
+ * Celery exits 1 on a cold shutdown too, which would not tell a forced stop from a failure, so a
+ * forced stop has a code of its own. 2 is every celeriac command's code for invalid arguments.
+ */
+export const WORKER_EXIT = {
+  /** Warm shutdown: every task in flight finished (or none was running). */
+  ok: 0,
+  /** The worker could not work: the broker failed or stayed unreachable too long, or the consumer broke. */
+  failure: 1,
+  /** Cold shutdown: a second SIGTERM/SIGINT, SIGQUIT, or the grace time ran out; running tasks were handed back. */
+  forced: 3,
+} as const;
+
+/**
+ * After a clean stop the process exits by itself once nothing is left on the event loop; a tasks
+ * module that left something open (a database pool, a timer) would keep it up forever, so after
+ * this long it is named and the process exits anyway.
+ */
+const LINGER_MS = 2_000;
+
 /** `celeriac worker`: consumes the queues until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   // The broker's package first: `--broker amqp://` without @celeriac/amqp is the first thing to
@@ -148,6 +173,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     ...(checked.prefetchMultiplier !== null ? { prefetchMultiplier: checked.prefetchMultiplier } : {}),
     ...(opts.hostname ? { hostname: opts.hostname } : {}),
     shutdownGraceMs: checked.shutdownGraceMs,
+    brokerOutageLimitMs: checked.brokerOutageLimitMs,
     ...(opts.quiet ? { silent: true } : { logger, logLevel: checked.logLevel }),
     ...(opts.events ? { events: true } : {}),
     ...(opts.withoutRemoteControl ? { remoteControl: false } : {}),
@@ -161,10 +187,9 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   const stopLogging = logConnectionEvents(
     conn.transport.lifecycle,
     (line) => process.stderr.write(line),
-    () => {
-      process.exitCode = 1;
-      void worker.stop();
-    },
+    // The worker itself fails on a `failed` event (or an outage longer than its limit): closed
+    // rejects and the process exits with WORKER_EXIT.failure.
+    () => {},
   );
   try {
     for (const t of opts.tasks) await loadTasks(worker, t);
@@ -208,11 +233,38 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   }
   try {
     await worker.closed;
+  } catch (err) {
+    // Failed: the error reaches bin.ts (exit code 1); abandoned handlers must not keep us up.
+    exitUnlessIdle();
+    throw err;
   } finally {
     stopLogging();
     await metrics?.close();
     await conn.close();
   }
+  if (worker.forced) {
+    // A handler that ignores its abort signal would run on (and repeat the side effects of a task
+    // whose message is already back on the queue); a cold shutdown ends the process now.
+    process.stderr.write("celeriac worker: cold shutdown, running tasks were handed back\n");
+    process.exit(WORKER_EXIT.forced);
+  }
+  process.exitCode ??= WORKER_EXIT.ok;
+  exitUnlessIdle();
+}
+
+/** Exits (with the exit code set by then) if the event loop has not emptied by itself after `LINGER_MS`. */
+function exitUnlessIdle(): void {
+  setTimeout(() => {
+    process.stderr.write(
+      `celeriac worker: stopped, but something (a task still running, or a handle the tasks module opened) keeps the process alive; exiting\n`,
+    );
+    process.exit();
+  }, LINGER_MS).unref();
+}
+
+function outageLimitMs(value: string): number {
+  const ms = Math.round(nonNegativeSeconds("broker-outage-limit", value) * 1000);
+  return ms === 0 ? Infinity : Math.max(1, ms);
 }
 
 function portNumber(flag: string, value: string): number {

@@ -380,8 +380,13 @@ function decodeMessage(message: WireMessage): TaskEnvelope {
     fields = headers;
     where = "header";
   } else if (isRecord(body)) {
-    // Protocol v1, or a hybrid with headers too. Like Celery's hybrid_to_proto2, fields come
-    // from the body and any header present overrides them.
+    // Protocol v1, or a hybrid with headers too. Celery's worker takes an object body for one
+    // only when it holds "args" (celery/worker/strategy.py `task_message_handler`); any other
+    // object (e.g. `{"x": 1}` under v2 headers) is not a task body, and reading its missing
+    // args as [] would run the task with arguments nobody sent.
+    if (!("args" in body)) decodeFail(`body is an object without "args": protocol v2 bodies are [args, kwargs, embed], protocol v1 objects carry "args"`);
+    // Like Celery's hybrid_to_proto2, fields come from the body and any header present
+    // overrides them.
     fields = {};
     for (const k of V1_BODY_FIELDS) if (k in body) fields[k] = body[k];
     if ((fields["group"] ?? null) === null && "taskset" in body) fields["group"] = body["taskset"];

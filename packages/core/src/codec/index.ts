@@ -1,5 +1,6 @@
 import { inflateSync } from "node:zlib";
 import { CeleriacError } from "../errors.js";
+import { parseCeleryTime } from "../time.js";
 import type { TaskEnvelope } from "../envelope.js";
 import type { WireMessage } from "../wire.js";
 import type { Codec } from "./codec.js";
@@ -73,5 +74,13 @@ export function decodeTask(message: WireMessage, codecs: ReadonlyMap<string, Cod
   }
   const codec = codecs.get(message.contentType);
   if (!codec) throw new CeleriacError("decode_failed", `unsupported content type ${show(message.contentType)}`);
-  return codec.decode(decompressMessage(message));
+  const envelope = codec.decode(decompressMessage(message));
+  // Whatever the codec, a time the worker cannot read refuses the message, as Celery's Request
+  // raises InvalidTaskError("invalid ETA value ...") (celery/worker/request.py): read as absent,
+  // a garbage eta or expires would run the task at once, or never expire it.
+  for (const field of ["eta", "expires"] as const) {
+    const value = envelope.headers[field];
+    if (value !== null && value !== "") parseCeleryTime(value, `header "${field}"`);
+  }
+  return envelope;
 }
