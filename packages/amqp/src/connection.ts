@@ -1,5 +1,6 @@
 import { connect, type ChannelModel } from "amqplib";
 import { CeleriacError, ConnectionLifecycle } from "@celeriac/core/transport";
+import { readHeadersExactly } from "./field-table.js";
 
 export interface ConnectionSettings {
   url: string;
@@ -94,6 +95,8 @@ export class ReconnectingConnection {
       await conn.close().catch(() => undefined);
       throw new CeleriacError("closed", "amqp transport is closed");
     }
+    // Python's 64-bit header integers (py-amqp's `L` tag) would otherwise close the connection.
+    readHeadersExactly(conn.connection);
     conn.on("error", (err: unknown) => {
       this.lastError = err;
     });
