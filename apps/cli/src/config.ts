@@ -1,4 +1,4 @@
-import { loadUrlPackage, resultBackendFromUrl, transportFromUrl, type ResultBackend, type Transport } from "@celeriac/core";
+import { loadUrlPackage, maskUrl, resultBackendFromUrl, transportFromUrl, type ResultBackend, type Transport } from "@celeriac/core";
 
 /** The embedded default: a SQLite file in the working directory, no server. */
 export const DEFAULT_BROKER_URL = "sqlite:///celeriac.db";
@@ -55,5 +55,5 @@ export async function openConnections(opts: ConnectionOptions): Promise<Connecti
 
 /** Redacts a password in a URL for printing. */
 export function displayUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@");
+  return maskUrl(url);
 }

@@ -1,5 +1,5 @@
 import { connect, type ChannelModel } from "amqplib";
-import { CeleriacError, ConnectionLifecycle } from "@celeriac/core/transport";
+import { CeleriacError, ConnectionLifecycle, maskUrl, withEncodedCredentials } from "@celeriac/core/transport";
 import { readHeadersExactly } from "./field-table.js";
 
 export interface ConnectionSettings {
@@ -86,10 +86,10 @@ export class ReconnectingConnection {
     if (s.lifecycle.state === "idle") s.lifecycle.report({ type: "connecting" });
     let conn: ChannelModel;
     try {
-      conn = await connect(s.url, { noDelay: true, ...(s.tls ?? {}) } as Parameters<typeof connect>[1]);
+      conn = await connect(withEncodedCredentials(s.url), { noDelay: true, ...(s.tls ?? {}) } as Parameters<typeof connect>[1]);
     } catch (err) {
       this.lastError = err;
-      throw new CeleriacError("connection", `cannot connect to the AMQP broker at ${redact(s.url)}: ${describe(err)}`, { cause: err });
+      throw new CeleriacError("connection", `cannot connect to the AMQP broker at ${maskUrl(s.url)}: ${describe(err)}`, { cause: err });
     }
     if (this.closing) {
       await conn.close().catch(() => undefined);
@@ -146,8 +146,4 @@ export class ReconnectingConnection {
 
 export function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-export function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }

@@ -1,4 +1,5 @@
 import { CeleriacError } from "@celeriac/core";
+import { pyUnquote } from "@celeriac/core/transport";
 import type { RedisOptions } from "ioredis";
 
 /** The connection part of a Redis URL, as ioredis options. */
@@ -42,8 +43,10 @@ export function parseRedisUrl(url: string): { connection: RedisConnection; param
     db: dbText === "" ? 0 : Number(dbText),
     tls: scheme === "rediss",
   };
-  if (u.username !== "") connection.username = decodeURIComponent(u.username);
-  if (u.password !== "") connection.password = decodeURIComponent(u.password);
+  // WHATWG's URL splits at the last `@` as Python's urlsplit does (a raw `@` in a password is
+  // kept, as %40); undo the escapes as Python's unquote does, which never throws.
+  if (u.username !== "") connection.username = pyUnquote(u.username);
+  if (u.password !== "") connection.password = pyUnquote(u.password);
   return { connection, params };
 }
 
