@@ -324,7 +324,8 @@ class SqsTransportImpl implements SqsTransport {
   /**
    * Runs `op` on the queue's URL; when the endpoint says the queue does not exist (it lost it,
    * e.g. an emulator restart, or someone deleted it), forgets the URL and declares the queue
-   * again, once, as kombu does when its cached queue URL fails.
+   * again, once. kombu declares a queue on first use and caches its URL (`_new_queue` in
+   * kombu/transport/SQS.py); a cached URL that no longer works is that first use again.
    */
   private async onQueue<T>(queue: string, op: (url: string) => Promise<T>): Promise<T> {
     const cached = this.urls.get(queue);
