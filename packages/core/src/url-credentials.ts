@@ -87,6 +87,20 @@ export function splitUrlCredentials(url: string): UrlCredentials | null {
 }
 
 /**
+ * The name of a delimiter that ends the netloc early when a password holds it raw: a `/`, `?` or
+ * `#` in the password makes every parser (Python's too) read part of the password as the path,
+ * which then shows up in error messages. Null when the URL has no such `@` after its netloc.
+ * Each `;`-separated URL of a failover list is checked.
+ */
+export function rawDelimiterInPassword(url: string): string | null {
+  for (const one of url.split(/;(?=[a-z][a-z0-9+.-]*:\/\/)/i)) {
+    const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([/?#])(\S*)$/is.exec(one);
+    if (m && m[2]!.includes("@")) return m[1]!;
+  }
+  return null;
+}
+
+/**
  * The same URL with its username and password percent-encoded, so that a WHATWG `URL` or any
  * client library reads the credentials Python reads (a raw `@`, `:` or `%` in a password
  * included). A URL without credentials comes back unchanged.

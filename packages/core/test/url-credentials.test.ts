@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CeleriacError, maskUrl } from "@celeriac/core";
-import { pyUnquote, splitUrlCredentials, withEncodedCredentials } from "@celeriac/core/transport";
+import { CeleriacError, maskUrl, transportFromUrl } from "@celeriac/core";
+import { pyUnquote, rawDelimiterInPassword, splitUrlCredentials, withEncodedCredentials } from "@celeriac/core/transport";
 
 // Expected values are what Python 3.11's urllib.parse.urlsplit/unquote and kombu 5.2's
 // url_to_parts / sanitize_url give for the same strings (checked with /usr/bin/python3).
@@ -47,6 +47,21 @@ describe("credentials in broker URLs", () => {
       ["no url here: user:pw@host", "no url here: user:pw@host"],
     ];
     for (const [text, masked] of cases) expect(maskUrl(text)).toBe(masked);
+  });
+
+  it("refuses a password holding a raw /, ? or # (every parser would read the rest as a path) without echoing it", async () => {
+    expect(rawDelimiterInPassword("redis://:s3cr@t:p@ss/w0rd@127.0.0.1:6379/0")).toBe("/");
+    expect(rawDelimiterInPassword("amqp://u:a#b@h//")).toBe("#");
+    expect(rawDelimiterInPassword("amqp://u:p@ss@h//;amqp://u:x?y@h2//")).toBe("?");
+    expect(rawDelimiterInPassword("amqp://u:p@ss@h/vhost?heartbeat=5")).toBeNull();
+    expect(rawDelimiterInPassword("sqs://K:S@?region=x")).toBeNull();
+    const err = (await transportFromUrl("redis://:s3cr@t:p@ss/w0rd@127.0.0.1:6379/0").then(
+      () => expect.fail("accepted"),
+      (e: unknown) => e,
+    )) as CeleriacError;
+    expect(err).toMatchObject({ code: "invalid_argument" });
+    expect(err.message).toMatch(/holds a raw "\/": percent-encode it as %2F/);
+    for (const fragment of ["s3cr", "p@ss", "w0rd"]) expect(err.message).not.toContain(fragment);
   });
 
   it("no CeleriacError message carries a password, also one wrapped from another library", () => {
