@@ -90,11 +90,13 @@ export function splitUrlCredentials(url: string): UrlCredentials | null {
  * The name of a delimiter that ends the netloc early when a password holds it raw: a `/`, `?` or
  * `#` in the password makes every parser (Python's too) read part of the password as the path,
  * which then shows up in error messages. Null when the URL has no such `@` after its netloc.
+ * (A raw `@` in a vhost or path is read as this too; percent-encoded as %40 it works everywhere.)
  * Each `;`-separated URL of a failover list is checked.
  */
 export function rawDelimiterInPassword(url: string): string | null {
   for (const one of url.split(/;(?=[a-z][a-z0-9+.-]*:\/\/)/i)) {
-    const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([/?#])(\S*)$/is.exec(one);
+    // An empty netloc is a file URL (`sqlite:///path/a@b.db`): its path may hold an `@`.
+    const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]+([/?#])(\S*)$/is.exec(one);
     if (m && m[2]!.includes("@")) return m[1]!;
   }
   return null;

@@ -55,6 +55,7 @@ describe("credentials in broker URLs", () => {
     expect(rawDelimiterInPassword("amqp://u:p@ss@h//;amqp://u:x?y@h2//")).toBe("?");
     expect(rawDelimiterInPassword("amqp://u:p@ss@h/vhost?heartbeat=5")).toBeNull();
     expect(rawDelimiterInPassword("sqs://K:S@?region=x")).toBeNull();
+    expect(rawDelimiterInPassword("sqlite:////home/me/a@b/celery.db")).toBeNull();
     const err = (await transportFromUrl("redis://:s3cr@t:p@ss/w0rd@127.0.0.1:6379/0").then(
       () => expect.fail("accepted"),
       (e: unknown) => e,
