@@ -1,4 +1,4 @@
-import { CeleriacError, loadUrlPackage, resultBackendFromUrl, transportFromUrl, type ResultBackend, type Transport } from "@celeriac/core";
+import { CeleriacError, loadUrlPackage, maskUrl, resultBackendFromUrl, transportFromUrl, type ResultBackend, type Transport } from "@celeriac/core";
 import { parseCeleryJson } from "@celeriac/core/transport";
 
 /** The embedded default: a SQLite file in the working directory, no server. */
@@ -110,5 +110,5 @@ export async function openConnections(opts: ConnectionOptions): Promise<Connecti
 
 /** Redacts the passwords in a URL for printing (every part of a `;` list, as in sentinel:// URLs). */
 export function displayUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@;]*:)[^@;]*@/g, "$1***@");
+  return maskUrl(url);
 }

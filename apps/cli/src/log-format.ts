@@ -1,5 +1,5 @@
 import { CeleriacError } from "@celeriac/core";
-import { truncatedRepr } from "@celeriac/core/transport";
+import { maskUrl, truncatedRepr } from "@celeriac/core/transport";
 import type { LogLevel, LogRecord, Worker } from "@celeriac/worker";
 
 /** Celery's level names, as `-l/--loglevel` takes them (any case), mapped to the worker's. */
@@ -50,7 +50,8 @@ export function celeryTextLogger(
     }
     const line = `[${celeryLogTime(new Date())}: ${LEVEL_NAMES[record.level]}/MainProcess] ${msg}`;
     const c = colour ? COLOURS[record.level] : undefined;
-    stream.write(c ? `${c}${line}\x1b[0m\n` : `${line}\n`);
+    const masked = maskUrl(line);
+    stream.write(c ? `${c}${masked}\x1b[0m\n` : `${masked}\n`);
   };
   return { logger, attach };
 }

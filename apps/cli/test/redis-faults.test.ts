@@ -101,7 +101,7 @@ describe("celeriac worker on a Redis it cannot use", () => {
 describe("displayUrl", () => {
   it("masks the password of every part of a sentinel:// list", () => {
     expect(displayUrl("sentinel://:pw1@h1:26379/0;sentinel://u:pw2@h2:26379?master_name=m")).toBe(
-      "sentinel://:***@h1:26379/0;sentinel://u:***@h2:26379?master_name=m",
+      "sentinel://:**@h1:26379/0;sentinel://u:**@h2:26379?master_name=m",
     );
   });
 });

@@ -1,5 +1,6 @@
 import { connect, type ChannelModel } from "amqplib";
-import { CeleriacError, ConnectionLifecycle } from "@celeriac/core/transport";
+import { CeleriacError, ConnectionLifecycle, maskUrl, withEncodedCredentials } from "@celeriac/core/transport";
+import { readHeadersExactly } from "./field-table.js";
 
 export interface ConnectionSettings {
   /**
@@ -123,16 +124,18 @@ export class ReconnectingConnection {
     let conn: ChannelModel;
     const url = this.url;
     try {
-      conn = await connect(url, { noDelay: true, ...(s.tls ?? {}) } as Parameters<typeof connect>[1]);
+      conn = await connect(withEncodedCredentials(url), { noDelay: true, ...(s.tls ?? {}) } as Parameters<typeof connect>[1]);
     } catch (err) {
       this.lastError = err;
       this.failOver();
-      throw new CeleriacError("connection", `cannot connect to the AMQP broker at ${redact(url)}: ${describe(err)}`, { cause: err });
+      throw new CeleriacError("connection", `cannot connect to the AMQP broker at ${maskUrl(url)}: ${describe(err)}`, { cause: err });
     }
     if (this.closing) {
       await conn.close().catch(() => undefined);
       throw new CeleriacError("closed", "amqp transport is closed");
     }
+    // Python's 64-bit header integers (py-amqp's `L` tag) would otherwise close the connection.
+    readHeadersExactly(conn.connection);
     conn.on("error", (err: unknown) => {
       this.lastError = err;
     });
@@ -188,8 +191,4 @@ export class ReconnectingConnection {
 
 export function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-export function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }

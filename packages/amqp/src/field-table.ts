@@ -1,3 +1,5 @@
+import { createRequire } from "node:module";
+
 /**
  * Header values typed for AMQP field tables the way Debian's py-amqp reads them.
  *
@@ -5,12 +7,16 @@
  * reads `s` as a short string, so one small integer such as `retries: 200` corrupts the whole
  * header table Celery sees (kombu#2354). Integers therefore always travel as signed 32-bit `I`;
  * larger ones as `l`, which py-amqp reads as unsigned 64-bit, the same value for positive
- * numbers. Negative integers below -2^31 go as doubles (`d`), the one lossless choice left.
+ * numbers (a positive `bigint` up to 2**63-1 goes as `l` exactly). Negative integers below -2^31
+ * go as doubles (`d`): amqplib cannot write py-amqp's signed `L`, and `l` would read back in
+ * Python as a huge unsigned number.
  */
-export type TypedValue = { "!": "int" | "long" | "double"; value: number } | string | boolean | null | TypedValue[] | { [key: string]: TypedValue } | Buffer;
+export type TypedValue =
+  { "!": "int" | "long" | "double"; value: number | bigint } | string | boolean | null | TypedValue[] | { [key: string]: TypedValue } | Buffer;
 
 const INT32_MIN = -0x80000000;
 const INT32_MAX = 0x7fffffff;
+const INT64_MAX = 2n ** 63n - 1n;
 
 export function typeFieldValue(v: unknown): TypedValue {
   if (typeof v === "number") {
@@ -20,8 +26,9 @@ export function typeFieldValue(v: unknown): TypedValue {
     return { "!": "double", value: v };
   }
   if (typeof v === "bigint") {
-    const n = Number(v);
-    return typeFieldValue(n);
+    if (v >= BigInt(INT32_MIN) && v <= BigInt(INT32_MAX)) return { "!": "int", value: Number(v) };
+    if (v > 0n && v <= INT64_MAX) return { "!": "long", value: v };
+    return { "!": "double", value: Number(v) };
   }
   if (typeof v === "string" || typeof v === "boolean" || v === null) return v;
   if (v === undefined) return null;
@@ -40,4 +47,179 @@ export function typeFieldTable(headers: Record<string, unknown>): Record<string,
   const out: Record<string, TypedValue> = {};
   for (const [k, v] of Object.entries(headers)) out[k] = typeFieldValue(v);
   return out;
+}
+
+/**
+ * The header that replaces a table this decoder cannot read (an unknown type tag has no known
+ * length, so nothing after it can be found). Without `task`/`id` the message is refused by the
+ * worker with one log line instead of breaking the connection for every message behind it.
+ */
+export const UNDECODABLE_HEADERS = "x-celeriac-undecodable-headers";
+
+/**
+ * Decodes an AMQP field table the way both sides of the wire write one.
+ *
+ * amqplib 2.x does not know the `L` tag, and py-amqp 5.x writes every integer outside
+ * [-2**31+1, 2**31-1] with it (signed 64-bit, `pack('>cq', b'L', v)` in
+ * amqp/serialization.py). amqplib throws on it while parsing the content header, which closes
+ * the connection: every message behind it is redelivered and the consumer stalls. RabbitMQ's
+ * errata uses `l` for the same signed 64-bit value, so both read the same here. Integers come
+ * back as `number` when exact and as `bigint` beyond 2**53, the rule core's Python JSON
+ * (py-json.ts) already follows, so a header survives a round trip through Celery unchanged.
+ * Every other tag decodes to what amqplib gives (`T` and `D` as its `{"!": ...}` objects).
+ */
+export function decodeFieldTable(buf: Buffer): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const at = { offset: 0 };
+  while (at.offset < buf.length) {
+    const len = buf.readUInt8(at.offset);
+    at.offset += 1;
+    const key = buf.toString("utf8", at.offset, at.offset + len);
+    at.offset += len;
+    out[key] = readValue(buf, at);
+  }
+  return out;
+}
+
+function exact(n: bigint): number | bigint {
+  return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+}
+
+function readValue(buf: Buffer, at: { offset: number }): unknown {
+  const tag = String.fromCharCode(buf.readUInt8(at.offset));
+  const o = at.offset + 1;
+  const step = (n: number, v: unknown): unknown => {
+    at.offset = o + n;
+    return v;
+  };
+  switch (tag) {
+    case "t":
+      return step(1, buf.readUInt8(o) !== 0);
+    case "b":
+      return step(1, buf.readInt8(o));
+    case "B":
+      return step(1, buf.readUInt8(o));
+    case "s": // RabbitMQ's signed 16-bit
+    case "U": // the 0-9-1 spec's signed 16-bit
+      return step(2, buf.readInt16BE(o));
+    case "u":
+      return step(2, buf.readUInt16BE(o));
+    case "I":
+      return step(4, buf.readInt32BE(o));
+    case "i":
+      return step(4, buf.readUInt32BE(o));
+    case "l": // RabbitMQ / amqplib: signed 64-bit
+    case "L": // py-amqp: signed 64-bit too
+      return step(8, exact(buf.readBigInt64BE(o)));
+    case "f":
+      return step(4, buf.readFloatBE(o));
+    case "d":
+      return step(8, buf.readDoubleBE(o));
+    case "D":
+      return step(5, { "!": "decimal", value: { places: buf.readUInt8(o), digits: buf.readUInt32BE(o + 1) } });
+    case "T":
+      return step(8, { "!": "timestamp", value: Number(buf.readBigUInt64BE(o)) });
+    case "V":
+      return step(0, null);
+    case "S":
+    case "x": {
+      const len = buf.readUInt32BE(o);
+      const slice = buf.subarray(o + 4, o + 4 + len);
+      return step(4 + len, tag === "S" ? slice.toString("utf8") : Buffer.from(slice));
+    }
+    case "F": {
+      const len = buf.readUInt32BE(o);
+      return step(4 + len, decodeFieldTable(buf.subarray(o + 4, o + 4 + len)));
+    }
+    case "A": {
+      const len = buf.readUInt32BE(o);
+      const end = o + 4 + len;
+      const items: unknown[] = [];
+      at.offset = o + 4;
+      while (at.offset < end) items.push(readValue(buf, at));
+      at.offset = end;
+      return items;
+    }
+    default:
+      throw new RangeError(`unknown AMQP field type tag ${JSON.stringify(tag)} at byte ${at.offset}`);
+  }
+}
+
+/** amqplib's frame reader, the parts used below (lib/frame.js, not in its exports map). */
+interface AmqplibFrames {
+  parseFrame(bin: Buffer, max: number): { type: number; channel: number; size: number; payload: Buffer; rest: Buffer } | false;
+  decodeFrame(frame: { type: number; channel: number; size: number; payload: Buffer }): { fields?: Record<string, unknown> } & Record<string, unknown>;
+}
+
+/** What `recvFrame` reads on amqplib's Connection (lib/connection.js). */
+interface FrameSource {
+  rest: Buffer;
+  maxFrameSize: number;
+  recvSinceLastCheck: boolean;
+  stream: { read(): Buffer | null };
+  recvFrame(): unknown;
+}
+
+let frames: AmqplibFrames | null = null;
+function amqplibFrames(): AmqplibFrames {
+  // A path-relative require inside the installed package reaches lib/frame.js, the same module
+  // instance amqplib itself uses; the package's exports map only covers bare specifiers.
+  frames ??= createRequire(createRequire(import.meta.url).resolve("amqplib"))("./lib/frame.js") as AmqplibFrames;
+  return frames;
+}
+
+const FRAME_HEADER = 2;
+const BASIC_CLASS = 60;
+const FLAG_CONTENT_TYPE = 0x8000;
+const FLAG_CONTENT_ENCODING = 0x4000;
+const FLAG_HEADERS = 0x2000;
+
+/**
+ * Makes one amqplib connection read message headers with `decodeFieldTable`. `recvFrame` is
+ * amqplib's (2.x) frame loop, kept as it is; only a basic content header is decoded differently:
+ * amqplib decodes every property except the header table (handed an empty one), which is
+ * decoded here. Pinned by the test that sends Python's 64-bit headers through a real RabbitMQ.
+ */
+export function readHeadersExactly(connection: unknown): void {
+  const src = connection as FrameSource;
+  if (typeof src.recvFrame !== "function" || !("rest" in src)) {
+    throw new TypeError("amqplib's Connection no longer has recvFrame/rest: readHeadersExactly needs updating for this amqplib version");
+  }
+  const { parseFrame, decodeFrame } = amqplibFrames();
+  src.recvFrame = function recvFrame(this: FrameSource): unknown {
+    for (;;) {
+      const frame = parseFrame(this.rest, this.maxFrameSize);
+      if (frame) {
+        this.rest = frame.rest;
+        return frame.type === FRAME_HEADER ? decodeContentHeader(frame, decodeFrame) : decodeFrame(frame);
+      }
+      const incoming = this.stream.read();
+      if (incoming === null) return false;
+      this.recvSinceLastCheck = true;
+      this.rest = Buffer.concat([this.rest, incoming]);
+    }
+  };
+}
+
+function decodeContentHeader(frame: { type: number; channel: number; size: number; payload: Buffer }, decodeFrame: AmqplibFrames["decodeFrame"]): unknown {
+  const p = frame.payload;
+  // class id (2), weight (2), body size (8), property flags (2), then the properties in order
+  if (p.length < 14 || p.readUInt16BE(0) !== BASIC_CLASS) return decodeFrame(frame);
+  const flags = p.readUInt16BE(12);
+  if (!(flags & FLAG_HEADERS)) return decodeFrame(frame);
+  let offset = 14;
+  if (flags & FLAG_CONTENT_TYPE) offset += 1 + p.readUInt8(offset);
+  if (flags & FLAG_CONTENT_ENCODING) offset += 1 + p.readUInt8(offset);
+  const len = p.readUInt32BE(offset);
+  const table = p.subarray(offset + 4, offset + 4 + len);
+  let headers: Record<string, unknown>;
+  try {
+    headers = decodeFieldTable(table);
+  } catch (err) {
+    headers = { [UNDECODABLE_HEADERS]: err instanceof Error ? err.message : String(err) };
+  }
+  const payload = Buffer.concat([p.subarray(0, offset), Buffer.alloc(4), p.subarray(offset + 4 + len)]);
+  const decoded = decodeFrame({ ...frame, size: payload.length, payload });
+  if (decoded.fields) decoded.fields.headers = headers;
+  return decoded;
 }

@@ -7,7 +7,7 @@ export { createRpcResultBackend, RpcResultBackend, type RpcResultBackendOptions 
 export { amqpTransportFromUrl, rpcResultBackendFromUrl } from "./url.js";
 
 // For library authors and tests: how header values are typed for py-amqp.
-export { typeFieldValue, typeFieldTable, type TypedValue } from "./field-table.js";
+export { typeFieldValue, typeFieldTable, decodeFieldTable, type TypedValue } from "./field-table.js";
 
 // For core's URL resolution (`transportFromUrl("amqp://…")` imports this package by scheme).
 export { amqpTransportFromUrl as transportFromUrl, rpcResultBackendFromUrl as resultBackendFromUrl } from "./url.js";

@@ -1,3 +1,4 @@
+import { maskUrl } from "./url-credentials.js";
 /**
  * One error base for the whole SDK. `code` is a small closed set so callers can branch on it
  * without string-matching messages.
@@ -20,7 +21,8 @@ export class CeleriacError extends Error {
   readonly code: CeleriacErrorCode;
 
   constructor(code: CeleriacErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    // A broker URL inside a message (ours, or a client library's wrapped by `from`) never shows its password.
+    super(maskUrl(message), options);
     this.code = code;
   }
 

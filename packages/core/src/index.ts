@@ -17,6 +17,7 @@ export { withTraceContext, currentTraceContext, startTrace, type TraceContext } 
 
 // ---- Connections: from URLs, or the built-in ones ------------------------------------------
 export { transportFromUrl, resultBackendFromUrl, loadUrlPackage } from "./urls.js";
+export { maskUrl } from "./url-credentials.js";
 export { createFileResultBackend, fileResultBackendFromUrl, type FileResultBackend, type FileResultBackendOptions } from "./file-backend.js";
 export { createMemoryTransport, type MemoryTransport, type MemoryTransportOptions } from "./memory-transport.js";
 export { createMemoryResultBackend, type MemoryResultBackend } from "./memory-backend.js";

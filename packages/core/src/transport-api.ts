@@ -36,6 +36,15 @@ export { pollForResult } from "./memory-backend.js";
 
 // ---- Framing: kombu's virtual-transport envelope, Python's JSON, Celery's times and reprs ----
 export { toKombuEnvelope, fromKombuEnvelope, stringifyKombuEnvelope, parseKombuEnvelope, type KombuEnvelope, type KombuFraming } from "./kombu-envelope.js";
+export {
+  maskUrl,
+  pyUnquote,
+  rawDelimiterInPassword,
+  splitUrlCredentials,
+  withEncodedCredentials,
+  URL_PASSWORD_MASK,
+  type UrlCredentials,
+} from "./url-credentials.js";
 export { pyParse, pyStringify, formatPyFloat, MAX_JSON_DEPTH, type PyStringifyOptions } from "./codec/py-json.js";
 export {
   createCeleryJsonCodec,

@@ -3,6 +3,7 @@ import { fileResultBackendFromUrl } from "./file-backend.js";
 import { createMemoryResultBackend } from "./memory-backend.js";
 import { createMemoryTransport } from "./memory-transport.js";
 import type { ResultBackend, Transport } from "./transport.js";
+import { rawDelimiterInPassword } from "./url-credentials.js";
 
 /**
  * Broker and result-backend URLs choose the package, as in Celery. Core depends on no transport:
@@ -25,6 +26,16 @@ const PACKAGES: Record<string, string> = {
 function schemeOf(url: string): string {
   const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
   if (!m?.[1]) throw new CeleriacError("invalid_argument", `not a broker URL: ${JSON.stringify(url)} (expected e.g. sqlite:///celeriac.db, amqp://localhost)`);
+  const raw = rawDelimiterInPassword(url);
+  if (raw !== null) {
+    // Refused before any parser splits it: the part after the delimiter would otherwise be read
+    // as a path and echoed (unmasked) by the error that follows.
+    const encoded = { "/": "%2F", "?": "%3F", "#": "%23" }[raw];
+    throw new CeleriacError(
+      "invalid_argument",
+      `the password in ${JSON.stringify(url)} holds a raw "${raw}": percent-encode it as ${encoded} (Python Celery needs that too)`,
+    );
+  }
   return m[1].toLowerCase();
 }
 

@@ -1,4 +1,5 @@
 import { CeleriacError } from "@celeriac/core";
+import { pyUnquote, URL_PASSWORD_MASK } from "@celeriac/core/transport";
 import type { RedisOptions } from "ioredis";
 
 /** The connection part of a Redis URL, as ioredis options. */
@@ -49,8 +50,10 @@ export function parseRedisUrl(url: string): { connection: RedisConnection; param
     db: dbText === "" ? 0 : Number(dbText),
     tls: scheme === "rediss",
   };
-  if (u.username !== "") connection.username = decodeURIComponent(u.username);
-  if (u.password !== "") connection.password = decodeURIComponent(u.password);
+  // WHATWG's URL splits at the last `@` as Python's urlsplit does (a raw `@` in a password is
+  // kept, as %40); undo the escapes as Python's unquote does, which never throws.
+  if (u.username !== "") connection.username = pyUnquote(u.username);
+  if (u.password !== "") connection.password = pyUnquote(u.password);
   return { connection, params };
 }
 
@@ -131,11 +134,11 @@ function sentinelOptions(c: RedisConnection, masterName: string): RedisOptions {
 
 /**
  * A connection for log lines and errors, rebuilt from its parts so no password can appear
- * however the URL was written: `redis://user:***@host:6379/0`,
+ * however the URL was written: `redis://user:**@host:6379/0`,
  * `sentinel://h1:26379;sentinel://h2:26379/0 (master mymaster)`.
  */
 export function describeConnection(c: RedisConnection): string {
-  const auth = c.password !== undefined ? `${c.username ?? ""}:***@` : c.username !== undefined ? `${c.username}@` : "";
+  const auth = c.password !== undefined ? `${c.username ?? ""}:${URL_PASSWORD_MASK}@` : c.username !== undefined ? `${c.username}@` : "";
   const host = (h: string) => (h.includes(":") ? `[${h}]` : h);
   if (c.sentinels) {
     const list = c.sentinels.map((s, i) => `sentinel://${i === 0 ? auth : ""}${host(s.host)}:${s.port}`).join(";");

@@ -50,6 +50,8 @@ async function takeOne(t: RedisTransport, queue: string): Promise<Delivery> {
 describe("URLs and options", () => {
   it("parses redis:// and rediss:// with user, password, port and database", () => {
     expect(parseRedisUrl("redis://localhost").connection).toEqual({ host: "localhost", port: 6379, db: 0, tls: false });
+    // As redis-py (urllib) reads them: a raw @ stays in the password, an invalid escape is kept.
+    expect(parseRedisUrl("redis://:p@ss%zz@h:6380/1").connection).toEqual({ host: "h", port: 6380, db: 1, tls: false, password: "p@ss%zz" });
     expect(parseRedisUrl("rediss://u:p%40ss@cache.example:6380/5").connection).toEqual({
       host: "cache.example",
       port: 6380,

@@ -92,6 +92,13 @@ export function openDatabase(options: OpenOptions): Database.Database {
   }
   try {
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
+    // A new file gives pages back (reclaimSpace): auto_vacuum can only be chosen before the
+    // first table exists. It is a property of the file that kombu's SQLAlchemy transport
+    // neither reads nor changes. A file created without it keeps its size until a VACUUM.
+    const empty = (db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n === 0;
+    if (empty && options.schema === "broker") db.pragma("auto_vacuum = INCREMENTAL");
+    // After a checkpoint the WAL is cut back to this size instead of keeping its peak.
+    db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     if (options.path !== ":memory:" && options.path !== "") enableWal(db, options.busyTimeoutMs);
     // WAL + NORMAL stays consistent across crashes; only the last commits may be lost on power
     // loss, the usual trade for a queue that commits per message.
@@ -132,6 +139,25 @@ function enableWal(db: Database.Database, busyTimeoutMs: number): void {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
   }
+}
+
+const WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024;
+/** Free pages worth giving back: below this a drained queue keeps its space for the next burst. */
+const RECLAIM_MIN_FREE_PAGES = 256;
+
+/**
+ * Gives the free pages of a drained burst back to the file system: `incremental_vacuum` on a
+ * file with `auto_vacuum = INCREMENTAL`, then a checkpoint that truncates the WAL. Returns the
+ * pages freed (0 when there was nothing worth it, or the file has no incremental auto_vacuum).
+ * It takes the write lock briefly; a busy lock is the caller's to ignore.
+ */
+export function reclaimSpace(db: Database.Database): number {
+  if (Number(db.pragma("auto_vacuum", { simple: true })) !== 2) return 0;
+  const free = Number(db.pragma("freelist_count", { simple: true }));
+  if (free < RECLAIM_MIN_FREE_PAGES) return 0;
+  db.pragma("incremental_vacuum");
+  db.pragma("wal_checkpoint(TRUNCATE)");
+  return free;
 }
 
 /** True for SQLITE_BUSY / SQLITE_LOCKED: another process held the lock past the busy timeout. */

@@ -22,7 +22,7 @@ import {
   type TransportCapabilities,
   type WireMessage,
 } from "@celeriac/core/transport";
-import { isBusy, openDatabase } from "./schema.js";
+import { isBusy, openDatabase, reclaimSpace } from "./schema.js";
 
 export interface SqliteTransportOptions {
   /**
@@ -459,6 +459,8 @@ class SqliteTransportImpl implements SqliteTransport {
    */
   private async pump(queues: readonly string[], q: DeliveryQueue<ClaimedRow>): Promise<void> {
     let interval = this.minPollMs;
+    // Set by a claim that found work; the first empty claim after it gives the burst's space back.
+    let busySinceReclaim = false;
     while (!q.stopped && !this.isClosed) {
       if (q.room <= 0 || q.buffered > 0) {
         await q.changed();
@@ -480,7 +482,16 @@ class SqliteTransportImpl implements SqliteTransport {
         for (const c of claimed) this.unsettled.set(c.token, c.id);
         q.push(...claimed);
         interval = this.minPollMs;
+        busySinceReclaim = true;
         continue;
+      }
+      if (busySinceReclaim && this.unsettled.size === 0) {
+        busySinceReclaim = false;
+        try {
+          reclaimSpace(this.db);
+        } catch {
+          // Another process holds the lock: the next drained burst tries again.
+        }
       }
       await this.waitForChange(Math.min(interval, Math.max(1, this.nextHiddenIn())));
       interval = Math.min(interval * 2, this.maxPollMs);

@@ -144,8 +144,29 @@ function checkNumber(name: string, v: number | undefined, fallback: number, min:
 
 const seconds = (ms: number, max: number) => Math.min(max, Math.max(0, Math.ceil(ms / 1000)));
 
+/** The endpoint no longer has the queue (deleted, or an emulator restarted and lost it). */
+function isMissingQueue(err: unknown): boolean {
+  for (let e = err as { name?: string; Code?: string; cause?: unknown } | undefined, depth = 0; e && depth < 3; e = e.cause as typeof e, depth++) {
+    const code = e.name ?? e.Code;
+    if (code === "QueueDoesNotExist" || code === "AWS.SimpleQueueService.NonExistentQueue") return true;
+  }
+  return false;
+}
+
+/**
+ * What a consumer receives for a body that is no kombu envelope (another producer's message,
+ * garbage): a message the worker refuses, with one log line, by its content type; its reject
+ * deletes it (or dead-letters it). Left hidden instead, it would come back every visibility
+ * timeout with nobody told.
+ */
+const NOT_KOMBU = "(not a kombu envelope)";
+function notKombu(body: string): WireMessage {
+  return { body: Buffer.from(body, "utf8"), contentType: NOT_KOMBU, contentEncoding: "binary", headers: {}, properties: {} };
+}
+
 interface Received {
-  message: WireMessage;
+  /** null until screen() decides: not a kombu envelope. */
+  message: WireMessage | null;
   sqs: Message;
   queue: string;
   url: string;
@@ -300,6 +321,23 @@ class SqsTransportImpl implements SqsTransport {
     return p;
   }
 
+  /**
+   * Runs `op` on the queue's URL; when the endpoint says the queue does not exist (it lost it,
+   * e.g. an emulator restart, or someone deleted it), forgets the URL and declares the queue
+   * again, once. kombu declares a queue on first use and caches its URL (`_new_queue` in
+   * kombu/transport/SQS.py); a cached URL that no longer works is that first use again.
+   */
+  private async onQueue<T>(queue: string, op: (url: string) => Promise<T>): Promise<T> {
+    const cached = this.urls.get(queue);
+    try {
+      return await op(await this.queueUrl(queue));
+    } catch (err) {
+      if (!isMissingQueue(err) || this.predefined.has(queue) || !this.createQueues) throw err;
+      if (this.urls.get(queue) === cached) this.urls.delete(queue);
+      return op(await this.queueUrl(queue));
+    }
+  }
+
   private async lookupQueue(queue: string): Promise<string> {
     if (this.predefined.size > 0 && !this.createQueues) {
       throw new CeleriacError("invalid_argument", `sqs: queue ${JSON.stringify(queue)} is not among the predefinedQueues`);
@@ -363,10 +401,7 @@ class SqsTransportImpl implements SqsTransport {
         `publish: message is ${Buffer.byteLength(body)} bytes as an SQS MessageBody; SQS takes at most ${MAX_BODY_BYTES}`,
       );
     }
-    const p = (async () => {
-      const url = await this.queueUrl(physical);
-      await this.sendBody(url, physical, body, delayMs, message.headers);
-    })();
+    const p = this.onQueue(physical, (url) => this.sendBody(url, physical, body, delayMs, message.headers));
     this.publishes.add(p);
     try {
       await p;
@@ -453,18 +488,20 @@ class SqsTransportImpl implements SqsTransport {
   /** Sends a received message's body to the dead-letter queue with its reason, then deletes it. */
   private async deadLetter(r: { sqs: Message; queue: string; url: string; receiveCount: number }, reason: string): Promise<void> {
     if (this.dlq === null) throw new CeleriacError("unsupported", "sqs: no deadLetterQueue configured");
-    const dlqUrl = await this.queueUrl(this.dlq);
-    await this.sendBody(
-      dlqUrl,
-      this.dlq,
-      r.sqs.Body ?? "",
-      0,
-      {},
-      {
-        [DEAD_LETTER_REASON]: { DataType: "String", StringValue: reason.slice(0, 4096) || "(no reason)" },
-        [DEAD_LETTER_SOURCE]: { DataType: "String", StringValue: r.queue },
-        [DEAD_LETTER_RECEIVES]: { DataType: "Number", StringValue: String(r.receiveCount) },
-      },
+    const dlq = this.dlq;
+    await this.onQueue(dlq, (dlqUrl) =>
+      this.sendBody(
+        dlqUrl,
+        dlq,
+        r.sqs.Body ?? "",
+        0,
+        {},
+        {
+          [DEAD_LETTER_REASON]: { DataType: "String", StringValue: reason.slice(0, 4096) || "(no reason)" },
+          [DEAD_LETTER_SOURCE]: { DataType: "String", StringValue: r.queue },
+          [DEAD_LETTER_RECEIVES]: { DataType: "Number", StringValue: String(r.receiveCount) },
+        },
+      ),
     );
     await this.deleteBatcher(r.url).add({ handle: r.sqs.ReceiptHandle! });
   }
@@ -630,27 +667,30 @@ class SqsTransportImpl implements SqsTransport {
 
   /** One ReceiveMessage call, decoded. */
   private async receive(queue: string, physical: string, rank: number, max: number, waitS: number, signal: AbortSignal): Promise<Received[]> {
-    const url = await this.queueUrl(physical);
-    const r = await this.client.send(
-      new ReceiveMessageCommand({
-        QueueUrl: url,
-        MaxNumberOfMessages: max,
-        WaitTimeSeconds: waitS,
-        VisibilityTimeout: this.visibilityS,
-        // Both spellings (the emulator reads the older one); only what screen() uses.
-        AttributeNames: RECEIVE_ATTRIBUTES as unknown as QueueAttributeName[],
-        MessageSystemAttributeNames: RECEIVE_ATTRIBUTES,
-        MessageAttributeNames: [HANDED_BACK],
-      }),
-      { abortSignal: signal },
-    );
+    let url = "";
+    const r = await this.onQueue(physical, (u) => {
+      url = u;
+      return this.client.send(
+        new ReceiveMessageCommand({
+          QueueUrl: url,
+          MaxNumberOfMessages: max,
+          WaitTimeSeconds: waitS,
+          VisibilityTimeout: this.visibilityS,
+          // Both spellings (the emulator reads the older one); only what screen() uses.
+          AttributeNames: RECEIVE_ATTRIBUTES as unknown as QueueAttributeName[],
+          MessageSystemAttributeNames: RECEIVE_ATTRIBUTES,
+          MessageAttributeNames: [HANDED_BACK],
+        }),
+        { abortSignal: signal },
+      );
+    });
     const out: Received[] = [];
     for (const m of r.Messages ?? []) {
       if (!m.ReceiptHandle) continue;
       const message = this.decode(m.Body ?? "");
       const receiveCount = Number(m.Attributes?.ApproximateReceiveCount ?? 1);
       const sentAt = Number(m.Attributes?.SentTimestamp ?? 0);
-      out.push({ message: message as WireMessage, sqs: m, queue, url, rank, receiveCount, sentAt });
+      out.push({ message, sqs: m, queue, url, rank, receiveCount, sentAt });
     }
     return out;
   }
@@ -668,9 +708,13 @@ class SqsTransportImpl implements SqsTransport {
         return false;
       }
       if (r.message === null) {
-        if (this.dlq !== null) await this.deadLetter(r, "decode_failed: not a kombu message");
-        // Without a DLQ it is left hidden for the visibility timeout rather than looping.
-        return false;
+        if (this.dlq !== null) {
+          await this.deadLetter(r, "decode_failed: not a kombu message");
+          return false;
+        }
+        // Without a DLQ the worker refuses it (one log line) and its reject deletes it.
+        r.message = notKombu(r.sqs.Body ?? "");
+        return true;
       }
       if (this.dlq !== null && r.receiveCount > this.maxReceiveCount) {
         await this.deadLetter(r, `received ${r.receiveCount} times, more than maxReceiveCount ${this.maxReceiveCount}`);
@@ -678,8 +722,9 @@ class SqsTransportImpl implements SqsTransport {
       }
       return true;
     } catch {
-      // Could not dead-letter: hand it out as is; nothing is lost.
-      return r.message !== null;
+      // Could not dead-letter: hand it out as is (the worker refuses what is unreadable).
+      r.message ??= notKombu(r.sqs.Body ?? "");
+      return true;
     }
   }
 

@@ -1,4 +1,5 @@
 import { CeleriacError } from "@celeriac/core";
+import { splitUrlCredentials } from "@celeriac/core/transport";
 import { createSqsTransport, type SqsTransport, type SqsTransportOptions } from "./transport.js";
 
 type Setter = (o: SqsTransportOptions, raw: string) => void;
@@ -39,13 +40,19 @@ const PARAMS: Record<string, Setter> = {
  * anything else is rejected.
  */
 export function parseSqsUrl(url: string): SqsTransportOptions {
-  const m = /^sqs:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]*)\/?(?:\?([^#]*))?$/.exec(url);
-  if (!m) throw new CeleriacError("invalid_argument", `not an SQS URL: ${JSON.stringify(url)}; expected sqs://[KEY:SECRET@][host[:port]][?options]`);
-  const [, key, secret, host, query] = m;
+  // Split as kombu does (urllib's urlsplit): the credentials end at the LAST `@` before the
+  // path, so a raw `@` or `:` in the secret key belongs to the secret.
+  const parts = splitUrlCredentials(url);
+  const tail = parts ? /^\/?(?:\?([^#]*))?$/.exec(parts.rest) : null;
+  if (!parts || parts.scheme !== "sqs" || !tail) {
+    throw new CeleriacError("invalid_argument", `not an SQS URL: ${JSON.stringify(url)}; expected sqs://[KEY:SECRET@][host[:port]][?options]`);
+  }
+  const { username: key, password: secret, hostPort: host } = parts;
+  const query = tail[1];
   const options: SqsTransportOptions = {};
   if (key) {
     if (secret === undefined) throw new CeleriacError("invalid_argument", "SQS URL: credentials need both an access key id and a secret (sqs://KEY:SECRET@)");
-    options.credentials = { accessKeyId: decodeURIComponent(key), secretAccessKey: decodeURIComponent(secret) };
+    options.credentials = { accessKeyId: key, secretAccessKey: secret };
   }
   let secure = false;
   for (const [k, raw] of new URLSearchParams(query ?? "")) {

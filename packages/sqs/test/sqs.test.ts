@@ -26,6 +26,11 @@ describe("names and URLs", () => {
   it("reads Celery's sqs:// URLs", () => {
     expect(parseSqsUrl("sqs://")).toEqual({});
     expect(parseSqsUrl("sqs://AKIA%2Fx:s%2Bcret@")).toEqual({ credentials: { accessKeyId: "AKIA/x", secretAccessKey: "s+cret" } });
+    // A raw @ or : in the secret belongs to the secret, as kombu (urllib's urlsplit) reads it.
+    expect(parseSqsUrl("sqs://AKIA:se@c:ret@localhost:9324")).toEqual({
+      credentials: { accessKeyId: "AKIA", secretAccessKey: "se@c:ret" },
+      endpoint: "http://localhost:9324",
+    });
     expect(
       parseSqsUrl("sqs://k:s@localhost:9324?region=eu-west-1&queue_name_prefix=dev-&visibility_timeout=60&wait_time_seconds=5&sqs_base64_encoding=false"),
     ).toEqual({

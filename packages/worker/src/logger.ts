@@ -1,3 +1,4 @@
+import { maskUrl } from "@celeriac/core/transport";
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 /** One structured log line: a level, a message and flat fields (taskId, task, queue, ...). */
@@ -21,7 +22,7 @@ export function jsonLinesLogger(stream: { write(line: string): unknown } = proce
     } catch {
       line = JSON.stringify({ time: new Date().toISOString(), level: record.level, msg: record.msg });
     }
-    stream.write(line + "\n");
+    stream.write(maskUrl(line) + "\n");
   };
 }
 

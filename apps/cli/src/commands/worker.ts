@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { CeleriacError, type ConnectionEvent, type ConnectionEvents } from "@celeriac/core";
+import { CeleriacError, maskUrl, type ConnectionEvent, type ConnectionEvents } from "@celeriac/core";
 import { createWorker, jsonLinesLogger, type Logger, type LogLevel, type Worker } from "@celeriac/worker";
 import { checkConnectionPackages, displayUrl, openConnections, type Connections, type QueueDeclarationFlags } from "../config.js";
 import { celeryTextLogger, parseLogLevel } from "../log-format.js";
@@ -186,7 +186,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   // the process exits non-zero rather than sit idle.
   const stopLogging = logConnectionEvents(
     conn.transport.lifecycle,
-    (line) => process.stderr.write(line),
+    (line) => process.stderr.write(maskUrl(line)),
     // The worker itself fails on a `failed` event (or an outage longer than its limit): closed
     // rejects and the process exits with WORKER_EXIT.failure.
     () => {},
