@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-register("./ts-hooks.mjs", import.meta.url);
+register("./lib/ts-hooks.mjs", import.meta.url);
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const CLI = join(root, "apps/cli/bin/celeriac.js");

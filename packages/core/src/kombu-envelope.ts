@@ -133,3 +133,14 @@ export function parseKombuEnvelope(text: string): { message: WireMessage; delive
   if (typeof text !== "string") throw new CeleriacError("decode_failed", "kombu envelope is not text");
   return fromKombuEnvelope(pyParse(text));
 }
+
+/**
+ * What a consumer hands out for a body that is no kombu envelope (another producer's message,
+ * garbage): a message the worker refuses, with one log line, by its content type, so that its
+ * reject deletes (or dead-letters) it. Dropped silently or left hidden instead, it would vanish
+ * or come back every visibility timeout with nobody told.
+ */
+export const NOT_KOMBU_CONTENT_TYPE = "(not a kombu envelope)";
+export function notKombuMessage(body: string): WireMessage {
+  return { body: Buffer.from(body, "utf8"), contentType: NOT_KOMBU_CONTENT_TYPE, contentEncoding: "binary", headers: {}, properties: {} };
+}

@@ -35,7 +35,16 @@ export { ChangeSignal } from "./change-signal.js";
 export { pollForResult } from "./memory-backend.js";
 
 // ---- Framing: kombu's virtual-transport envelope, Python's JSON, Celery's times and reprs ----
-export { toKombuEnvelope, fromKombuEnvelope, stringifyKombuEnvelope, parseKombuEnvelope, type KombuEnvelope, type KombuFraming } from "./kombu-envelope.js";
+export {
+  toKombuEnvelope,
+  fromKombuEnvelope,
+  stringifyKombuEnvelope,
+  parseKombuEnvelope,
+  notKombuMessage,
+  NOT_KOMBU_CONTENT_TYPE,
+  type KombuEnvelope,
+  type KombuFraming,
+} from "./kombu-envelope.js";
 export {
   maskUrl,
   pyUnquote,

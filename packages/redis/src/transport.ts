@@ -23,6 +23,7 @@ import {
   type Transport,
   type TransportCapabilities,
   type WireMessage,
+  notKombuMessage,
 } from "@celeriac/core/transport";
 import {
   ACK,
@@ -738,10 +739,9 @@ class RedisTransportImpl implements RedisTransport {
     try {
       message = readEnvelope(c.item);
     } catch {
-      // Nothing could ever consume it: drop it instead of restoring it forever.
-      this.unsettled.delete(c.tag);
-      void ACK.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY], [c.tag, c.sha]).catch(() => undefined);
-      return null;
+      // Nothing could ever consume it: handed out for the worker to refuse with one log line
+      // (its reject removes it), rather than dropped unseen or restored forever.
+      message = notKombuMessage(c.item);
     }
     if (message.properties.priority !== undefined) message.properties.priority = fromRedisPriority(message.properties.priority);
     /** Re-dates the unacked entry to expire `ms` from now, only while it is still ours (same sha). */

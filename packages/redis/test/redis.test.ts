@@ -13,7 +13,7 @@ import {
   toRedisPriority,
   type RedisTransport,
 } from "@celeriac/redis";
-import { createWorker } from "@celeriac/worker";
+import { createWorker, type LogRecord } from "@celeriac/worker";
 import { runPython } from "../../../test-support/python.js";
 import { startRedisServer, type RedisServer } from "../../../test-support/redis.js";
 
@@ -154,6 +154,27 @@ describe("kombu's layout", () => {
     await make(other, "b").start(); // a second worker whose sweeper would restore a stale entry
     await sleep(6 * vt);
     expect(runs).toHaveLength(1);
+  }, 20_000);
+
+  it("an item that is no kombu envelope is refused with one log line and removed, not dropped unseen", async () => {
+    const queue = `garbage-${randomUUID().slice(0, 8)}`;
+    const t = transport();
+    await t.connect();
+    for (const item of ["not kombu", '{"a": 1}', "[1, 2, 3]"]) await raw.lpush(queue, item);
+    const logs: LogRecord[] = [];
+    const ran: string[] = [];
+    const worker = createWorker({ transport: t, queues: [queue], concurrency: 2, logger: (r) => logs.push(r) });
+    worker.register("rec", (ctx) => void ran.push(ctx.id));
+    cleanups.push(() => worker.stop());
+    await worker.start();
+    await t.publish(queue, celeryJsonCodec.encode(createEnvelope({ task: "rec", id: randomUUID() })));
+    const refused = () => logs.filter((l) => /Received invalid task message: .*not a kombu envelope/.test(l.msg));
+    for (let waited = 0; (refused().length < 3 || ran.length < 1) && waited < 10_000; waited += 50) await sleep(50);
+    await sleep(300);
+    expect(refused(), JSON.stringify(logs.map((l) => l.msg))).toHaveLength(3);
+    expect(ran).toHaveLength(1);
+    expect(await raw.llen(queue)).toBe(0);
+    expect(await raw.hlen("unacked")).toBe(0);
   }, 20_000);
 });
 

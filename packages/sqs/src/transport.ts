@@ -37,6 +37,7 @@ import {
   type Transport,
   type TransportCapabilities,
   type WireMessage,
+  notKombuMessage,
 } from "@celeriac/core/transport";
 import { Batcher, type BatchOutcome } from "./batcher.js";
 import { isFifoQueue, sqsQueueName } from "./names.js";
@@ -151,17 +152,6 @@ function isMissingQueue(err: unknown): boolean {
     if (code === "QueueDoesNotExist" || code === "AWS.SimpleQueueService.NonExistentQueue") return true;
   }
   return false;
-}
-
-/**
- * What a consumer receives for a body that is no kombu envelope (another producer's message,
- * garbage): a message the worker refuses, with one log line, by its content type; its reject
- * deletes it (or dead-letters it). Left hidden instead, it would come back every visibility
- * timeout with nobody told.
- */
-const NOT_KOMBU = "(not a kombu envelope)";
-function notKombu(body: string): WireMessage {
-  return { body: Buffer.from(body, "utf8"), contentType: NOT_KOMBU, contentEncoding: "binary", headers: {}, properties: {} };
 }
 
 interface Received {
@@ -713,7 +703,7 @@ class SqsTransportImpl implements SqsTransport {
           return false;
         }
         // Without a DLQ the worker refuses it (one log line) and its reject deletes it.
-        r.message = notKombu(r.sqs.Body ?? "");
+        r.message = notKombuMessage(r.sqs.Body ?? "");
         return true;
       }
       if (this.dlq !== null && r.receiveCount > this.maxReceiveCount) {
@@ -723,7 +713,7 @@ class SqsTransportImpl implements SqsTransport {
       return true;
     } catch {
       // Could not dead-letter: hand it out as is (the worker refuses what is unreadable).
-      r.message ??= notKombu(r.sqs.Body ?? "");
+      r.message ??= notKombuMessage(r.sqs.Body ?? "");
       return true;
     }
   }
