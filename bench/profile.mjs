@@ -62,7 +62,8 @@ async function prepare() {
     return {
       url: node.url,
       // Ready and unacked: the consumer's count is 0 only once every ack reached the broker.
-      drained: async () => (await ch.checkQueue(QUEUE)).messageCount === 0 && /\t0\s*$/m.test(await node.ctl("list_queues", "-q", "name", "messages")),
+      drained: async () =>
+        (await ch.checkQueue(QUEUE)).messageCount === 0 && new RegExp(`^${QUEUE}\\t0$`, "m").test(await node.ctl("list_queues", "-q", "name", "messages")),
       stop: async () => {
         await conn.close();
         await node.shutdown();
