@@ -5,6 +5,7 @@
 // code, idle, ...) and the functions that cost most.
 //   npx turbo run build && node bench/profile.mjs [--transport amqp|redis|sqs|sqlite] [--tasks 20000]
 //     [--concurrency 10] [--keep DIR]   (--keep: leave the .cpuprofile there, for Chrome DevTools)
+//     [--no-profile]                    (only the drain rate and the worker's RSS once drained)
 // The window is the drain: samples before the worker handled its first message and after the
 // queue was empty are left out.
 
@@ -23,6 +24,7 @@ const TRANSPORT = arg("transport", "amqp");
 const N = Number(arg("tasks", 20_000));
 const CONCURRENCY = Number(arg("concurrency", 10));
 const KEEP = arg("keep", null);
+const PROFILE = !process.argv.includes("--no-profile");
 const QUEUE = "bench-profile";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const dist = (pkg) => import(pathToFileURL(join(root, "packages", pkg, "dist/index.js")).href);
@@ -98,7 +100,7 @@ async function prepare() {
     db.pragma("busy_timeout = 5000");
     const left = db.prepare("SELECT count(*) AS n FROM kombu_message");
     return {
-      url: `sqlite://${path}`,
+      url: `sqlite:///${path}`,
       drained: async () => left.get().n === 0,
       stop: async () => {
         db.close();
@@ -202,9 +204,7 @@ mkdirSync(profDir, { recursive: true });
 const child = spawn(
   process.execPath,
   [
-    "--cpu-prof",
-    "--cpu-prof-dir",
-    profDir,
+    ...(PROFILE ? ["--cpu-prof", "--cpu-prof-dir", profDir] : []),
     join(root, "apps/cli/dist/bin.js"),
     "worker",
     "--broker",
@@ -223,25 +223,28 @@ const child = spawn(
 );
 const exited = new Promise((r) => child.once("exit", r));
 const started = performance.now();
-let first = null;
 for (;;) {
   if (child.exitCode !== null) throw new Error("the worker exited before draining the queue");
   if (await broker.drained()) break;
-  first ??= performance.now();
   await sleep(20);
 }
 const secs = (performance.now() - started) / 1000;
+// Resident set of the worker once the queue is empty (a leak per task shows here).
+const rssMb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
 child.kill("SIGTERM");
 await exited;
 await broker.stop();
 
+console.log(
+  `${TRANSPORT}: ${N} no-op tasks, -c ${CONCURRENCY}, drained in ${secs.toFixed(2)} s from worker launch (${(N / secs).toFixed(0)} tasks/s); worker RSS once drained ${rssMb.toFixed(1)} MB`,
+);
+if (!PROFILE) process.exit(0);
 const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
 if (!file) throw new Error(`no .cpuprofile in ${profDir}: did the worker exit cleanly?`);
 const s = summarize(JSON.parse(readFileSync(join(profDir, file), "utf8")));
 if (!KEEP) rmSync(profDir, { recursive: true, force: true });
 
 const pct = (ms, of) => `${((100 * ms) / of).toFixed(1)}%`;
-console.log(`${TRANSPORT}: ${N} no-op tasks, -c ${CONCURRENCY}, drained in ${secs.toFixed(2)} s from worker launch (${(N / secs).toFixed(0)} tasks/s)`);
 console.log(`profiled drain window ${s.total.toFixed(0)} ms: busy ${s.busy.toFixed(0)} ms, idle ${s.idle.toFixed(0)} ms (${pct(s.idle, s.total)})\n`);
 console.log("| category | self ms | % of busy |\n|---|---:|---:|");
 for (const [cat, ms] of s.cats) if (cat !== "idle") console.log(`| ${cat} | ${ms.toFixed(0)} | ${pct(ms, s.busy)} |`);
