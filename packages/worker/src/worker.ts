@@ -174,6 +174,9 @@ class CeleriacWorker implements Worker {
   private currentState: WorkerState = "idle";
   private readonly opts: ResolvedOptions;
   private readonly log: LogFn;
+  /** Whether per-task info/debug lines are logged at all: when not, their fields are never built. */
+  private readonly logsInfo: boolean;
+  private readonly logsDebug: boolean;
   private readonly registry = new Map<string, Registered>();
   private readonly jobs = new Set<Job>();
   private readonly slots: Semaphore;
@@ -205,6 +208,8 @@ class CeleriacWorker implements Worker {
     setMaxListeners(0, this.stopController.signal);
     const logger = raw.silent ? null : (raw.logger ?? jsonLinesLogger());
     this.log = makeLog(logger, raw.logLevel ?? "info", { worker: opts.hostname });
+    this.logsDebug = logger !== null && raw.logLevel === "debug";
+    this.logsInfo = this.logsDebug || (logger !== null && (raw.logLevel ?? "info") === "info");
     this.events = new WorkerEvents(opts.onEvent, this.log);
     this.continuations = new Continuations({
       transport: opts.transport,
@@ -424,23 +429,26 @@ class CeleriacWorker implements Worker {
     if (await this.handBackFarEta(delivery, env)) return;
     const h = env.headers;
     const { task: name, id } = h;
-    this.events.emit(
-      "task-received",
-      subject(delivery, env),
-      {
-        eta: h.eta,
-        expires: h.expires,
-        retries: h.retries,
-        args: env.args,
-        kwargs: env.kwargs,
-        argsRepr: h.argsrepr,
-        kwargsRepr: h.kwargsrepr,
-        rootId: h.rootId,
-        parentId: h.parentId,
-      },
-      job.receivedAt,
-    );
-    this.log("info", `Task ${name}[${id}] received`, { taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta, retries: env.headers.retries });
+    if (this.events.active) {
+      this.events.emit(
+        "task-received",
+        subject(delivery, env),
+        {
+          eta: h.eta,
+          expires: h.expires,
+          retries: h.retries,
+          args: env.args,
+          kwargs: env.kwargs,
+          argsRepr: h.argsrepr,
+          kwargsRepr: h.kwargsrepr,
+          rootId: h.rootId,
+          parentId: h.parentId,
+        },
+        job.receivedAt,
+      );
+    }
+    if (this.logsInfo)
+      this.log("info", `Task ${name}[${id}] received`, { taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta, retries: env.headers.retries });
     const reg = this.registry.get(name);
     if (!reg) return this.onUnknown(delivery, env);
     if (env.embed.chord && !this.opts.resultBackend?.onChordPartReturn) {
@@ -565,9 +573,11 @@ class CeleriacWorker implements Worker {
     this.counters.inFlight++;
     const started = Date.now();
     job.startedAt = started;
-    const etaAt = parseCeleryDate(h.eta)?.getTime() ?? 0;
-    this.events.emit("task-started", subject(delivery, env), { waitMs: Math.max(0, started - Math.max(job.receivedAt, etaAt)) }, started);
-    this.log("debug", "task started", { taskId: h.id, task: h.task, retries: h.retries });
+    const etaAt = h.eta === null ? 0 : (parseCeleryDate(h.eta)?.getTime() ?? 0);
+    if (this.events.active) {
+      this.events.emit("task-started", subject(delivery, env), { waitMs: Math.max(0, started - Math.max(job.receivedAt, etaAt)) }, started);
+    }
+    if (this.logsDebug) this.log("debug", "task started", { taskId: h.id, task: h.task, retries: h.retries });
 
     // Timers exist only for a task with a time limit; a synchronous handler is not awaited at all.
     let softTimer: ReturnType<typeof setTimeout> | null = null;
@@ -704,8 +714,8 @@ class CeleriacWorker implements Worker {
     if (this.shouldStore(env, reg)) await this.store(resultMeta(env, "SUCCESS", result, null), env);
     await this.continuations.partReturned(env, "SUCCESS", result);
     if (acksLate) await this.settle(delivery, "ack");
-    this.events.emit("task-succeeded", subject(delivery, env), { runtimeMs, result });
-    this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });
+    if (this.events.active) this.events.emit("task-succeeded", subject(delivery, env), { runtimeMs, result });
+    if (this.logsInfo) this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });
   }
 
   private async onFailure(
