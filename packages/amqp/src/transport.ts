@@ -5,6 +5,7 @@ import {
   CeleriacError,
   ConnectionLifecycle,
   DeliveryQueue,
+  SettleBatch,
   assertPublishable,
   createDelivery,
   type ConnectionEvents,
@@ -149,6 +150,8 @@ class AmqpTransportImpl implements AmqpTransport {
   private idle: (() => void) | null = null;
   /** Named exchanges (Celery events, remote control): see exchanges.ts. */
   readonly exchanges: AmqpExchanges;
+  /** @internal The acks of every consumer of this transport, coalesced per tick (see flushAcks). */
+  readonly acks = new SettleBatch<Handle>(flushAcks);
 
   constructor(options: AmqpTransportOptions = {}) {
     assertKnownOptions("createAmqpTransport", options, OPTION_KEYS);
@@ -392,6 +395,8 @@ class AmqpTransportImpl implements AmqpTransport {
     this.isClosed = true;
     await Promise.all([...this.consumers].map((c) => c.stop()));
     await this.exchanges.closeAll();
+    // Acks queued by late settles reach the broker before the connection goes.
+    this.acks.flush();
     if (this.inFlight > 0) {
       await Promise.race([new Promise<void>((r) => (this.idle = r)), sleep(options.drainMs ?? 5_000)]);
     }
@@ -520,6 +525,13 @@ interface ChannelState {
   alive: boolean;
   /** Received on this channel and not settled (buffered or handed out). */
   handles: Set<Handle>;
+  /**
+   * Delivery tag -> handle, for every message received on this channel whose settle has not been
+   * written yet, in delivery-tag order (tags grow on a channel and a Map keeps insertion order).
+   * A `basic.ack multiple` up to tag N also acks every lower tag still unacked on the channel, so
+   * it is written only when each entry up to N is an ack waiting to be written.
+   */
+  unwritten: Map<number, Handle>;
 }
 
 type SettleOp = (ch: Channel, raw: ConsumeMessage) => void;
@@ -540,6 +552,58 @@ interface Handle {
   key: string | null;
   /** Set once handed out. */
   delivery: Delivery | null;
+  /** The consumer it was received by (where a settle that cannot reach the broker is remembered). */
+  owner: AmqpConsumer;
+  /** True while its ack is being written by flushAcks. */
+  acking: boolean;
+}
+
+/**
+ * Writes the acks coalesced in one tick: per channel, one `basic.ack multiple` for the longest
+ * run of the oldest unwritten deliveries that are all acked, then single acks for the acked ones
+ * behind a delivery that is still unsettled (a long task, a held ETA, a buffered message): a
+ * multiple ack must never cover those. An ack whose channel is gone waits for the redelivery.
+ */
+function flushAcks(handles: Handle[]): void {
+  for (const h of handles) h.acking = true;
+  for (const h of handles) {
+    if (!h.acking) continue; // written already, with an earlier handle of its channel
+    const state = h.state;
+    let upTo: Handle | null = null;
+    if (state.alive) {
+      for (const u of state.unwritten.values()) {
+        if (!u.acking) break;
+        upTo = u;
+      }
+    }
+    try {
+      if (!state.alive) throw new Error("channel closed");
+      if (upTo) {
+        state.ch.ack(upTo.raw, true);
+        for (const [tag, u] of state.unwritten) {
+          state.unwritten.delete(tag);
+          u.acking = false;
+          u.owner.written(u);
+          if (u === upTo) break;
+        }
+      }
+      if (h.acking) {
+        state.ch.ack(h.raw);
+        state.unwritten.delete(h.raw.fields.deliveryTag);
+        h.acking = false;
+        h.owner.written(h);
+      }
+    } catch {
+      // The channel closed under us: the broker requeued the message; the ack waits for it.
+      for (const u of handles) {
+        if (u.acking && u.state === state) {
+          state.unwritten.delete(u.raw.fields.deliveryTag);
+          u.acking = false;
+          u.owner.lost(u, (ch, raw) => ch.ack(raw));
+        }
+      }
+    }
+  }
 }
 
 /**
@@ -652,13 +716,16 @@ class AmqpConsumer {
   private async open(conn: ChannelModel): Promise<void> {
     for (const q of this.queues) await this.transport.ensureQueue(conn, q);
     const ch = await conn.createChannel();
-    const state: ChannelState = { ch, conn, alive: true, handles: new Set() };
+    const state: ChannelState = { ch, conn, alive: true, handles: new Set(), unwritten: new Map() };
     this.state = state;
     this.states.add(state);
     ch.on("error", (err: unknown) => this.onEvent?.("channel-error", err));
     ch.on("close", () => {
       state.alive = false;
       this.states.delete(state);
+      // Acks queued for this channel cannot be written any more: they wait for the redelivery.
+      this.transport.acks.flush();
+      state.unwritten.clear();
       // Prefetched messages of a dead channel, never handed out, are simply back in the queue.
       for (const h of this.queue.drop((x) => x.state === state)) state.handles.delete(h);
       // Handed out and unsettled: the broker requeued them. When one comes back, the delivery
@@ -715,11 +782,23 @@ class AmqpConsumer {
         orphan.raw = m;
         orphan.state = state;
         state.handles.add(orphan);
+        state.unwritten.set(m.fields.deliveryTag, orphan);
         return;
       }
     }
-    const h: Handle = { message, queue, redelivered: m.fields.redelivered, raw: m, state, key: messageKey(queue, message), delivery: null };
+    const h: Handle = {
+      message,
+      queue,
+      redelivered: m.fields.redelivered,
+      raw: m,
+      state,
+      key: messageKey(queue, message),
+      delivery: null,
+      owner: this,
+      acking: false,
+    };
     state.handles.add(h);
+    state.unwritten.set(m.fields.deliveryTag, h);
     this.queue.push(h);
   }
 
@@ -728,6 +807,8 @@ class AmqpConsumer {
    * requeued the message, so the settle is applied when it comes back.
    */
   private apply(h: Handle, fn: SettleOp): void {
+    // Acks queued before this settle reach the broker first, in the order they were made.
+    this.transport.acks.flush();
     const state = h.state;
     let done = false;
     if (state.alive) {
@@ -738,9 +819,22 @@ class AmqpConsumer {
         // The channel closed under us.
       }
     }
-    if (!done) this.defer(h.key, fn);
+    state.unwritten.delete(h.raw.fields.deliveryTag);
+    if (done) this.written(h);
+    else this.lost(h, fn);
+  }
+
+  /** @internal A settle of `h` was written to its channel. */
+  written(h: Handle): void {
+    const state = h.state;
     state.handles.delete(h);
     if (this.queue.stopped && state.handles.size === 0) void this.closeChannel(state);
+  }
+
+  /** @internal A settle of `h` could not be written (its channel is gone): applied when the message comes back. */
+  lost(h: Handle, fn: SettleOp): void {
+    this.defer(h.key, fn);
+    this.written(h);
   }
 
   private toDelivery(h: Handle, release: () => void): Delivery {
@@ -755,7 +849,8 @@ class AmqpConsumer {
       isClosed: () => this.transport.isClosed,
       onSettled: release,
       ops: {
-        ack: () => this.apply(h, (ch, raw) => ch.ack(raw)),
+        // Coalesced with the other acks of this tick; resolves once written (or deferred).
+        ack: () => this.transport.acks.add(h),
         nack: ({ requeue, delayMs }) => {
           if (requeue && delayMs > 0) {
             // Held on this channel until the delay is over, then requeued. If the process dies

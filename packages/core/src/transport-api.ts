@@ -27,6 +27,7 @@ export { toWireProperties, type WireMessage, type WireProperties } from "./wire.
 // ---- The plumbing every transport shares, written once ------------------------------------------
 export { createDelivery, type DeliveryInit, type DeliveryOps } from "./delivery.js";
 export { DeliveryQueue, type DeliveryQueueOptions } from "./delivery-queue.js";
+export { SettleBatch } from "./settle-batch.js";
 export { ConnectionLifecycle, Backoff, sleep, type BackoffOptions, type ConnectionEvent, type ConnectionEvents } from "./lifecycle.js";
 export { assertPublishable } from "./publish-check.js";
 export { assertKnownOptions, assertConsumeArguments, optionKeys } from "./options.js";

@@ -4,6 +4,7 @@ import {
   CeleriacError,
   ConnectionLifecycle,
   DeliveryQueue,
+  SettleBatch,
   assertKnownOptions,
   optionKeys,
   assertPublishable,
@@ -241,7 +242,7 @@ class RedisTransportImpl implements RedisTransport {
   readonly lifecycle: ConnectionEvents = this.events;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly instance = randomUUID();
-  private ackQueue: { c: Claimed; done: (err?: unknown) => void }[] = [];
+  private readonly acks = new SettleBatch<Claimed>((batch) => this.flushAcks(batch));
   private sweeper: ReturnType<typeof setInterval> | undefined;
   private sweeping: Promise<unknown> | null = null;
   private isClosed = false;
@@ -596,31 +597,24 @@ class RedisTransportImpl implements RedisTransport {
     }
   }
 
-  /** Acks are batched per tick: one script call settles all acks of a burst. */
+  /** Acks are batched per tick (core's SettleBatch): one script call settles all acks of a burst. */
   private ack(c: Claimed): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.ackQueue.push({ c, done: (err) => (err === undefined ? resolve() : reject(RedisTransportImpl.fail("ack", err))) });
-      if (this.ackQueue.length === 1) setImmediate(() => this.flushAcks());
-    });
+    return this.acks.add(c);
   }
 
-  private flushAcks(): void {
-    const batch = this.ackQueue;
-    this.ackQueue = [];
-    if (batch.length === 0) return;
+  private flushAcks(batch: Claimed[]): Promise<void> {
     const args: string[] = [];
-    for (const { c } of batch) args.push(c.tag, c.sha);
-    this.track(
+    for (const c of batch) args.push(c.tag, c.sha);
+    return this.track(
       ACK.run(this.client, [UNACKED_KEY, UNACKED_INDEX_KEY], args).then(async (lost) => {
         for (const i of lost as number[]) {
-          const c = batch[i]?.c;
+          const c = batch[i];
           if (c) await this.removeRestored(c);
         }
       }),
-    ).then(
-      () => batch.forEach((b) => b.done()),
-      (err: unknown) => batch.forEach((b) => b.done(err ?? new Error("ack failed"))),
-    );
+    ).catch((err: unknown) => {
+      throw RedisTransportImpl.fail("ack", err ?? new Error("ack failed"));
+    });
   }
 
   consume(queues: readonly string[], options: ConsumeOptions): Consumer {
@@ -799,7 +793,7 @@ class RedisTransportImpl implements RedisTransport {
     this.sweeper = undefined;
     // A sweep holds kombu's unacked_mutex: let it finish and release it.
     await waitAtMost(this.sweeping, this.client.status === "ready" ? 10_000 : 1000);
-    this.flushAcks();
+    this.acks.flush();
     for (const c of [...this.unsettled.values()]) {
       await this.restoreClaim(c, false).catch(() => undefined);
     }

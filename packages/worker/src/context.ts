@@ -58,3 +58,29 @@ export function retryError(options: RetryOptions = {}): Retry {
     ...(options.message !== undefined ? { message: options.message } : {}),
   });
 }
+
+/**
+ * A run's abort signal, made only when someone reads it: an AbortController per task costs an
+ * allocation and its listeners' bookkeeping on every run, and most handlers never look. An abort
+ * before the first read is remembered, so a handler that reads the signal late sees it aborted.
+ */
+export class LazyAbortSignal {
+  private controller: AbortController | null = null;
+  private reason: unknown = undefined;
+  private isAborted = false;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.isAborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.isAborted) return;
+    this.isAborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}

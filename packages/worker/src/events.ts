@@ -120,6 +120,11 @@ export class WorkerEvents {
     private readonly log: LogFn,
   ) {}
 
+  /** True when someone listens: the hot path builds an event's fields only then. */
+  get active(): boolean {
+    return Boolean(this.hook) || this.listeners.size > 0;
+  }
+
   subscribe(listener: WorkerEventListener): () => void {
     this.listeners.add(listener);
     return () => void this.listeners.delete(listener);

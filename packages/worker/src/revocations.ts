@@ -11,7 +11,7 @@ export interface RevocableJob {
   env: TaskEnvelope | null;
   running: {
     finished: boolean;
-    controller: AbortController;
+    abort(reason: unknown): void;
     /** Stop waiting for the handler and report the task REVOKED. */
     terminate(): void;
   } | null;
@@ -42,7 +42,7 @@ export class Revocations {
       const wanted = new Set(taskIds);
       for (const job of jobs) {
         if (job.env && wanted.has(job.env.headers.id) && job.running && !job.running.finished) {
-          job.running.controller.abort(new TaskRevokedError(job.env.headers.id));
+          job.running.abort(new TaskRevokedError(job.env.headers.id));
           job.running.terminate();
           terminated.push(job.env.headers.id);
         }

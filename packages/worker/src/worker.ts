@@ -13,6 +13,7 @@ import {
   type TaskDefinition,
   type TaskEnvelope,
   type TaskOptions,
+  type TraceContext,
 } from "@celeriac/core";
 import {
   childTraceContext,
@@ -25,7 +26,7 @@ import {
 } from "@celeriac/core/transport";
 import { setMaxListeners } from "node:events";
 import { startAddons, stopAddons, type WorkerAddon } from "./addons.js";
-import { retryError, type TaskContext } from "./context.js";
+import { LazyAbortSignal, retryError, type TaskContext } from "./context.js";
 import { Continuations } from "./continuations.js";
 import { celeryException, describe, exceptionInfo, SoftTimeLimitExceeded, TimeLimitExceeded, tracebackOf, WorkerShutdownError } from "./errors.js";
 import { WorkerEvents, type HeldTask, type WorkerCounters, type WorkerEventListener } from "./events.js";
@@ -139,7 +140,8 @@ interface Registered {
 interface Running {
   acksLate: boolean;
   finished: boolean;
-  controller: AbortController;
+  /** Aborts the run's signal (created only if the handler reads it). */
+  abort(reason: unknown): void;
   force(): void;
   /** revoke(..., { terminate }): stop waiting for the handler and report the task REVOKED. */
   terminate(): void;
@@ -184,6 +186,9 @@ class CeleriacWorker implements Worker {
   private currentState: WorkerState = "idle";
   private readonly opts: ResolvedOptions;
   private readonly log: LogFn;
+  /** Whether per-task info/debug lines are logged at all: when not, their fields are never built. */
+  private readonly logsInfo: boolean;
+  private readonly logsDebug: boolean;
   private readonly registry = new Map<string, Registered>();
   private readonly jobs = new Set<Job>();
   private readonly slots: Semaphore;
@@ -219,6 +224,8 @@ class CeleriacWorker implements Worker {
     setMaxListeners(0, this.stopController.signal);
     const logger = raw.silent ? null : (raw.logger ?? jsonLinesLogger());
     this.log = makeLog(logger, raw.logLevel ?? "info", { worker: opts.hostname });
+    this.logsDebug = logger !== null && raw.logLevel === "debug";
+    this.logsInfo = this.logsDebug || (logger !== null && (raw.logLevel ?? "info") === "info");
     this.events = new WorkerEvents(opts.onEvent, this.log);
     this.continuations = new Continuations({
       transport: opts.transport,
@@ -441,23 +448,26 @@ class CeleriacWorker implements Worker {
     if (await this.handBackFarEta(delivery, env)) return;
     const h = env.headers;
     const { task: name, id } = h;
-    this.events.emit(
-      "task-received",
-      subject(delivery, env),
-      {
-        eta: h.eta,
-        expires: h.expires,
-        retries: h.retries,
-        args: env.args,
-        kwargs: env.kwargs,
-        argsRepr: h.argsrepr,
-        kwargsRepr: h.kwargsrepr,
-        rootId: h.rootId,
-        parentId: h.parentId,
-      },
-      job.receivedAt,
-    );
-    this.log("info", `Task ${name}[${id}] received`, { taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta, retries: env.headers.retries });
+    if (this.events.active) {
+      this.events.emit(
+        "task-received",
+        subject(delivery, env),
+        {
+          eta: h.eta,
+          expires: h.expires,
+          retries: h.retries,
+          args: env.args,
+          kwargs: env.kwargs,
+          argsRepr: h.argsrepr,
+          kwargsRepr: h.kwargsrepr,
+          rootId: h.rootId,
+          parentId: h.parentId,
+        },
+        job.receivedAt,
+      );
+    }
+    if (this.logsInfo)
+      this.log("info", `Task ${name}[${id}] received`, { taskId: id, task: name, queue: delivery.queue, eta: env.headers.eta, retries: env.headers.retries });
     const reg = this.registry.get(name);
     if (!reg) return this.onUnknown(delivery, env);
     if (env.embed.chord && !this.opts.resultBackend?.onChordPartReturn) {
@@ -524,7 +534,14 @@ class CeleriacWorker implements Worker {
       // The run is a new span in the sender's trace (W3C trace context); no traceparent, no
       // context, even if the worker itself was started inside one.
       const incoming = traceContextFromHeaders(delivery.message.headers);
-      await withTraceContext(incoming ? childTraceContext(incoming) : null, () => this.execute(job, env, reg));
+      // AsyncLocalStorage turns on promise hooks for the whole process: enter it only when
+      // there is a context to carry in, or one of the worker's own to leave behind.
+      if (incoming || currentTraceContext()) {
+        const trace = incoming ? childTraceContext(incoming) : null;
+        await withTraceContext(trace, () => this.execute(job, env, reg, trace));
+      } else {
+        await this.execute(job, env, reg, null);
+      }
     } finally {
       this.slots.release();
     }
@@ -532,7 +549,7 @@ class CeleriacWorker implements Worker {
 
   // ---- running a task --------------------------------------------------------------------
 
-  private async execute(job: Job, env: TaskEnvelope, reg: Registered): Promise<void> {
+  private async execute(job: Job, env: TaskEnvelope, reg: Registered, trace: TraceContext | null): Promise<void> {
     const { delivery } = job;
     const h = env.headers;
     const acksLate = reg.options.acksLate ?? false;
@@ -550,48 +567,66 @@ class CeleriacWorker implements Worker {
     const [hardS, softS] = h.timelimit;
     const hardMs = typeof hardS === "number" && hardS > 0 ? hardS * 1000 : reg.options.timeLimitMs;
     const softMs = typeof softS === "number" && softS > 0 ? softS * 1000 : reg.options.softTimeLimitMs;
-    const controller = new AbortController();
-    // Shutdown forcing and revoke-terminate both end the wait for the handler from outside.
-    let endFromOutside!: (outcome: Outcome) => void;
-    const outsideOutcome = new Promise<Outcome>((resolve) => (endFromOutside = resolve));
+    const signal = new LazyAbortSignal();
+    // Shutdown forcing, revoke-terminate and the hard limit end the wait for the handler from
+    // outside; `endRun` is set only while the worker waits for a handler that returned a promise.
+    let endRun: ((outcome: Outcome) => void) | null = null;
+    let endedEarly: Outcome | null = null;
+    const endFromOutside = (outcome: Outcome) => {
+      if (endRun) endRun(outcome);
+      else endedEarly ??= outcome;
+    };
     const running: Running = {
       acksLate,
       finished: false,
-      controller,
+      abort: (reason) => signal.abort(reason),
       force: () => endFromOutside({ kind: "forced" }),
       terminate: () => endFromOutside({ kind: "terminated" }),
     };
     job.running = running;
 
-    const ctx = this.contextFor(env, delivery, controller.signal);
+    const ctx = this.contextFor(env, delivery, signal, trace);
     if (this.opts.trackStarted && this.shouldStore(env, reg)) {
       await this.store(resultMeta(env, "STARTED", { pid: process.pid, hostname: this.hostname }, null), env);
     }
     this.counters.inFlight++;
     const started = Date.now();
     job.startedAt = started;
-    const etaAt = parseCeleryDate(h.eta)?.getTime() ?? 0;
-    this.events.emit("task-started", subject(delivery, env), { waitMs: Math.max(0, started - Math.max(job.receivedAt, etaAt)) }, started);
-    this.log("debug", "task started", { taskId: h.id, task: h.task, retries: h.retries });
+    const etaAt = h.eta === null ? 0 : (parseCeleryDate(h.eta)?.getTime() ?? 0);
+    if (this.events.active) {
+      this.events.emit("task-started", subject(delivery, env), { waitMs: Math.max(0, started - Math.max(job.receivedAt, etaAt)) }, started);
+    }
+    if (this.logsDebug) this.log("debug", "task started", { taskId: h.id, task: h.task, retries: h.retries });
 
-    const timers: ReturnType<typeof setTimeout>[] = [];
-    if (softMs !== undefined && softMs > 0) {
-      timers.push(setTimeout(() => controller.abort(new SoftTimeLimitExceeded(softMs)), softMs));
+    // Timers exist only for a task with a time limit; a synchronous handler is not awaited at all.
+    let softTimer: ReturnType<typeof setTimeout> | null = null;
+    let hardTimer: ReturnType<typeof setTimeout> | null = null;
+    if (softMs !== undefined && softMs > 0) softTimer = setTimeout(() => signal.abort(new SoftTimeLimitExceeded(softMs)), softMs);
+    let outcome: Outcome | null = null;
+    let returned: unknown;
+    try {
+      returned = reg.handler(ctx as TaskContext, ...env.args);
+    } catch (error) {
+      outcome = { kind: "error", error };
     }
-    const handlerRun = Promise.resolve()
-      .then(() => reg.handler(ctx as TaskContext, ...env.args))
-      .then(
-        (value): Outcome => ({ kind: "ok", value }),
-        (error: unknown): Outcome => ({ kind: "error", error }),
-      );
-    const racers: Promise<Outcome>[] = [handlerRun, outsideOutcome];
-    if (hardMs !== undefined && hardMs > 0) {
-      racers.push(new Promise<Outcome>((resolve) => timers.push(setTimeout(() => resolve({ kind: "hard", limitMs: hardMs }), hardMs))));
+    if (!outcome) {
+      if (!isThenable(returned)) outcome = endedEarly ?? { kind: "ok", value: returned };
+      else if (endedEarly) outcome = endedEarly;
+      else {
+        outcome = await this.settleRun(
+          returned,
+          hardMs,
+          (end) => (endRun = end),
+          (t) => (hardTimer = t),
+        );
+      }
     }
-    const outcome = await Promise.race(racers);
+    endRun = null;
     running.finished = true;
-    if (outcome.kind !== "ok" && outcome.kind !== "error") this.watchAbandoned(handlerRun, env, outcome.kind);
-    for (const t of timers) clearTimeout(t);
+    // A handler the worker stopped waiting for is watched so its late outcome is dropped (and said).
+    if (outcome.kind !== "ok" && outcome.kind !== "error" && isThenable(returned)) this.watchAbandoned(returned, env, outcome.kind);
+    if (softTimer) clearTimeout(softTimer);
+    if (hardTimer) clearTimeout(hardTimer);
     this.counters.inFlight--;
     this.counters.processed++;
     const runtimeMs = Date.now() - started;
@@ -607,12 +642,12 @@ class CeleriacWorker implements Worker {
         // JS cannot kill a promise: the handler may still be running. It is abandoned, its
         // slot is freed, and whatever it returns later is dropped.
         const err = new TimeLimitExceeded(outcome.limitMs);
-        controller.abort(err);
+        signal.abort(err);
         this.log("error", `hard time limit (${outcome.limitMs / 1000}s) exceeded for ${h.task}[${h.id}]; task abandoned`, { taskId: h.id, task: h.task });
         return this.onFailure(delivery, env, reg, err, exceptionInfo(err), null, runtimeMs, acksLate);
       }
       case "forced":
-        controller.abort(new WorkerShutdownError());
+        signal.abort(new WorkerShutdownError());
         return this.onForced(delivery, env, reg, acksLate);
       case "terminated":
         return this.onTerminated(delivery, env, reg, acksLate);
@@ -625,16 +660,46 @@ class CeleriacWorker implements Worker {
    * whatever it returns is dropped: no ack, no result, no callbacks. Said once in the log, since
    * its side effects may happen again when the handed-back message runs elsewhere.
    */
-  private watchAbandoned(handler: Promise<Outcome>, env: TaskEnvelope, why: "hard" | "forced" | "terminated"): void {
+  private watchAbandoned(handler: PromiseLike<unknown>, env: TaskEnvelope, why: "hard" | "forced" | "terminated"): void {
     const { task: name, id } = env.headers;
-    void handler.then((late) => {
-      const how = late.kind === "ok" ? "returned" : "threw";
+    const said = (how: "returned" | "threw") => {
       const after = why === "forced" ? "its message was handed back at shutdown" : why === "hard" ? "its hard time limit" : "it was terminated";
       this.log("warn", `Task ${name}[${id}] ${how} after ${after}; the outcome is discarded (not stored, not acked)`, { taskId: id, task: name });
+    };
+    // Both callbacks, so a late rejection is never unhandled.
+    void handler.then(
+      () => said("returned"),
+      () => said("threw"),
+    );
+  }
+
+  /**
+   * Waits for a handler's promise, or for what ends it from outside (`setEnd`: force, terminate)
+   * or its hard time limit.
+   */
+  private settleRun(
+    returned: PromiseLike<unknown>,
+    hardMs: number | undefined,
+    setEnd: (end: (outcome: Outcome) => void) => void,
+    setHardTimer: (t: ReturnType<typeof setTimeout>) => void,
+  ): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      let ended = false;
+      const end = (outcome: Outcome) => {
+        if (ended) return;
+        ended = true;
+        resolve(outcome);
+      };
+      setEnd(end);
+      if (hardMs !== undefined && hardMs > 0) setHardTimer(setTimeout(() => end({ kind: "hard", limitMs: hardMs }), hardMs));
+      returned.then(
+        (value) => end({ kind: "ok", value }),
+        (error: unknown) => end({ kind: "error", error }),
+      );
     });
   }
 
-  private contextFor(env: TaskEnvelope, delivery: Delivery, signal: AbortSignal): TaskContext {
+  private contextFor(env: TaskEnvelope, delivery: Delivery, signal: LazyAbortSignal, trace: TraceContext | null): TaskContext {
     const h = env.headers;
     return {
       id: h.id,
@@ -654,8 +719,11 @@ class CeleriacWorker implements Worker {
         deliveryCount: delivery.deliveryCount,
         priority: env.properties.priority,
       },
-      signal,
-      traceContext: currentTraceContext(),
+      // Created on first read: most handlers never look at it.
+      get signal() {
+        return signal.signal;
+      },
+      traceContext: trace,
       retry: (options) => retryError(options),
     };
   }
@@ -683,8 +751,8 @@ class CeleriacWorker implements Worker {
     if (this.shouldStore(env, reg)) await this.store(resultMeta(env, "SUCCESS", result, null), env);
     await this.continuations.partReturned(env, "SUCCESS", result);
     if (acksLate) await this.settle(delivery, "ack");
-    this.events.emit("task-succeeded", subject(delivery, env), { runtimeMs, result });
-    this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });
+    if (this.events.active) this.events.emit("task-succeeded", subject(delivery, env), { runtimeMs, result });
+    if (this.logsInfo) this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });
   }
 
   private async onFailure(
@@ -1032,4 +1100,8 @@ async function raceTimer(promise: Promise<void>, ms: number): Promise<void> {
 /** Which task and queue an event is about. */
 function subject(delivery: Delivery, env: TaskEnvelope): { taskId: string; task: string; queue: string } {
   return { taskId: env.headers.id, task: env.headers.task, queue: delivery.queue };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
 }
