@@ -66,8 +66,7 @@ async function main() {
   const { startProcess, treeRss } = await import("./lib/common.mjs");
   const { startConsumer, startPythonWorker } = await import("./lib/procs.mjs");
   const { createSqsTransport } = await dist("sqs");
-  const { createEnvelope, celeryJsonCodec } = await dist("core");
-  const { GetQueueAttributesCommand, SendMessageBatchCommand } = await import("@aws-sdk/client-sqs");
+  const { GetQueueAttributesCommand } = await import("@aws-sdk/client-sqs");
   const N = Number(arg("tasks", 20_000));
   const PY_N = Number(arg("python-tasks", 5_000));
   const POLLERS = Number(arg("pollers", 8));
@@ -78,27 +77,8 @@ async function main() {
   const emulator = await startSqsEmulator();
   const producer = createSqsTransport({ endpoint: emulator.endpoint, region, credentials });
   const sqs = producer.client;
-  const body = (i) => {
-    // What our transport (and kombu) sends: base64 of kombu's JSON envelope.
-    const msg = celeryJsonCodec.encode(createEnvelope({ task: "bench.noop", id: randomUUID(), args: [i], headers: { ignoreResult: true } }));
-    return producer["encodeBody"](msg, "bench");
-  };
-
-  async function fill(queue, n) {
-    const url = await producer.queueUrl(queue);
-    let next = 0;
-    const lane = async () => {
-      while (next < n) {
-        const start = next;
-        next = Math.min(n, next + 10);
-        const Entries = [];
-        for (let i = start; i < next; i++) Entries.push({ Id: String(i - start), MessageBody: body(i) });
-        await sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries }));
-      }
-    };
-    await Promise.all(Array.from({ length: 8 }, lane));
-    return url;
-  }
+  const { fillQueue } = await import("./suites/sqs.mjs");
+  const fill = (queue, n) => fillQueue(producer, queue, n);
 
   async function attrs(url) {
     const r = await sqs.send(

@@ -11,33 +11,36 @@ const region = "us-east-1";
 const credentials = { accessKeyId: "bench", secretAccessKey: "bench" };
 const POLLERS = 8;
 
-export async function createSqsSuite(cfg, log) {
-  const emulator = await startSqsEmulator();
-  const producer = createSqsTransport({ endpoint: emulator.endpoint, region, credentials });
-  const sqs = producer.client;
-  // What the transport (and kombu) sends: base64 of kombu's JSON envelope.
+/**
+ * Fills `queue` with `n` no-op tasks as the transport (and kombu) sends them, base64 of kombu's
+ * JSON envelope: SendMessageBatch of 10, 8 in flight. Returns the queue URL.
+ */
+export async function fillQueue(producer, queue, n) {
+  const url = await producer.queueUrl(queue);
   const body = (i) =>
     producer["encodeBody"](
       celeryJsonCodec.encode(createEnvelope({ task: "bench.noop", id: randomUUID(), args: [i], headers: { ignoreResult: true } })),
       "bench",
     );
+  let next = 0;
+  const lane = async () => {
+    while (next < n) {
+      const start = next;
+      next = Math.min(n, next + 10);
+      const Entries = [];
+      for (let i = start; i < next; i++) Entries.push({ Id: String(i - start), MessageBody: body(i) });
+      await producer.client.send(new SendMessageBatchCommand({ QueueUrl: url, Entries }));
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, lane));
+  return url;
+}
 
-  /** SendMessageBatch of 10, 8 in flight. */
-  async function fill(queue, n) {
-    const url = await producer.queueUrl(queue);
-    let next = 0;
-    const lane = async () => {
-      while (next < n) {
-        const start = next;
-        next = Math.min(n, next + 10);
-        const Entries = [];
-        for (let i = start; i < next; i++) Entries.push({ Id: String(i - start), MessageBody: body(i) });
-        await sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries }));
-      }
-    };
-    await Promise.all(Array.from({ length: 8 }, lane));
-    return url;
-  }
+export async function createSqsSuite(cfg, log) {
+  const emulator = await startSqsEmulator();
+  const producer = createSqsTransport({ endpoint: emulator.endpoint, region, credentials });
+  const sqs = producer.client;
+  const fill = (queue, n) => fillQueue(producer, queue, n);
 
   async function state(url) {
     const r = await sqs.send(
