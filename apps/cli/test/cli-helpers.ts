@@ -44,9 +44,14 @@ export interface SpawnedWorker {
   exited: Promise<number | null>;
 }
 
-/** Spawns `celeriac worker <args>` (the CLI at `bin`) with no broker settings inherited from the environment. */
-export function spawnCeleriacWorker(args: string[], bin = BIN): SpawnedWorker {
-  const child = spawn(process.execPath, [bin, "worker", ...args], {
+export interface SpawnedCli extends SpawnedWorker {
+  /** SIGTERM, then SIGKILL if it has not exited after 15 s. */
+  stop(): Promise<void>;
+}
+
+/** Spawns `celeriac <args>` (the CLI at `bin`) with no broker settings inherited from the environment. */
+export function spawnCeleriac(args: string[], bin = BIN): SpawnedCli {
+  const child = spawn(process.execPath, [bin, ...args], {
     env: { ...process.env, CELERIAC_BROKER_URL: "", CELERIAC_RESULT_BACKEND: "" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -54,7 +59,23 @@ export function spawnCeleriacWorker(args: string[], bin = BIN): SpawnedWorker {
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  return { child, output: () => out, exited };
+  return {
+    child,
+    output: () => out,
+    exited,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Spawns `celeriac worker <args>` (the CLI at `bin`) with no broker settings inherited from the environment. */
+export function spawnCeleriacWorker(args: string[], bin = BIN): SpawnedWorker {
+  return spawnCeleriac(["worker", ...args], bin);
 }
 
 /** Starts `celeriac worker` and resolves once it logged that it is ready. */

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +8,7 @@ import { CeleriacError, createClient } from "@celeriac/core";
 import { createAmqpTransport } from "@celeriac/amqp";
 import { startRabbitCluster, type RabbitCluster } from "../../../test-support/rabbitmq.js";
 import { runPython, startPythonWorker, type PythonWorker } from "../../../test-support/python.js";
+import { spawnCeleriac } from "../../../apps/cli/test/cli-helpers.js";
 
 // A 3-node RabbitMQ cluster on loopback, started once for this file: quorum queues, failover
 // URLs, a node killed under load, and queues declared by Python that Celeriac adopts.
@@ -49,35 +49,7 @@ function readLines(path: string): Line[] {
     });
 }
 
-interface Cli {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<number | null>;
-  stop(): Promise<void>;
-}
-
-function cli(args: string[]): Cli {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, CELERIAC_BROKER_URL: "", CELERIAC_RESULT_BACKEND: "" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  return {
-    child,
-    output: () => out,
-    exited,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-}
+const cli = (args: string[]) => spawnCeleriac(args, CLI);
 
 async function waitFor(cond: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
