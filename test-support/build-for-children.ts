@@ -24,26 +24,19 @@ export function buildForChildren(root: string, packages: string[], label: string
     const out = join(dir, "node_modules", "@celeriac", pkg);
     mkdirSync(out, { recursive: true });
     copyFileSync(join(root, "packages", pkg, "package.json"), join(out, "package.json"));
-    // --noCheck: JS only; type checking is the typecheck task's job, and it would need a built core.
-    execFileSync(
-      "npx",
-      [
-        "tsc",
-        "-p",
-        `packages/${pkg}/tsconfig.build.json`,
-        "--outDir",
-        join(out, "dist"),
-        "--noCheck",
-        "--declaration",
-        "false",
-        "--declarationMap",
-        "false",
-        "--sourceMap",
-        "false",
-      ],
-      { cwd: root, stdio: "pipe" },
-    );
+    compileJsOnly(root, `packages/${pkg}/tsconfig.build.json`, join(out, "dist"));
     modules[pkg] = pathToFileURL(join(out, "dist", "index.js")).href;
   }
   return { dir, modules, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Compiles one TypeScript project to JS in `outDir`. --noCheck: JS only; type checking is the
+ * typecheck task's job, and it would need a built core.
+ */
+export function compileJsOnly(root: string, tsconfig: string, outDir: string): void {
+  execFileSync("npx", ["tsc", "-p", tsconfig, "--outDir", outDir, "--noCheck", "--declaration", "false", "--declarationMap", "false", "--sourceMap", "false"], {
+    cwd: root,
+    stdio: "pipe",
+  });
 }

@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { createClient, createFileResultBackend } from "@celeriac/core";
 import { sqliteTransportFromUrl } from "@celeriac/sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildForChildren, type ChildBuild } from "../../../test-support/build-for-children.js";
+import { buildForChildren, compileJsOnly, type ChildBuild } from "../../../test-support/build-for-children.js";
 import { spawnCeleriacWorker, TS_TASKS, type SpawnedWorker } from "./cli-helpers.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
@@ -20,24 +19,7 @@ beforeAll(() => {
   const out = join(build.dir, "node_modules", "@celeriac", "cli");
   mkdirSync(out, { recursive: true });
   copyFileSync(join(root, "apps", "cli", "package.json"), join(out, "package.json"));
-  execFileSync(
-    "npx",
-    [
-      "tsc",
-      "-p",
-      "apps/cli/tsconfig.build.json",
-      "--outDir",
-      join(out, "dist"),
-      "--noCheck",
-      "--declaration",
-      "false",
-      "--declarationMap",
-      "false",
-      "--sourceMap",
-      "false",
-    ],
-    { cwd: root, stdio: "pipe" },
-  );
+  compileJsOnly(root, "apps/cli/tsconfig.build.json", join(out, "dist"));
   bin = join(out, "dist", "bin.js");
 }, 180_000);
 afterAll(() => build?.cleanup());
