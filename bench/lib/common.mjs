@@ -1,5 +1,6 @@
 // Small helpers every benchmark module shares: paths, child processes, RSS, statistics.
 import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -10,6 +11,22 @@ export const dist = (pkg) => import(pathToFileURL(join(root, "packages", pkg, "d
 export const CLI = join(root, "apps/cli/dist/bin.js");
 export const CONSUMERS = join(root, "bench/lib/consumers.mjs");
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The no-op task every contender runs (result ignored), encoded as Celeriac and kombu send it. */
+export async function noopEncoder() {
+  const { createEnvelope, celeryJsonCodec } = await dist("core");
+  return (i, task = "bench.noop", id = randomUUID()) => celeryJsonCodec.encode(createEnvelope({ task, id, args: [i], headers: { ignoreResult: true } }));
+}
+
+/** Publishes `n` no-op tasks to `queue` through a Celeriac transport, 1,000 in flight at a time. */
+export async function publishNoops(transport, queue, n) {
+  const noop = await noopEncoder();
+  for (let i = 0; i < n; i += 1000) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(transport.publish(queue, noop(j)));
+    await Promise.all(batch);
+  }
+}
 
 /**
  * A child process the benchmark started, in its own process group (Python's prefork pool and

@@ -4,14 +4,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "amqplib";
-import { dist, percentile, sleep, waitFor } from "../lib/common.mjs";
+import { dist, noopEncoder, percentile, sleep, waitFor } from "../lib/common.mjs";
 import { measureMemory, startCeleriacWorker, startConsumer, startPythonWorker, timeDrain } from "../lib/procs.mjs";
 import { runPython, startRabbit } from "../lib/support.mjs";
 
-const { createEnvelope, celeryJsonCodec, createClient } = await dist("core");
+const { createClient } = await dist("core");
 const { createAmqpTransport, createRpcResultBackend } = await dist("amqp");
 
-const noop = (i, task = "bench.noop", id = randomUUID()) => celeryJsonCodec.encode(createEnvelope({ task, id, args: [i], headers: { ignoreResult: true } }));
+const noop = await noopEncoder();
 
 export async function createAmqpSuite(cfg, log) {
   const node = await startRabbit();

@@ -5,7 +5,7 @@ import { fill as fillCeleriac, STEPS } from "../redis-common.mjs";
 import { measureMemory, startCeleriacWorker, startConsumer, startPythonWorker, timeDrain } from "../lib/procs.mjs";
 import { runPython, startRedisServer } from "../lib/support.mjs";
 import { sigkillCheck } from "./amqp.mjs";
-import { dist } from "../lib/common.mjs";
+import { dist, publishNoops } from "../lib/common.mjs";
 
 const { createEnvelope, celeryJsonCodec } = await dist("core");
 const { createRedisTransport } = await dist("redis");
@@ -171,19 +171,7 @@ export async function createRedisSuite(cfg, log) {
         await r.flushdb();
         const transport = createRedisTransport({ url: url(d) });
         await transport.connect();
-        const publish = async (n) => {
-          for (let i = 0; i < n; i += 1000) {
-            const batch = [];
-            for (let j = i; j < Math.min(n, i + 1000); j++)
-              batch.push(
-                transport.publish(
-                  "celery",
-                  celeryJsonCodec.encode(createEnvelope({ task: "bench.noop", id: crypto.randomUUID(), args: [j], headers: { ignoreResult: true } })),
-                ),
-              );
-            await Promise.all(batch);
-          }
-        };
+        const publish = (n) => publishNoops(transport, "celery", n);
         let probed = false;
         try {
           const res = await measureMemory(`redis memory ${w.kind}`, w.start(d), {

@@ -3,10 +3,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { dist } from "../lib/common.mjs";
+import { dist, publishNoops } from "../lib/common.mjs";
 import { measureMemory, startCeleriacWorker, startConsumer, startPythonWorker, timeDrain } from "../lib/procs.mjs";
 
-const { createEnvelope, celeryJsonCodec } = await dist("core");
 const { createSqliteTransport } = await dist("sqlite");
 
 export async function createSqliteSuite(cfg, log) {
@@ -17,17 +16,7 @@ export async function createSqliteSuite(cfg, log) {
   async function fill(n, path = join(dir, `q${files++}.db`)) {
     const transport = createSqliteTransport({ path });
     await transport.connect();
-    for (let i = 0; i < n; i += 1000) {
-      const batch = [];
-      for (let j = i; j < Math.min(n, i + 1000); j++)
-        batch.push(
-          transport.publish(
-            "celery",
-            celeryJsonCodec.encode(createEnvelope({ task: "bench.noop", id: crypto.randomUUID(), args: [j], headers: { ignoreResult: true } })),
-          ),
-        );
-      await Promise.all(batch);
-    }
+    await publishNoops(transport, "celery", n);
     await transport.close();
     return path;
   }

@@ -1,11 +1,10 @@
 // SQS on the local emulator: drains (Celeriac worker, raw SDK loop, sqs-consumer, Python) and memory.
 import { randomUUID } from "node:crypto";
 import { GetQueueAttributesCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { dist } from "../lib/common.mjs";
+import { dist, noopEncoder } from "../lib/common.mjs";
 import { measureMemory, startConsumer, startPythonWorker, timeDrain } from "../lib/procs.mjs";
 import { startSqsEmulator } from "../lib/support.mjs";
 
-const { createEnvelope, celeryJsonCodec } = await dist("core");
 const { createSqsTransport } = await dist("sqs");
 const region = "us-east-1";
 const credentials = { accessKeyId: "bench", secretAccessKey: "bench" };
@@ -17,11 +16,8 @@ const POLLERS = 8;
  */
 export async function fillQueue(producer, queue, n) {
   const url = await producer.queueUrl(queue);
-  const body = (i) =>
-    producer["encodeBody"](
-      celeryJsonCodec.encode(createEnvelope({ task: "bench.noop", id: randomUUID(), args: [i], headers: { ignoreResult: true } })),
-      "bench",
-    );
+  const noop = await noopEncoder();
+  const body = (i) => producer["encodeBody"](noop(i), "bench");
   let next = 0;
   const lane = async () => {
     while (next < n) {
