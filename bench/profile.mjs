@@ -14,6 +14,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { CLI, CLI_NODE_FLAGS } from "./lib/common.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const arg = (name, dflt) => {
@@ -192,8 +193,9 @@ mkdirSync(profDir, { recursive: true });
 const child = spawn(
   process.execPath,
   [
+    ...CLI_NODE_FLAGS,
     ...(PROFILE ? ["--cpu-prof", "--cpu-prof-dir", profDir] : []),
-    join(root, "apps/cli/dist/bin.js"),
+    CLI,
     "worker",
     "--broker",
     broker.url,

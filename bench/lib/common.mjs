@@ -8,7 +8,13 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 export const root = fileURLToPath(new URL("../..", import.meta.url));
 /** Imports a workspace package's build output (run `npm run build` first). */
 export const dist = (pkg) => import(pathToFileURL(join(root, "packages", pkg, "dist", "index.js")).href);
-export const CLI = join(root, "apps/cli/dist/bin.js");
+/** The `celeriac` command as users run it: the bin file, its shebang's node flags included. */
+export const CLI = join(root, "apps/cli/bin/celeriac.js");
+/**
+ * The node flags of that shebang, for a Celeriac worker started as `node <file>` (the SQS
+ * contender, which the CLI cannot point at the emulator), so it runs as the CLI's worker does.
+ */
+export const CLI_NODE_FLAGS = readFileSync(CLI, "utf8").split("\n", 1)[0].split(/\s+/).filter((a) => a.startsWith("--"));
 export const CONSUMERS = join(root, "bench/lib/consumers.mjs");
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,12 +1,11 @@
 // Starting the contenders as processes, and timing a drain from outside.
 import { join } from "node:path";
-import { CLI, CONSUMERS, root, startProcess, treeRss, sleep, waitFor } from "./common.mjs";
+import { CLI, CLI_NODE_FLAGS, CONSUMERS, root, startProcess, treeRss, sleep, waitFor } from "./common.mjs";
 import { PYTHON, PYTHON_DIR } from "./support.mjs";
 
 /** `celeriac worker` (the real CLI) on `broker`, quiet, no result backend unless given. */
 export function startCeleriacWorker({ broker, queue = "celery", concurrency = 10, tasks = "bench/noop-tasks.mjs", resultBackend = "none", env = {} }) {
   const args = [
-    CLI,
     "worker",
     "--broker",
     broker,
@@ -20,7 +19,8 @@ export function startCeleriacWorker({ broker, queue = "celery", concurrency = 10
     String(concurrency),
     "-q",
   ];
-  return startProcess(process.execPath, args, { env: { ...process.env, ...env } });
+  // Run as users run it, so the shebang's node flags apply.
+  return startProcess(CLI, args, { env: { ...process.env, ...env } });
 }
 
 /**
@@ -42,7 +42,7 @@ export function startConsumer(role, { broker, queue = "celery", prefetch, concur
   if (prefetch !== undefined) args.push("--prefetch", String(prefetch));
   if (concurrency !== undefined) args.push("--concurrency", String(concurrency));
   if (pollers !== undefined) args.push("--pollers", String(pollers));
-  return startProcess(process.execPath, args);
+  return startProcess(process.execPath, role === "sqs-celeriac" ? [...CLI_NODE_FLAGS, ...args] : args);
 }
 
 /**

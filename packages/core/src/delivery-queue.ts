@@ -37,7 +37,7 @@ export class DeliveryQueue<T> implements Consumer {
   private isStopped = false;
   private failure: CeleriacError | null = null;
   private stopping: Promise<void> | null = null;
-  private readonly waiters = new Set<() => void>();
+  private waiters: (() => void)[] = [];
   private readonly abort = new AbortController();
   private readonly giveBacks = new Set<Promise<void>>();
   private readonly onAbort = () => void this.stop();
@@ -90,12 +90,13 @@ export class DeliveryQueue<T> implements Consumer {
   /** Resolves at the next hand-out, settle, push, stop or failure. */
   changed(): Promise<void> {
     if (this.isStopped) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.add(resolve));
+    return new Promise((resolve) => this.waiters.push(resolve));
   }
 
   private notify(): void {
-    const ws = [...this.waiters];
-    this.waiters.clear();
+    if (this.waiters.length === 0) return;
+    const ws = this.waiters;
+    this.waiters = [];
     for (const w of ws) w();
   }
 
@@ -167,28 +168,42 @@ export class DeliveryQueue<T> implements Consumer {
     void t.finally(() => this.giveBacks.delete(t));
   }
 
+  /**
+   * The next buffered delivery if the prefetch window has room, without waiting; null otherwise
+   * (nothing buffered, window full, stopped or failed: the iteration then waits, or ends).
+   * Shares the buffer with the iteration, so a worker can drain what a socket read brought in
+   * one synchronous loop and await the iterator only when the buffer is empty.
+   */
+  takeBuffered(): Delivery | null {
+    while (this.handed < this.prefetch && this.buffer.length > 0 && !this.isStopped && !this.failure) {
+      const item = this.buffer.shift()!;
+      this.handed++;
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        this.handed--;
+        this.notify();
+      };
+      const delivery = this.opts.toDelivery(item, release);
+      this.notify();
+      if (delivery) return delivery;
+      release();
+    }
+    return null;
+  }
+
   private async *iterate(): AsyncGenerator<Delivery> {
     try {
       for (;;) {
         if (this.failure) throw this.failure;
         if (this.isStopped) return;
-        if (this.handed < this.prefetch && this.buffer.length > 0) {
-          const item = this.buffer.shift()!;
-          this.handed++;
-          let released = false;
-          const release = () => {
-            if (released) return;
-            released = true;
-            this.handed--;
-            this.notify();
-          };
-          const delivery = this.opts.toDelivery(item, release);
-          this.notify();
-          if (delivery) yield delivery;
-          else release();
+        const delivery = this.takeBuffered();
+        if (delivery) {
+          yield delivery;
           continue;
         }
-        if (this.handed < this.prefetch) {
+        if (this.handed < this.prefetch && this.buffer.length === 0) {
           this.asking = true;
           this.notify();
         }

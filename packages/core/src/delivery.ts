@@ -59,47 +59,75 @@ function nonNegativeMs(what: string, name: string, value: unknown): number {
  * transport threw a CeleriacError of its own).
  */
 export function createDelivery(init: DeliveryInit): Delivery {
-  const { transport, ops } = init;
-  let settled = false;
-  const assertUsable = (what: string) => {
-    if (settled) throw new CeleriacError("already_settled", `delivery already settled; cannot ${what}`);
-    if (init.isClosed?.()) throw new CeleriacError("closed", `${transport} transport is closed; cannot ${what}`);
-  };
-  const settle = async (what: string, op: () => Promise<void> | void): Promise<void> => {
-    assertUsable(what);
-    settled = true;
-    init.onSettled?.();
+  return new SettleOnce(init);
+}
+
+/**
+ * The delivery `createDelivery` returns. A class, not an object of closures: one is made per
+ * message, and its methods live once on the prototype. They use `this`; call them on the delivery.
+ */
+class SettleOnce implements Delivery {
+  readonly message: WireMessage;
+  readonly queue: string;
+  readonly redelivered: boolean;
+  readonly deliveryCount: number | null;
+  readonly maxNackDelayMs: number;
+  readonly visibilityTimeoutMs: number | null;
+  private isSettled = false;
+
+  constructor(private readonly init: DeliveryInit) {
+    this.message = init.message;
+    this.queue = init.queue;
+    this.redelivered = init.redelivered;
+    this.deliveryCount = init.deliveryCount;
+    this.maxNackDelayMs = init.maxNackDelayMs ?? 0;
+    this.visibilityTimeoutMs = init.visibilityTimeoutMs ?? null;
+  }
+
+  get settled(): boolean {
+    return this.isSettled;
+  }
+
+  ack(): Promise<void> {
+    return this.settle("ack", undefined);
+  }
+
+  async nack(options: NackOptions = {}): Promise<void> {
+    const delayMs = nonNegativeMs("nack", "delayMs", options.delayMs ?? 0);
+    const requeue = options.requeue ?? true;
+    return this.settle("nack", { requeue, delayMs });
+  }
+
+  async extend(ms: number): Promise<void> {
+    this.assertUsable("extend");
+    const checked = nonNegativeMs("extend", "ms", ms);
     try {
-      await op();
+      await this.init.ops.extend(checked);
     } catch (err) {
-      throw wrap(transport, what, err);
+      throw wrap(this.init.transport, "extend", err);
     }
-  };
-  return {
-    message: init.message,
-    queue: init.queue,
-    redelivered: init.redelivered,
-    deliveryCount: init.deliveryCount,
-    maxNackDelayMs: init.maxNackDelayMs ?? 0,
-    visibilityTimeoutMs: init.visibilityTimeoutMs ?? null,
-    get settled() {
-      return settled;
-    },
-    ack: () => settle("ack", () => ops.ack()),
-    nack: async (options: NackOptions = {}) => {
-      const delayMs = nonNegativeMs("nack", "delayMs", options.delayMs ?? 0);
-      const requeue = options.requeue ?? true;
-      return settle("nack", () => ops.nack({ requeue, delayMs }));
-    },
-    extend: async (ms: number) => {
-      assertUsable("extend");
-      const checked = nonNegativeMs("extend", "ms", ms);
-      try {
-        await ops.extend(checked);
-      } catch (err) {
-        throw wrap(transport, "extend", err);
-      }
-    },
-    reject: (reason: string) => settle("reject", () => ops.reject(String(reason))),
-  };
+  }
+
+  reject(reason: string): Promise<void> {
+    return this.settle("reject", String(reason));
+  }
+
+  private assertUsable(what: string): void {
+    if (this.isSettled) throw new CeleriacError("already_settled", `delivery already settled; cannot ${what}`);
+    if (this.init.isClosed?.()) throw new CeleriacError("closed", `${this.init.transport} transport is closed; cannot ${what}`);
+  }
+
+  private async settle(what: "ack" | "nack" | "reject", arg: { requeue: boolean; delayMs: number } | string | undefined): Promise<void> {
+    this.assertUsable(what);
+    this.isSettled = true;
+    const { ops } = this.init;
+    this.init.onSettled?.();
+    try {
+      if (what === "ack") await ops.ack();
+      else if (what === "nack") await ops.nack(arg as { requeue: boolean; delayMs: number });
+      else await ops.reject(arg as string);
+    } catch (err) {
+      throw wrap(this.init.transport, what, err);
+    }
+  }
 }

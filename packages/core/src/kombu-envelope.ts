@@ -62,8 +62,17 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** What reading kombu's envelope gives. */
+export interface KombuReading {
+  message: WireMessage;
+  deliveryTag: string | null;
+  routingKey: string | null;
+  /** kombu's restore marked it (`headers.redelivered` or `properties.delivery_info.redelivered`). */
+  redelivered: boolean;
+}
+
 /** Reads kombu's envelope back; throws `decode_failed` with the reason when it is not one. */
-export function fromKombuEnvelope(value: unknown): { message: WireMessage; deliveryTag: string | null; routingKey: string | null } {
+export function fromKombuEnvelope(value: unknown): KombuReading {
   if (!isRecord(value)) throw new CeleriacError("decode_failed", "kombu envelope is not a JSON object");
   const body = value["body"];
   if (typeof body !== "string") throw new CeleriacError("decode_failed", "kombu envelope has no string body");
@@ -76,7 +85,9 @@ export function fromKombuEnvelope(value: unknown): { message: WireMessage; deliv
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 !== 0) {
       throw new CeleriacError("decode_failed", "kombu envelope body is not valid base64");
     }
-    bytes = new Uint8Array(Buffer.from(compact, "base64"));
+    const decoded = Buffer.from(compact, "base64");
+    // A plain Uint8Array view of the decoded bytes (no second copy).
+    bytes = new Uint8Array(decoded.buffer, decoded.byteOffset, decoded.byteLength);
   } else if (bodyEncoding === undefined || bodyEncoding === null) {
     bytes = new TextEncoder().encode(body);
   } else {
@@ -113,7 +124,8 @@ export function fromKombuEnvelope(value: unknown): { message: WireMessage; deliv
   if (deliveryMode !== undefined) message.properties.deliveryMode = deliveryMode;
   if (priority !== undefined) message.properties.priority = priority;
   if (expiration !== undefined) message.properties.expiration = expiration;
-  return { message, deliveryTag: str(props["delivery_tag"]) ?? null, routingKey: str(info["routing_key"]) ?? null };
+  const redelivered = (isRecord(headers) && headers["redelivered"] === true) || info["redelivered"] === true;
+  return { message, deliveryTag: str(props["delivery_tag"]) ?? null, routingKey: str(info["routing_key"]) ?? null, redelivered };
 }
 
 /**
@@ -129,7 +141,7 @@ export function stringifyKombuEnvelope(envelope: KombuEnvelope): string {
  * Parses envelope text read from a broker with Python-compatible JSON (NaN, big integers) and
  * validates it like `fromKombuEnvelope`. Throws `CeleriacError("decode_failed")` on bad input.
  */
-export function parseKombuEnvelope(text: string): { message: WireMessage; deliveryTag: string | null; routingKey: string | null } {
+export function parseKombuEnvelope(text: string): KombuReading {
   if (typeof text !== "string") throw new CeleriacError("decode_failed", "kombu envelope is not text");
   return fromKombuEnvelope(pyParse(text));
 }

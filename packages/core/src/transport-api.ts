@@ -45,6 +45,7 @@ export {
   NOT_KOMBU_CONTENT_TYPE,
   type KombuEnvelope,
   type KombuFraming,
+  type KombuReading,
 } from "./kombu-envelope.js";
 export {
   maskUrl,

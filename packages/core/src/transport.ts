@@ -96,6 +96,12 @@ export interface DeadLetter {
  * prefetched-but-unhandled messages to the broker. */
 export interface Consumer extends AsyncIterable<Delivery> {
   stop(): Promise<void>;
+  /**
+   * Optional: the next delivery already received, without waiting, or null (none buffered, or
+   * the prefetch window is full). The worker drains a burst with it and awaits the iterator only
+   * when it returns null. Core's DeliveryQueue has it.
+   */
+  takeBuffered?(): Delivery | null;
 }
 
 /** A kombu exchange other than the default one. */

@@ -11,6 +11,7 @@ import {
   createDelivery,
   kombuValueEncoder,
   parseKombuEnvelope,
+  type KombuReading,
   pyParse,
   pyStringify,
   stringifyKombuEnvelope,
@@ -166,8 +167,8 @@ async function waitAtMost(p: Promise<unknown> | null, ms: number): Promise<void>
 
 /** Reads a list item: kombu's envelope in Python's JSON dialect (core's parser takes JSON.parse's
  * fast path unless the text needs Python's reading). */
-function readEnvelope(item: string): WireMessage {
-  return parseKombuEnvelope(item).message;
+function readEnvelope(item: string): KombuReading {
+  return parseKombuEnvelope(item);
 }
 
 /**
@@ -730,8 +731,9 @@ class RedisTransportImpl implements RedisTransport {
 
   private makeDelivery(c: Claimed, release: () => void): Delivery | null {
     let message: WireMessage;
+    let redelivered = false;
     try {
-      message = readEnvelope(c.item);
+      ({ message, redelivered } = readEnvelope(c.item));
     } catch {
       // Nothing could ever consume it: handed out for the worker to refuse with one log line
       // (its reject removes it), rather than dropped unseen or restored forever.
@@ -747,7 +749,7 @@ class RedisTransportImpl implements RedisTransport {
       transport: this.name,
       message,
       queue: c.queue,
-      redelivered: c.item.includes('"redelivered": true') || c.item.includes('"redelivered":true'),
+      redelivered,
       deliveryCount: null,
       visibilityTimeoutMs: this.visibilityTimeoutMs,
       isClosed: () => this.isClosed,

@@ -84,3 +84,36 @@ export class LazyAbortSignal {
     this.controller?.abort(reason);
   }
 }
+
+/**
+ * The `TaskContext` a handler gets. A class rather than an object literal: a literal with a
+ * getter is built property by property on every run, a class instance in one step with its
+ * `signal` getter and `retry` on the prototype (`retry` uses no `this`, so it may be destructured).
+ */
+export class RunContext implements TaskContext {
+  constructor(
+    readonly id: string,
+    readonly name: string,
+    readonly retries: number,
+    readonly eta: Date | null,
+    readonly expires: Date | null,
+    readonly kwargs: Record<string, unknown>,
+    readonly headers: Readonly<Record<string, unknown>>,
+    readonly rootId: string,
+    readonly parentId: string | null,
+    readonly groupId: string | null,
+    readonly hostname: string,
+    readonly delivery: DeliveryInfo,
+    readonly traceContext: TraceContext | null,
+    private readonly lazySignal: LazyAbortSignal,
+  ) {}
+
+  /** Created on first read: most handlers never look at it. */
+  get signal(): AbortSignal {
+    return this.lazySignal.signal;
+  }
+
+  retry(options?: RetryOptions): Retry {
+    return retryError(options);
+  }
+}

@@ -1,36 +1,42 @@
-/** Counts running tasks; waiters are served in arrival order so no task type starves another. */
+/**
+ * Counts running tasks; waiters are served in arrival order so no task type starves another.
+ * `stop` aborting rejects every waiter (one listener for all of them: hundreds may wait).
+ */
 export class Semaphore {
   private active = 0;
-  private readonly waiters: { resolve: () => void; reject: (reason: unknown) => void }[] = [];
+  private waiters: { resolve: () => void; reject: (reason: unknown) => void }[] = [];
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly stop: AbortSignal,
+  ) {
+    stop.addEventListener(
+      "abort",
+      () => {
+        const waiting = this.waiters;
+        this.waiters = [];
+        for (const w of waiting) w.reject(stop.reason);
+      },
+      { once: true },
+    );
+  }
 
   get running(): number {
     return this.active;
   }
 
-  acquire(signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.active < this.limit && this.waiters.length === 0) {
-      this.active++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        resolve: () => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        },
-        reject,
-      };
-      const onAbort = () => {
-        const i = this.waiters.indexOf(waiter);
-        if (i >= 0) this.waiters.splice(i, 1);
-        reject(signal?.reason);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiters.push(waiter);
-    });
+  /** Takes a slot if one is free now and nobody waits for one. */
+  tryAcquire(): boolean {
+    if (this.stop.aborted || this.active >= this.limit || this.waiters.length > 0) return false;
+    this.active++;
+    return true;
+  }
+
+  /** Waits for a slot; rejects with the stop reason once stop aborts. */
+  acquire(): Promise<void> {
+    if (this.stop.aborted) return Promise.reject(this.stop.reason);
+    if (this.tryAcquire()) return Promise.resolve();
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
   release(): void {

@@ -26,7 +26,7 @@ import {
 } from "@celeriac/core/transport";
 import { setMaxListeners } from "node:events";
 import { startAddons, stopAddons, type WorkerAddon } from "./addons.js";
-import { LazyAbortSignal, retryError, type TaskContext } from "./context.js";
+import { LazyAbortSignal, RunContext, type TaskContext } from "./context.js";
 import { Continuations } from "./continuations.js";
 import { celeryException, describe, exceptionInfo, SoftTimeLimitExceeded, TimeLimitExceeded, tracebackOf, WorkerShutdownError } from "./errors.js";
 import { WorkerEvents, type HeldTask, type WorkerCounters, type WorkerEventListener } from "./events.js";
@@ -219,7 +219,7 @@ class CeleriacWorker implements Worker {
     this.hostname = opts.hostname;
     this.queues = opts.queues;
     this.codecs = opts.codecs;
-    this.slots = new Semaphore(opts.concurrency);
+    this.slots = new Semaphore(opts.concurrency, this.stopController.signal);
     // Every waiting message listens on the stop signal; hundreds of them are expected, not a leak.
     setMaxListeners(0, this.stopController.signal);
     const logger = raw.silent ? null : (raw.logger ?? jsonLinesLogger());
@@ -384,6 +384,12 @@ class CeleriacWorker implements Worker {
         this.wakeLoop = null;
         continue;
       }
+      // A burst already received is handed out without a wait per message.
+      const buffered = consumer.takeBuffered?.();
+      if (buffered) {
+        void this.dispatch(buffered);
+        continue;
+      }
       const next = await it.next();
       if (next.done) break;
       if (this.currentState !== "running") {
@@ -445,7 +451,8 @@ class CeleriacWorker implements Worker {
       return this.onMalformed(delivery, err);
     }
     job.env = env;
-    if (await this.handBackFarEta(delivery, env)) return;
+    // Checked before awaiting: most tasks have no ETA, and an await per task is not free.
+    if (env.headers.eta !== null && delivery.maxNackDelayMs > 0 && (await this.handBackFarEta(delivery, env))) return;
     const h = env.headers;
     const { task: name, id } = h;
     if (this.events.active) {
@@ -515,10 +522,12 @@ class CeleriacWorker implements Worker {
         return this.giveBack(delivery);
       }
     }
-    try {
-      await this.slots.acquire(stop);
-    } catch {
-      return this.giveBack(delivery);
+    if (!this.slots.tryAcquire()) {
+      try {
+        await this.slots.acquire();
+      } catch {
+        return this.giveBack(delivery);
+      }
     }
     try {
       if (stop.aborted) return await this.giveBack(delivery);
@@ -701,31 +710,22 @@ class CeleriacWorker implements Worker {
 
   private contextFor(env: TaskEnvelope, delivery: Delivery, signal: LazyAbortSignal, trace: TraceContext | null): TaskContext {
     const h = env.headers;
-    return {
-      id: h.id,
-      name: h.task,
-      retries: h.retries,
-      eta: parseCeleryDate(h.eta),
-      expires: parseCeleryDate(h.expires),
-      kwargs: env.kwargs,
-      headers: delivery.message.headers,
-      rootId: h.rootId ?? h.id,
-      parentId: h.parentId,
-      groupId: h.group,
-      hostname: this.hostname,
-      delivery: {
-        queue: delivery.queue,
-        redelivered: delivery.redelivered,
-        deliveryCount: delivery.deliveryCount,
-        priority: env.properties.priority,
-      },
-      // Created on first read: most handlers never look at it.
-      get signal() {
-        return signal.signal;
-      },
-      traceContext: trace,
-      retry: (options) => retryError(options),
-    };
+    return new RunContext(
+      h.id,
+      h.task,
+      h.retries,
+      h.eta === null ? null : parseCeleryDate(h.eta),
+      h.expires === null ? null : parseCeleryDate(h.expires),
+      env.kwargs,
+      delivery.message.headers,
+      h.rootId ?? h.id,
+      h.parentId,
+      h.group,
+      this.hostname,
+      { queue: delivery.queue, redelivered: delivery.redelivered, deliveryCount: delivery.deliveryCount, priority: env.properties.priority },
+      trace,
+      signal,
+    );
   }
 
   private async onSuccess(delivery: Delivery, env: TaskEnvelope, reg: Registered, value: unknown, runtimeMs: number, acksLate: boolean): Promise<void> {
@@ -739,17 +739,21 @@ class CeleriacWorker implements Worker {
       const info = celeryException("EncodeError", [`result of ${h.task} is not JSON-serialisable: ${describe(err)}`], "kombu.exceptions");
       return this.onFailure(delivery, env, reg, err, info, tracebackOf(err), runtimeMs, acksLate);
     }
-    try {
-      // Celery sends callbacks and the next chain step before it stores SUCCESS.
-      await this.continuations.afterSuccess(env, result);
-    } catch (err) {
-      // The workflow cannot continue; Celery reports this as an internal error of the task.
-      this.log("error", `could not publish the callbacks of ${h.task}[${h.id}]`, { taskId: h.id, task: h.task, error: describe(err) });
-      return this.onFailure(delivery, env, reg, err, exceptionInfo(err), tracebackOf(err), runtimeMs, acksLate);
+    const { callbacks, chain, chord } = env.embed;
+    // Only awaited when there is something to continue: a plain task costs no extra await.
+    if ((callbacks?.length ?? 0) > 0 || (chain?.length ?? 0) > 0) {
+      try {
+        // Celery sends callbacks and the next chain step before it stores SUCCESS.
+        await this.continuations.afterSuccess(env, result);
+      } catch (err) {
+        // The workflow cannot continue; Celery reports this as an internal error of the task.
+        this.log("error", `could not publish the callbacks of ${h.task}[${h.id}]`, { taskId: h.id, task: h.task, error: describe(err) });
+        return this.onFailure(delivery, env, reg, err, exceptionInfo(err), tracebackOf(err), runtimeMs, acksLate);
+      }
     }
     this.counters.succeeded++;
     if (this.shouldStore(env, reg)) await this.store(resultMeta(env, "SUCCESS", result, null), env);
-    await this.continuations.partReturned(env, "SUCCESS", result);
+    if (chord) await this.continuations.partReturned(env, "SUCCESS", result);
     if (acksLate) await this.settle(delivery, "ack");
     if (this.events.active) this.events.emit("task-succeeded", subject(delivery, env), { runtimeMs, result });
     if (this.logsInfo) this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });

@@ -169,32 +169,27 @@ class PyWriter {
   }
 }
 
-// Text that JSON.parse would read differently from Python: NaN/Infinity (a syntax error for
-// JSON.parse), integers that may exceed 2^53, and an integer -0 (Python int 0, JS -0). NaN,
-// Infinity and -0 only count where a value starts (after `[`, `,`, `:` or at the start), so the
-// `-0` inside almost every UUID string does not send ordinary envelopes down the slow path.
-const NEEDS_SLOW_PATH = /\d{16}|(?:^|[[,:])\s*(?:-?(?:NaN|Infinity)|-0(?![.\deE]))/;
-
 function fail(message: string): never {
   throw new CeleriacError("decode_failed", message);
 }
 
-/** Deepest array/object nesting in a JSON text, strings skipped. */
-function nestingDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
-      if (++depth > max) max = depth;
-    } else if (c === 0x5d || c === 0x7d) depth--;
+/**
+ * True when JSON.parse's reading of a text may differ from Python's: an integer-valued number
+ * beyond 2^53 (a Python int may not survive the double), a -0 (Python int 0; a float -0.0 reads
+ * the same either way, the slow parser sorts them out), or nesting deeper than we accept. NaN and
+ * Infinity never get here: JSON.parse refuses them. Walking the parsed value is cheaper than
+ * scanning the text, and almost every envelope has only a few numbers.
+ */
+function readsDifferently(value: unknown, depth: number): boolean {
+  if (typeof value === "number") return (value === 0 && 1 / value < 0) || (Number.isInteger(value) && !Number.isSafeInteger(value));
+  if (typeof value !== "object" || value === null) return false;
+  if (depth >= MAX_JSON_DEPTH) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (readsDifferently(value[i], depth + 1)) return true;
+    return false;
   }
-  return max;
+  for (const key in value) if (readsDifferently((value as Record<string, unknown>)[key], depth + 1)) return true;
+  return false;
 }
 
 /**
@@ -203,19 +198,16 @@ function nestingDepth(text: string): number {
  * Throws `CeleriacError("decode_failed")` naming the problem and its offset.
  */
 export function pyParse(text: string): unknown {
-  if (!NEEDS_SLOW_PATH.test(text)) {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
-      fail(`invalid JSON: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    if (text.length > 2 * MAX_JSON_DEPTH && nestingDepth(text) > MAX_JSON_DEPTH) {
-      fail(`invalid JSON: nested deeper than ${MAX_JSON_DEPTH} levels`);
-    }
-    return value;
+  // Fast path: JSON.parse, kept when nothing in what it read could differ from Python's reading.
+  // Anything else (NaN, big integers, -0, too deep, or not JSON at all) is read by the parser
+  // below, which also names the offset of a syntax error.
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return new Parser(text).parseDocument();
   }
-  return new Parser(text).parseDocument();
+  return readsDifferently(value, 0) ? new Parser(text).parseDocument() : value;
 }
 
 const NUMBER = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
