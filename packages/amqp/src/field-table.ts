@@ -86,52 +86,72 @@ function exact(n: bigint): number | bigint {
 }
 
 function readValue(buf: Buffer, at: { offset: number }): unknown {
-  const tag = String.fromCharCode(buf.readUInt8(at.offset));
+  const tag = buf[at.offset]!;
   const o = at.offset + 1;
-  const step = (n: number, v: unknown): unknown => {
-    at.offset = o + n;
-    return v;
-  };
+  // Fixed-size values: the offset moves past the value; no closure or view per value (a
+  // message's headers are read on every delivery).
   switch (tag) {
-    case "t":
-      return step(1, buf.readUInt8(o) !== 0);
-    case "b":
-      return step(1, buf.readInt8(o));
-    case "B":
-      return step(1, buf.readUInt8(o));
-    case "s": // RabbitMQ's signed 16-bit
-    case "U": // the 0-9-1 spec's signed 16-bit
-      return step(2, buf.readInt16BE(o));
-    case "u":
-      return step(2, buf.readUInt16BE(o));
-    case "I":
-      return step(4, buf.readInt32BE(o));
-    case "i":
-      return step(4, buf.readUInt32BE(o));
-    case "l": // RabbitMQ / amqplib: signed 64-bit
-    case "L": // py-amqp: signed 64-bit too
-      return step(8, exact(buf.readBigInt64BE(o)));
-    case "f":
-      return step(4, buf.readFloatBE(o));
-    case "d":
-      return step(8, buf.readDoubleBE(o));
-    case "D":
-      return step(5, { "!": "decimal", value: { places: buf.readUInt8(o), digits: buf.readUInt32BE(o + 1) } });
-    case "T":
-      return step(8, { "!": "timestamp", value: Number(buf.readBigUInt64BE(o)) });
-    case "V":
-      return step(0, null);
-    case "S":
-    case "x": {
-      const len = buf.readUInt32BE(o);
-      const slice = buf.subarray(o + 4, o + 4 + len);
-      return step(4 + len, tag === "S" ? slice.toString("utf8") : Buffer.from(slice));
+    case 0x74: // t
+      at.offset = o + 1;
+      return buf.readUInt8(o) !== 0;
+    case 0x62: // b
+      at.offset = o + 1;
+      return buf.readInt8(o);
+    case 0x42: // B
+      at.offset = o + 1;
+      return buf.readUInt8(o);
+    case 0x73: // s: RabbitMQ's signed 16-bit
+    case 0x55: // U: the 0-9-1 spec's signed 16-bit
+      at.offset = o + 2;
+      return buf.readInt16BE(o);
+    case 0x75: // u
+      at.offset = o + 2;
+      return buf.readUInt16BE(o);
+    case 0x49: // I
+      at.offset = o + 4;
+      return buf.readInt32BE(o);
+    case 0x69: // i
+      at.offset = o + 4;
+      return buf.readUInt32BE(o);
+    case 0x6c: // l: RabbitMQ / amqplib, signed 64-bit
+    case 0x4c: // L: py-amqp, signed 64-bit too
+      at.offset = o + 8;
+      return exact(buf.readBigInt64BE(o));
+    case 0x66: // f
+      at.offset = o + 4;
+      return buf.readFloatBE(o);
+    case 0x64: // d
+      at.offset = o + 8;
+      return buf.readDoubleBE(o);
+    case 0x44: // D
+      at.offset = o + 5;
+      return { "!": "decimal", value: { places: buf.readUInt8(o), digits: buf.readUInt32BE(o + 1) } };
+    case 0x54: // T
+      at.offset = o + 8;
+      return { "!": "timestamp", value: Number(buf.readBigUInt64BE(o)) };
+    case 0x56: // V
+      at.offset = o;
+      return null;
+    case 0x53: {
+      // S: long string
+      const end = o + 4 + buf.readUInt32BE(o);
+      at.offset = end;
+      return buf.toString("utf8", o + 4, end);
     }
-    case "F": {
-      const len = buf.readUInt32BE(o);
-      return step(4 + len, decodeFieldTable(buf.subarray(o + 4, o + 4 + len)));
+    case 0x78: {
+      // x: byte array
+      const end = o + 4 + buf.readUInt32BE(o);
+      at.offset = end;
+      return Buffer.from(buf.subarray(o + 4, end));
     }
-    case "A": {
+    case 0x46: {
+      // F: nested table
+      const end = o + 4 + buf.readUInt32BE(o);
+      at.offset = end;
+      return decodeFieldTable(buf.subarray(o + 4, end));
+    }
+    case 0x41: {
+      // A: array
       const len = buf.readUInt32BE(o);
       const end = o + 4 + len;
       const items: unknown[] = [];
@@ -141,7 +161,7 @@ function readValue(buf: Buffer, at: { offset: number }): unknown {
       return items;
     }
     default:
-      throw new RangeError(`unknown AMQP field type tag ${JSON.stringify(tag)} at byte ${at.offset}`);
+      throw new RangeError(`unknown AMQP field type tag ${JSON.stringify(String.fromCharCode(tag))} at byte ${at.offset}`);
   }
 }
 

@@ -728,20 +728,43 @@ class CeleriacWorker implements Worker {
     );
   }
 
-  private async onSuccess(delivery: Delivery, env: TaskEnvelope, reg: Registered, value: unknown, runtimeMs: number, acksLate: boolean): Promise<void> {
+  /**
+   * Not async: a plain task (result not stored, no callbacks, chain or chord, early ack) finishes
+   * here without a promise of its own; the rest goes through `finishSuccess`.
+   */
+  private onSuccess(delivery: Delivery, env: TaskEnvelope, reg: Registered, value: unknown, runtimeMs: number, acksLate: boolean): Promise<void> | void {
     const h = env.headers;
     const result = value === undefined ? null : value;
-    try {
-      // The dialect every result backend writes (bigint as digits, NaN/Infinity as Python does).
-      stringifyCeleryJson(result);
-    } catch (err) {
-      // A result no backend can store would leave the client waiting forever; say why instead.
-      const info = celeryException("EncodeError", [`result of ${h.task} is not JSON-serialisable: ${describe(err)}`], "kombu.exceptions");
-      return this.onFailure(delivery, env, reg, err, info, tracebackOf(err), runtimeMs, acksLate);
+    const t = typeof result;
+    // null, strings, numbers and booleans always serialise; anything else is checked.
+    if (result !== null && t !== "string" && t !== "number" && t !== "boolean") {
+      try {
+        // The dialect every result backend writes (bigint as digits, NaN/Infinity as Python does).
+        stringifyCeleryJson(result);
+      } catch (err) {
+        // A result no backend can store would leave the client waiting forever; say why instead.
+        const info = celeryException("EncodeError", [`result of ${h.task} is not JSON-serialisable: ${describe(err)}`], "kombu.exceptions");
+        return this.onFailure(delivery, env, reg, err, info, tracebackOf(err), runtimeMs, acksLate);
+      }
     }
     const { callbacks, chain, chord } = env.embed;
-    // Only awaited when there is something to continue: a plain task costs no extra await.
-    if ((callbacks?.length ?? 0) > 0 || (chain?.length ?? 0) > 0) {
+    const continues = (callbacks?.length ?? 0) > 0 || (chain?.length ?? 0) > 0;
+    if (continues || chord || acksLate || this.shouldStore(env, reg)) return this.finishSuccess(delivery, env, reg, result, runtimeMs, acksLate, continues);
+    this.counters.succeeded++;
+    this.succeeded(delivery, env, result, runtimeMs);
+  }
+
+  private async finishSuccess(
+    delivery: Delivery,
+    env: TaskEnvelope,
+    reg: Registered,
+    result: unknown,
+    runtimeMs: number,
+    acksLate: boolean,
+    continues: boolean,
+  ): Promise<void> {
+    const h = env.headers;
+    if (continues) {
       try {
         // Celery sends callbacks and the next chain step before it stores SUCCESS.
         await this.continuations.afterSuccess(env, result);
@@ -753,8 +776,14 @@ class CeleriacWorker implements Worker {
     }
     this.counters.succeeded++;
     if (this.shouldStore(env, reg)) await this.store(resultMeta(env, "SUCCESS", result, null), env);
-    if (chord) await this.continuations.partReturned(env, "SUCCESS", result);
+    if (env.embed.chord) await this.continuations.partReturned(env, "SUCCESS", result);
     if (acksLate) await this.settle(delivery, "ack");
+    this.succeeded(delivery, env, result, runtimeMs);
+  }
+
+  /** task-succeeded and the info line, when someone listens or logs them. */
+  private succeeded(delivery: Delivery, env: TaskEnvelope, result: unknown, runtimeMs: number): void {
+    const h = env.headers;
     if (this.events.active) this.events.emit("task-succeeded", subject(delivery, env), { runtimeMs, result });
     if (this.logsInfo) this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });
   }
