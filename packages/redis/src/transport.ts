@@ -291,7 +291,12 @@ class RedisTransportImpl implements RedisTransport {
       this.where = o.sentinels ? `Redis (Sentinel master ${o.name ?? "?"})` : `redis://${o.host ?? "localhost"}:${o.port ?? 6379}/${o.db ?? 0}`;
     } else {
       const connection = connectionOf("createRedisTransport", options.url, options.masterName);
-      this.client = new Redis(ioredisOptions(connection, { lazyConnect: true, enableAutoPipelining: true }));
+      // Publishes are auto-pipelined (a burst of LPUSHes in one write). The claim and ack scripts
+      // are not: they are batches already (core's SettleBatch), and auto-pipelining would hold
+      // each one for another event-loop turn while a task waits on its ack.
+      this.client = new Redis(
+        ioredisOptions(connection, { lazyConnect: true, enableAutoPipelining: true, autoPipeliningIgnoredCommands: ["evalsha", "eval"] }),
+      );
       this.ownsClient = true;
       this.where = describeConnection(connection);
     }
