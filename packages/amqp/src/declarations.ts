@@ -8,6 +8,13 @@ import type { Channel, ChannelModel } from "amqplib";
  */
 export class Declarations {
   private readonly byConnection = new WeakMap<ChannelModel, Map<string, Promise<void>>>();
+  /** Keys whose declaration succeeded (and is remembered), for a check without awaiting. */
+  private readonly doneOn = new WeakMap<ChannelModel, Set<string>>();
+
+  /** True when `key` was declared on `conn` and is remembered: a publish may skip awaiting it. */
+  isDone(conn: ChannelModel, key: string): boolean {
+    return this.doneOn.get(conn)?.has(key) ?? false;
+  }
 
   /**
    * Runs `declare` once for `key` on `conn`; callers in the meantime share its promise. With
@@ -24,6 +31,11 @@ export class Declarations {
     p.then(
       () => {
         if (options.cache === false) m.delete(key);
+        else if (m.get(key) === p) {
+          let done = this.doneOn.get(conn);
+          if (!done) this.doneOn.set(conn, (done = new Set()));
+          done.add(key);
+        }
       },
       () => m.delete(key),
     );
@@ -34,6 +46,7 @@ export class Declarations {
   /** Forgets what `conn` declared, so the next use declares again (e.g. after a 404). */
   forget(conn: ChannelModel): void {
     this.byConnection.get(conn)?.clear();
+    this.doneOn.get(conn)?.clear();
   }
 }
 

@@ -141,6 +141,8 @@ class AmqpTransportImpl implements AmqpTransport {
   /** @internal Read by its consumers' deliveries. */
   isClosed = false;
   private readonly publishChannels = new WeakMap<ChannelModel, Promise<Channel>>();
+  /** The publish channel once open, for a publish that need not await anything first. */
+  private openPublishChannel: { conn: ChannelModel; ch: Channel } | null = null;
   private readonly declared = new Declarations();
   private readonly consumers = new Set<Consumer>();
   private readonly events: ConnectionLifecycle;
@@ -243,7 +245,9 @@ class AmqpTransportImpl implements AmqpTransport {
         ch.on("error", () => undefined);
         ch.on("close", () => {
           if (this.publishChannels.get(conn) === p) this.publishChannels.delete(conn);
+          if (this.openPublishChannel?.ch === ch) this.openPublishChannel = null;
         });
+        this.openPublishChannel = { conn, ch };
         return ch;
       });
       const pp = p;
@@ -275,12 +279,22 @@ class AmqpTransportImpl implements AmqpTransport {
     this.inFlight++;
     try {
       for (;;) {
-        const conn = await this.connection.ready(Math.max(1, deadline - Date.now()));
+        // Fast path: connected, the publish channel open and the queue declared on this
+        // connection already; nothing to await before the publish itself.
+        const open = this.openPublishChannel;
+        const current = this.connection.current;
+        const fast =
+          open !== null && current === open.conn && (declare === null || (typeof declare === "string" && this.declared.isDone(current, declare)));
+        const conn = fast ? current : await this.connection.ready(Math.max(1, deadline - Date.now()));
         try {
-          // A queue name (default exchange) or an exchange declaration, once per connection.
-          if (typeof declare === "string") await this.ensureQueue(conn, declare);
-          else if (declare !== null) await declare(conn);
-          const ch = await this.publishChannel(conn);
+          let ch: Channel;
+          if (fast) ch = open.ch;
+          else {
+            // A queue name (default exchange) or an exchange declaration, once per connection.
+            if (typeof declare === "string") await this.ensureQueue(conn, declare);
+            else if (declare !== null) await declare(conn);
+            ch = await this.publishChannel(conn);
+          }
           if (this.opts.confirm) {
             await new Promise<void>((resolve, reject) => {
               (ch as ConfirmChannel).publish(exchange, routingKey, content, props, (err: unknown) => (err ? reject(toError(err)) : resolve()));

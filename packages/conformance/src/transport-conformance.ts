@@ -312,6 +312,40 @@ export function describeTransportConformance(name: string, factory: TransportFac
       for (const d of [...held.slice(1), fourth!]) await d.ack();
     });
 
+    it("takeBuffered and the iteration share one buffer and one prefetch window", async () => {
+      const { t, queue } = await setup();
+      for (let n = 0; n < 6; n++) await t.publish(queue, message(n));
+      const c = t.consume([queue], { prefetch: 3 });
+      consumers.push(c);
+      // Core's DeliveryQueue, which every transport here consumes through, has it.
+      expect(typeof c.takeBuffered).toBe("function");
+      const r = new Receiver(c);
+      // The worker's pattern: what is buffered at once, else wait on the iteration (which is
+      // also what makes an on-demand transport, SQLite, fetch).
+      const next = async (timeoutMs: number): Promise<Delivery | null> => c.takeBuffered!() ?? (await r.next(timeoutMs));
+      const held: Delivery[] = [];
+      for (let i = 0; i < 3; i++) {
+        const d = await next(receiveMs);
+        expect(d, `delivery ${i + 1} of 3`).not.toBeNull();
+        held.push(d!);
+      }
+      // The window is full: neither hands out a fourth.
+      const quiet = Math.min(quietMs, vt === undefined ? quietMs : vt / 3);
+      expect(await next(quiet)).toBeNull();
+      expect(c.takeBuffered!()).toBeNull();
+      await held[0]!.ack();
+      const rest: Delivery[] = [];
+      while (rest.length < 3) {
+        const d = await next(receiveMs);
+        expect(d, `delivery ${rest.length + 4} of 6`).not.toBeNull();
+        rest.push(d!);
+        await d!.ack();
+      }
+      for (const d of held.slice(1)) await d.ack();
+      // Nothing twice, nothing lost, whichever path handed it out.
+      expect([...held, ...rest].map(nOf).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    });
+
     it("stop returns prefetched messages and still lets received ones settle", async () => {
       const { t, queue, receiver } = await setup();
       for (let n = 0; n < 5; n++) await t.publish(queue, message(n));
