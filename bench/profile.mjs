@@ -4,7 +4,7 @@
 // worker's self time split by category (socket writes, GC, decode, promise/async hooks, user
 // code, idle, ...) and the functions that cost most.
 //   npx turbo run build && node bench/profile.mjs [--transport amqp|redis|sqs|sqlite] [--tasks 20000]
-//     [--concurrency 10] [--keep DIR]   (--keep: leave the .cpuprofile there, for Chrome DevTools)
+//     [--concurrency 10] [--prefetch-multiplier 4] [--keep DIR]   (--keep: leave the .cpuprofile there, for Chrome DevTools)
 //     [--no-profile]                    (only the drain rate and the worker's RSS once drained)
 // The window is the drain: samples before the worker handled its first message and after the
 // queue was empty are left out.
@@ -207,6 +207,7 @@ const child = spawn(
     QUEUE,
     "-c",
     String(CONCURRENCY),
+    ...(arg("prefetch-multiplier", null) ? ["--prefetch-multiplier", arg("prefetch-multiplier", null)] : []),
     "-q",
   ],
   { stdio: ["ignore", "inherit", "inherit"] },

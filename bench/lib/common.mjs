@@ -14,7 +14,10 @@ export const CLI = join(root, "apps/cli/bin/celeriac.js");
  * The node flags of that shebang, for a Celeriac worker started as `node <file>` (the SQS
  * contender, which the CLI cannot point at the emulator), so it runs as the CLI's worker does.
  */
-export const CLI_NODE_FLAGS = readFileSync(CLI, "utf8").split("\n", 1)[0].split(/\s+/).filter((a) => a.startsWith("--"));
+export const CLI_NODE_FLAGS = readFileSync(CLI, "utf8")
+  .split("\n", 1)[0]
+  .split(/\s+/)
+  .filter((a) => a.startsWith("--"));
 export const CONSUMERS = join(root, "bench/lib/consumers.mjs");
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

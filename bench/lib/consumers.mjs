@@ -3,7 +3,7 @@
 // emulator endpoint for), each run as its own process so every contender pays the same process
 // start-up and none shares an event loop with the benchmark:
 //   node bench/lib/consumers.mjs --role <role> --broker <url|endpoint> --queue <name> [--prefetch N] [--concurrency N] [--pollers N]
-// Roles: amqp-raw, redis-raw, sqs-raw, sqlite-raw (the bare client loop at a given prefetch),
+// Roles: amqp-raw, amqp-echo, redis-raw, sqs-raw, sqlite-raw (the bare client loop at a given prefetch),
 // celery-node (amqp or redis), bullmq, sqs-consumer, sqs-celeriac. Each prints "ready" once it
 // consumes, and stops on SIGTERM. Tasks are the no-op `bench.noop`.
 import { dist } from "./common.mjs";
@@ -46,6 +46,23 @@ const roles = {
     const ch = await conn.createChannel();
     await ch.prefetch(prefetch);
     await ch.consume(queue, (m) => ch.ack(m));
+    stop = () => conn.close();
+  },
+  /**
+   * amqplib: the floor of the rpc:// round trip. Consumes requests at `prefetch`, acks each, and
+   * publishes its body back to `reply_to` (transient, with the request's correlation id), as a
+   * worker with an rpc:// backend does, minus everything else a worker does.
+   */
+  async "amqp-echo"() {
+    const { connect } = await import("amqplib");
+    const conn = await connect(broker.replace(/\/\/?$/, "/%2F"), { noDelay: true });
+    const ch = await conn.createConfirmChannel();
+    await ch.prefetch(prefetch);
+    await ch.assertQueue(queue, { durable: true });
+    await ch.consume(queue, (m) => {
+      ch.ack(m);
+      ch.publish("", m.properties.replyTo, m.content, { correlationId: m.properties.correlationId, deliveryMode: 1 }, () => {});
+    });
     stop = () => conn.close();
   },
   /**

@@ -5,20 +5,7 @@ import { PYTHON, PYTHON_DIR } from "./support.mjs";
 
 /** `celeriac worker` (the real CLI) on `broker`, quiet, no result backend unless given. */
 export function startCeleriacWorker({ broker, queue = "celery", concurrency = 10, tasks = "bench/noop-tasks.mjs", resultBackend = "none", env = {} }) {
-  const args = [
-    "worker",
-    "--broker",
-    broker,
-    "--result-backend",
-    resultBackend,
-    "--tasks",
-    join(root, tasks),
-    "-Q",
-    queue,
-    "-c",
-    String(concurrency),
-    "-q",
-  ];
+  const args = ["worker", "--broker", broker, "--result-backend", resultBackend, "--tasks", join(root, tasks), "-Q", queue, "-c", String(concurrency), "-q"];
   // Run as users run it, so the shebang's node flags apply.
   return startProcess(CLI, args, { env: { ...process.env, ...env } });
 }

@@ -116,6 +116,53 @@ export async function createAmqpSuite(cfg, log) {
     { id: "python", kind: "python", label: "Python Celery 5.2.6 (prefork `-c 2`)", python: true, start: (q) => startPythonWorker({ broker: url, queue: q }) },
   ];
 
+  /**
+   * The same round trip with nothing but amqplib: a persistent request published with a confirm
+   * (as the Celeriac client and Celery send tasks), an echo process (`amqp-echo`) that acks it and
+   * publishes the reply to `reply_to`, paced at 40/s; each sample waits for both the confirm and
+   * the reply, as `await sendTask(...)` then `get()` does.
+   */
+  async function rawEchoLatency(n) {
+    const queue = "bench-latency-raw";
+    const echo = startConsumer("amqp-echo", { broker: url, queue, prefetch: 40 });
+    const conn = await connect(url.replace(/\/\/?$/, "/%2F"), { noDelay: true });
+    try {
+      const cch = await conn.createConfirmChannel();
+      const replyQueue = (await cch.assertQueue("", { exclusive: true, durable: false, autoDelete: true })).queue;
+      const waiting = new Map();
+      await cch.consume(replyQueue, (m) => waiting.get(m.properties.correlationId)?.(), { noAck: true });
+      const once = async (i) => {
+        const id = randomUUID();
+        const reply = new Promise((r) => waiting.set(id, r));
+        const body = Buffer.from(JSON.stringify([[i], {}, { callbacks: null, errbacks: null, chain: null, chord: null }]));
+        const confirmed = new Promise((res, rej) =>
+          cch.publish("", queue, body, { correlationId: id, replyTo: replyQueue, deliveryMode: 2 }, (e) => (e ? rej(e) : res())),
+        );
+        await Promise.all([confirmed, reply]);
+        waiting.delete(id);
+      };
+      // Warm-up: waits for the echo process to consume.
+      await waitFor("amqp-echo consuming", () => Promise.race([once(-1).then(() => true), sleep(1000).then(() => false)]), {
+        everyMs: 10,
+        proc: echo,
+        timeoutMs: 60_000,
+      });
+      const samples = [];
+      const started = performance.now();
+      for (let i = 0; i < n; i++) {
+        const due = started + i * 25;
+        if (performance.now() < due) await sleep(due - performance.now());
+        const t0 = performance.now();
+        await once(i);
+        samples.push(performance.now() - t0);
+      }
+      return { n: samples.length, p50: percentile(samples, 0.5), p95: percentile(samples, 0.95), p99: percentile(samples, 0.99) };
+    } finally {
+      await conn.close();
+      await echo.stop();
+    }
+  }
+
   return {
     broker: "amqp",
     title: "RabbitMQ",
@@ -162,7 +209,8 @@ export async function createAmqpSuite(cfg, log) {
           await (await client.sendTask("bench.echo", { args: [i] })).get({ timeoutMs: 10_000 });
           samples.push(performance.now() - t0);
         }
-        return { n: samples.length, p50: percentile(samples, 0.5), p95: percentile(samples, 0.95), p99: percentile(samples, 0.99) };
+        const floor = await rawEchoLatency(cfg.latencySamples);
+        return { n: samples.length, p50: percentile(samples, 0.5), p95: percentile(samples, 0.95), p99: percentile(samples, 0.99), floor };
       } finally {
         await transport.close();
         await resultBackend.close();

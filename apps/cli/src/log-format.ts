@@ -37,9 +37,12 @@ export function celeryTextLogger(
   const attach = (worker: Worker, level: LogLevel) => {
     // Without info lines nothing would take the results out again.
     if (level !== "debug" && level !== "info") return;
-    worker.subscribe((event) => {
-      if (event.type === "task-succeeded") results.set(event.taskId, event.result);
-    });
+    worker.subscribe(
+      (event) => {
+        if (event.type === "task-succeeded") results.set(event.taskId, event.result);
+      },
+      ["task-succeeded"],
+    );
   };
   const logger = (record: LogRecord) => {
     let msg = record.msg;

@@ -283,8 +283,7 @@ class AmqpTransportImpl implements AmqpTransport {
         // connection already; nothing to await before the publish itself.
         const open = this.openPublishChannel;
         const current = this.connection.current;
-        const fast =
-          open !== null && current === open.conn && (declare === null || (typeof declare === "string" && this.declared.isDone(current, declare)));
+        const fast = open !== null && current === open.conn && (declare === null || (typeof declare === "string" && this.declared.isDone(current, declare)));
         const conn = fast ? current : await this.connection.ready(Math.max(1, deadline - Date.now()));
         try {
           let ch: Channel;

@@ -101,6 +101,17 @@ export interface HeldTask {
 }
 
 type EventType = WorkerEvent["type"];
+
+/** Every task event type, for checking a `subscribe(listener, types)` argument. */
+export const WORKER_EVENT_TYPES: readonly EventType[] = [
+  "task-received",
+  "task-started",
+  "task-succeeded",
+  "task-failed",
+  "task-retried",
+  "task-revoked",
+  "task-rejected",
+] satisfies readonly EventType[];
 type EventOf<T extends EventType> = Extract<WorkerEvent, { type: T }>;
 /** Which task and queue an event is about (`taskId`/`task` are null for a message that did not decode). */
 export type EventSubject<T extends EventType> = Pick<EventOf<T>, "taskId" | "task" | "queue">;
@@ -113,21 +124,49 @@ export type EventFields<T extends EventType> = Omit<EventOf<T>, "type" | "taskId
  * monitor cannot break task processing.
  */
 export class WorkerEvents {
-  private readonly listeners = new Set<WorkerEventListener>();
+  /** Each listener with the event types it asked for (null: every type). */
+  private readonly listeners = new Map<WorkerEventListener, ReadonlySet<EventType> | null>();
+  /** Listeners (and the hook) per type, so `wants` is one lookup on the hot path. */
+  private readonly wanted = new Map<EventType, number>();
+  private wantAll = 0;
 
   constructor(
     private readonly hook: WorkerEventListener | null,
     private readonly log: LogFn,
-  ) {}
-
-  /** True when someone listens: the hot path builds an event's fields only then. */
-  get active(): boolean {
-    return Boolean(this.hook) || this.listeners.size > 0;
+  ) {
+    if (hook) this.wantAll++;
   }
 
-  subscribe(listener: WorkerEventListener): () => void {
-    this.listeners.add(listener);
-    return () => void this.listeners.delete(listener);
+  /** True when someone listens to anything. */
+  get active(): boolean {
+    return this.wantAll > 0 || this.listeners.size > 0;
+  }
+
+  /**
+   * True when someone listens to `type`: the hot path builds that event's fields only then (the
+   * remote-control counter listens to task-started alone, and should not cost a task-received
+   * and a task-succeeded per task).
+   */
+  wants(type: EventType): boolean {
+    return this.wantAll > 0 || (this.wanted.get(type) ?? 0) > 0;
+  }
+
+  /** `types`: only these event types reach the listener (default: all). */
+  subscribe(listener: WorkerEventListener, types?: readonly EventType[]): () => void {
+    if (this.listeners.has(listener)) return () => this.unsubscribe(listener);
+    const only = types ? new Set(types) : null;
+    this.listeners.set(listener, only);
+    if (only) for (const t of only) this.wanted.set(t, (this.wanted.get(t) ?? 0) + 1);
+    else this.wantAll++;
+    return () => this.unsubscribe(listener);
+  }
+
+  private unsubscribe(listener: WorkerEventListener): void {
+    if (!this.listeners.has(listener)) return;
+    const only = this.listeners.get(listener)!;
+    this.listeners.delete(listener);
+    if (only) for (const t of only) this.wanted.set(t, (this.wanted.get(t) ?? 1) - 1);
+    else this.wantAll--;
   }
 
   /** Sends a `type` event about `subject`, stamped `timestamp` (default now). */
@@ -135,7 +174,7 @@ export class WorkerEvents {
     // tsc cannot see that spreading the fields of one event type back together gives that type.
     const event = { type, taskId: subject.taskId, task: subject.task, queue: subject.queue, timestamp, ...fields } as unknown as WorkerEvent;
     if (this.hook) this.deliver(this.hook, event, "onEvent hook threw");
-    for (const listener of this.listeners) this.deliver(listener, event, "event listener threw");
+    for (const [listener, only] of this.listeners) if (!only || only.has(type)) this.deliver(listener, event, "event listener threw");
   }
 
   private deliver(listener: WorkerEventListener, event: WorkerEvent, failure: string): void {

@@ -182,9 +182,12 @@ export class MailboxNode {
 
   constructor(options: MailboxNodeOptions) {
     this.worker = options.worker;
-    this.unsubscribe = this.worker.subscribe((event) => {
-      if (event.type === "task-started") this.totals.set(event.task, (this.totals.get(event.task) ?? 0) + 1);
-    });
+    this.unsubscribe = this.worker.subscribe(
+      (event) => {
+        if (event.type === "task-started") this.totals.set(event.task, (this.totals.get(event.task) ?? 0) + 1);
+      },
+      ["task-started"],
+    );
     this.log = options.log;
     this.transportName = options.transportName;
     this.sendReply = options.sendReply;

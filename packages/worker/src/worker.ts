@@ -29,7 +29,7 @@ import { startAddons, stopAddons, type WorkerAddon } from "./addons.js";
 import { LazyAbortSignal, RunContext, type TaskContext } from "./context.js";
 import { Continuations } from "./continuations.js";
 import { celeryException, describe, exceptionInfo, SoftTimeLimitExceeded, TimeLimitExceeded, tracebackOf, WorkerShutdownError } from "./errors.js";
-import { WorkerEvents, type HeldTask, type WorkerCounters, type WorkerEventListener } from "./events.js";
+import { WORKER_EVENT_TYPES, WorkerEvents, type HeldTask, type WorkerCounters, type WorkerEvent, type WorkerEventListener } from "./events.js";
 import { jsonLinesLogger, makeLog, type LogFn } from "./logger.js";
 import { resolveOptions, type ResolvedOptions, type WorkerOptions } from "./options.js";
 import { RateLimiter } from "./rate-limit.js";
@@ -86,10 +86,11 @@ export interface Worker {
   /** Registers a task by name only; arguments arrive untyped. */
   register(name: string, handler: TaskHandler<unknown[], unknown, Record<string, unknown>>, options?: TaskOptions): this;
   /**
-   * Calls `listener` for every task event (the same ones `onEvent` gets). Returns the function
-   * that unsubscribes. Errors thrown by a listener are logged, never propagated.
+   * Calls `listener` for every task event (the same ones `onEvent` gets), or only for `types`.
+   * Returns the function that unsubscribes. Errors thrown by a listener are logged, never
+   * propagated. Naming the types saves the worker building events nobody reads.
    */
-  subscribe(listener: WorkerEventListener): () => void;
+  subscribe(listener: WorkerEventListener, types?: readonly WorkerEvent["type"][]): () => void;
   /** Names of the registered tasks, sorted. */
   registeredTasks(): string[];
   /** The messages this worker holds right now: running, waiting for an ETA, or for a slot. */
@@ -263,9 +264,17 @@ class CeleriacWorker implements Worker {
     return this.wasForced;
   }
 
-  subscribe(listener: WorkerEventListener): () => void {
+  subscribe(listener: WorkerEventListener, types?: readonly WorkerEvent["type"][]): () => void {
     if (typeof listener !== "function") throw new CeleriacError("invalid_argument", "subscribe: listener must be a function");
-    return this.events.subscribe(listener);
+    if (types !== undefined) {
+      if (!Array.isArray(types)) throw new CeleriacError("invalid_argument", "subscribe: types must be an array of task event types");
+      for (const t of types) {
+        if (!WORKER_EVENT_TYPES.includes(t)) {
+          throw new CeleriacError("invalid_argument", `subscribe: unknown event type ${JSON.stringify(t)}; one of ${WORKER_EVENT_TYPES.join(", ")}`);
+        }
+      }
+    }
+    return this.events.subscribe(listener, types);
   }
 
   registeredTasks(): string[] {
@@ -455,7 +464,7 @@ class CeleriacWorker implements Worker {
     if (env.headers.eta !== null && delivery.maxNackDelayMs > 0 && (await this.handBackFarEta(delivery, env))) return;
     const h = env.headers;
     const { task: name, id } = h;
-    if (this.events.active) {
+    if (this.events.wants("task-received")) {
       this.events.emit(
         "task-received",
         subject(delivery, env),
@@ -602,7 +611,7 @@ class CeleriacWorker implements Worker {
     const started = Date.now();
     job.startedAt = started;
     const etaAt = h.eta === null ? 0 : (parseCeleryDate(h.eta)?.getTime() ?? 0);
-    if (this.events.active) {
+    if (this.events.wants("task-started")) {
       this.events.emit("task-started", subject(delivery, env), { waitMs: Math.max(0, started - Math.max(job.receivedAt, etaAt)) }, started);
     }
     if (this.logsDebug) this.log("debug", "task started", { taskId: h.id, task: h.task, retries: h.retries });
@@ -784,7 +793,7 @@ class CeleriacWorker implements Worker {
   /** task-succeeded and the info line, when someone listens or logs them. */
   private succeeded(delivery: Delivery, env: TaskEnvelope, result: unknown, runtimeMs: number): void {
     const h = env.headers;
-    if (this.events.active) this.events.emit("task-succeeded", subject(delivery, env), { runtimeMs, result });
+    if (this.events.wants("task-succeeded")) this.events.emit("task-succeeded", subject(delivery, env), { runtimeMs, result });
     if (this.logsInfo) this.log("info", `Task ${h.task}[${h.id}] succeeded in ${(runtimeMs / 1000).toFixed(3)}s`, { taskId: h.id, task: h.task, runtimeMs });
   }
 

@@ -131,6 +131,26 @@ describe("subscribe", () => {
   });
 });
 
+describe("subscribe to some event types", () => {
+  it("delivers only the named types, and refuses a type that does not exist", async () => {
+    h = harness();
+    const w = h.worker().register("tasks.ok", (_ctx, x: unknown) => x);
+    const started: WorkerEvent[] = [];
+    const all: WorkerEvent[] = [];
+    w.subscribe((e) => started.push(e), ["task-started"]);
+    w.subscribe((e) => all.push(e));
+    expect(() => w.subscribe(() => undefined, ["task-begun" as never])).toThrow(/unknown event type "task-begun"/);
+    expect(() => w.subscribe(() => undefined, "task-started" as never)).toThrow(/must be an array/);
+    await w.start();
+    const id = await h.send("tasks.ok", { args: [7] });
+    await result(h, id);
+    await until("task-succeeded seen", () => all.some((e) => e.type === "task-succeeded"));
+    expect(started.map((e) => e.type)).toEqual(["task-started"]);
+    expect(started[0]).toMatchObject({ taskId: id, task: "tasks.ok" });
+    expect(all.map((e) => e.type)).toEqual(["task-received", "task-started", "task-succeeded"]);
+  });
+});
+
 describe("events and remote control options", () => {
   it("refuses events or remote control on a transport without exchanges, and leaves remote control off there by default", () => {
     h = harness();
