@@ -6,6 +6,7 @@
 //   npx turbo run build && node bench/profile.mjs [--transport amqp|redis|sqs|sqlite] [--tasks 20000]
 //     [--concurrency 10] [--prefetch-multiplier 4] [--keep DIR]   (--keep: leave the .cpuprofile there, for Chrome DevTools)
 //     [--no-profile]                    (only the drain rate and the worker's RSS once drained)
+//     [--idle-seconds N]                (and its RSS after N s idle)
 // The window is the drain: samples before the worker handled its first message and after the
 // queue was empty are left out.
 
@@ -221,13 +222,21 @@ for (;;) {
 }
 const secs = (performance.now() - started) / 1000;
 // Resident set of the worker once the queue is empty (a leak per task shows here).
-const rssMb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+const rssNow = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+const rssMb = rssNow();
+// --idle-seconds N: RSS again after N seconds without work (V8 gives unused heap back when idle).
+const IDLE_S = Number(arg("idle-seconds", 0));
+let idleNote = "";
+if (IDLE_S > 0) {
+  await sleep(IDLE_S * 1000);
+  idleNote = `; after ${IDLE_S} s idle ${rssNow().toFixed(1)} MB`;
+}
 child.kill("SIGTERM");
 await exited;
 await broker.stop();
 
 console.log(
-  `${TRANSPORT}: ${N} no-op tasks, -c ${CONCURRENCY}, drained in ${secs.toFixed(2)} s from worker launch (${(N / secs).toFixed(0)} tasks/s); worker RSS once drained ${rssMb.toFixed(1)} MB`,
+  `${TRANSPORT}: ${N} no-op tasks, -c ${CONCURRENCY}, drained in ${secs.toFixed(2)} s from worker launch (${(N / secs).toFixed(0)} tasks/s); worker RSS once drained ${rssMb.toFixed(1)} MB${idleNote}`,
 );
 if (!PROFILE) process.exit(0);
 const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
