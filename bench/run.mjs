@@ -97,7 +97,10 @@ if (cfg.render) {
     started: runs.map((r) => r.started).sort()[0],
     elapsedS: runs.reduce((t, r) => t + r.elapsedS, 0),
     argv: runs[0].argv,
-    parts: runs.length > 1 ? runs.map((r) => ({ argv: r.argv, started: r.started, elapsedS: r.elapsedS })) : undefined,
+    parts:
+      runs.length > 1
+        ? runs.map((r) => ({ argv: r.argv, started: r.started, elapsedS: r.elapsedS })).sort((a, b) => a.started.localeCompare(b.started))
+        : undefined,
     results: runs.flatMap((r) => r.results),
   };
 } else {
@@ -181,7 +184,7 @@ function render(results, { cfg, started, elapsedS, argv, parts }) {
   const commandOf = (args) => `node bench/run.mjs${args.length ? ` ${args.join(" ")}` : ""}`;
   const at = (iso) => new Date(iso).toISOString().slice(11, 16);
   const by = parts
-    ? `${parts.length} back-to-back runs, ${parts.map((p) => `\`${commandOf(p.argv)}\` (${at(p.started)} UTC, ${(p.elapsedS / 60).toFixed(1)} min)`).join(" and ")}, joined by \`--render\`,`
+    ? `${parts.length} runs, ${parts.map((p) => `\`${commandOf(p.argv)}\` (${at(p.started)} UTC, ${(p.elapsedS / 60).toFixed(1)} min)`).join(" and ")}, joined by \`--render\`,`
     : `\`${commandOf(argv)}\``;
   out.push("### Latest run");
   out.push("");
