@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { watchProcess, type WatchedProcess } from "./child-process.js";
 
 /** Debian's Python with python3-celery; the `python3` on PATH is another interpreter. */
 export const PYTHON = "/usr/bin/python3";
@@ -31,38 +32,15 @@ function pyEnv(e: PythonEnv): NodeJS.ProcessEnv {
   };
 }
 
-/** A Python process the test started: its output so far, and a way to end it. */
-export interface PythonProcess {
-  child: ChildProcess;
-  /** Everything it printed so far (stdout and stderr), for assertions and failure messages. */
-  output(): string;
-  /** Resolves when it exited, by itself or by stop(). */
-  exited: Promise<void>;
-  /** SIGTERM, then SIGKILL after 5 s; resolves when it exited. */
-  stop(): Promise<void>;
-}
+/** A Python process the test started (stop: SIGTERM, then SIGKILL after 5 s). */
+export type PythonProcess = WatchedProcess;
 
 export type PythonWorker = PythonProcess;
 
 /** Starts `/usr/bin/python3 <args>` in test-support/python with the env of `e`. */
 export function spawnPython(e: PythonEnv, args: string[]): PythonProcess {
   const child = spawn(PYTHON, args, { cwd: PYTHON_DIR, env: pyEnv(e), stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  return {
-    child,
-    output: () => out,
-    exited,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  return watchProcess(child, 5000);
 }
 
 export interface PythonRun {

@@ -11,6 +11,14 @@ export function startCeleriacWorker({ broker, queue = "celery", concurrency = 10
 }
 
 /**
+ * A suite's `celeriac worker -c k` contender; `start(target)` starts it on the suite's queue,
+ * database or file. The label names the worker's default prefetch (4 per slot, as Celery's).
+ */
+export function celeriacContender(k, start, extra = {}) {
+  return { id: `celeriac-c${k}`, kind: "celeriac", ...extra, label: `Celeriac worker \`-c ${k}\` (prefetch ${4 * k})`, start };
+}
+
+/**
  * `celery worker` of Python Celery 5.2.6 on test-support/python's `app` module, prefork pool
  * (one process per core by default here: 2), no gossip/mingle/heartbeat.
  */

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "amqplib";
 import { dist, noopEncoder, percentile, sleep, waitFor } from "../lib/common.mjs";
-import { measureMemory, startCeleriacWorker, startConsumer, startPythonWorker, timeDrain } from "../lib/procs.mjs";
+import { celeriacContender, measureMemory, startCeleriacWorker, startConsumer, startPythonWorker, timeDrain } from "../lib/procs.mjs";
 import { runPython, startRabbit } from "../lib/support.mjs";
 
 const { createClient } = await dist("core");
@@ -96,12 +96,7 @@ export async function createAmqpSuite(cfg, log) {
 
   const c = cfg.concurrency;
   const contenders = [
-    ...c.map((k) => ({
-      id: `celeriac-c${k}`,
-      kind: "celeriac",
-      label: `Celeriac worker \`-c ${k}\` (prefetch ${4 * k})`,
-      start: (q) => startCeleriacWorker({ broker: url, queue: q, concurrency: k }),
-    })),
+    ...c.map((k) => celeriacContender(k, (q) => startCeleriacWorker({ broker: url, queue: q, concurrency: k }))),
     ...c.map((k) => ({
       id: `raw-p${4 * k}`,
       kind: "raw",

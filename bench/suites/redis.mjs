@@ -2,7 +2,7 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { fill as fillCeleriac, STEPS } from "../redis-common.mjs";
-import { measureMemory, startCeleriacWorker, startConsumer, startPythonWorker, timeDrain } from "../lib/procs.mjs";
+import { celeriacContender, measureMemory, startCeleriacWorker, startConsumer, startPythonWorker, timeDrain } from "../lib/procs.mjs";
 import { runPython, startRedisServer } from "../lib/support.mjs";
 import { sigkillCheck } from "./amqp.mjs";
 import { dist, publishNoops } from "../lib/common.mjs";
@@ -55,13 +55,7 @@ export async function createRedisSuite(cfg, log) {
   const c = cfg.concurrency;
   const bullConcurrency = Math.max(...c);
   const contenders = [
-    ...c.map((k) => ({
-      id: `celeriac-c${k}`,
-      kind: "celeriac",
-      db: db(),
-      label: `Celeriac worker \`-c ${k}\` (prefetch ${4 * k})`,
-      start: (d) => startCeleriacWorker({ broker: url(d), concurrency: k }),
-    })),
+    ...c.map((k) => celeriacContender(k, (d) => startCeleriacWorker({ broker: url(d), concurrency: k }), { db: db() })),
     ...c.map((k) => ({
       id: `raw-p${4 * k}`,
       kind: "raw",

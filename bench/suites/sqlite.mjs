@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { dist, publishNoops } from "../lib/common.mjs";
-import { measureMemory, startCeleriacWorker, startConsumer, startPythonWorker, timeDrain } from "../lib/procs.mjs";
+import { celeriacContender, measureMemory, startCeleriacWorker, startConsumer, startPythonWorker, timeDrain } from "../lib/procs.mjs";
 
 const { createSqliteTransport } = await dist("sqlite");
 
@@ -32,12 +32,7 @@ export async function createSqliteSuite(cfg, log) {
 
   const c = cfg.concurrency;
   const contenders = [
-    ...c.map((k) => ({
-      id: `celeriac-c${k}`,
-      kind: "celeriac",
-      label: `Celeriac worker \`-c ${k}\` (prefetch ${4 * k})`,
-      start: (p) => startCeleriacWorker({ broker: `sqlite:///${p}`, concurrency: k }),
-    })),
+    ...c.map((k) => celeriacContender(k, (p) => startCeleriacWorker({ broker: `sqlite:///${p}`, concurrency: k }))),
     {
       id: "raw-p40",
       kind: "raw",

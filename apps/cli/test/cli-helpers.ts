@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { watchProcess } from "../../../test-support/child-process.js";
 
 export const BIN = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
 export const TS_TASKS = fileURLToPath(new URL("./fixtures/ts-tasks.mjs", import.meta.url));
@@ -55,22 +56,7 @@ export function spawnCeleriac(args: string[], bin = BIN): SpawnedCli {
     env: { ...process.env, CELERIAC_BROKER_URL: "", CELERIAC_RESULT_BACKEND: "" },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  return {
-    child,
-    output: () => out,
-    exited,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  return watchProcess(child, 15_000);
 }
 
 /** Spawns `celeriac worker <args>` (the CLI at `bin`) with no broker settings inherited from the environment. */

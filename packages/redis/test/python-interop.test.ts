@@ -54,7 +54,7 @@ async function pySend(
   specs: { name: string; args?: unknown[]; kwargs?: Record<string, unknown>; options?: Record<string, unknown> }[],
 ): Promise<string[]> {
   const withQueue = specs.map((s) => ({ ...s, options: { queue, ...s.options } }));
-  return JSON.parse(await runPython(pyEnv(), "redis_send.py", [JSON.stringify(withQueue)])) as string[];
+  return JSON.parse(await runPython({ ...pyEnv(), app: "redis_app" }, "send_many.py", [JSON.stringify(withQueue)])) as string[];
 }
 
 async function pyResults(ids: string[], groupId?: string): Promise<{ results: PyOutcome[]; group?: string[] | null }> {

@@ -94,7 +94,9 @@ describe("kombu's layout", () => {
   it("writes the same keys and envelope shape as Python's kombu", async () => {
     const queue = `layout-${randomUUID().slice(0, 8)}`;
     // Python publishes one task at priority 5 into the same database.
-    await runPython({ brokerUrl: server.url(DB) }, "redis_send.py", [JSON.stringify([{ name: "pytasks.add", args: [2, 3], options: { queue, priority: 5 } }])]);
+    await runPython({ brokerUrl: server.url(DB), app: "redis_app" }, "send_many.py", [
+      JSON.stringify([{ name: "pytasks.add", args: [2, 3], options: { queue, priority: 5 } }]),
+    ]);
     const pyItem = await raw.rpop(`${queue}\x06\x163`);
     expect(pyItem).not.toBeNull();
     const t = transport();
