@@ -19,6 +19,8 @@ const INT32_MAX = 0x7fffffff;
 const INT64_MAX = 2n ** 63n - 1n;
 
 export function typeFieldValue(v: unknown): TypedValue {
+  // Most of a Celery header table is strings and nulls: those first.
+  if (typeof v === "string" || v === null) return v;
   if (typeof v === "number") {
     if (!Number.isInteger(v)) return { "!": "double", value: v };
     if (v >= INT32_MIN && v <= INT32_MAX) return { "!": "int", value: v };
@@ -30,22 +32,20 @@ export function typeFieldValue(v: unknown): TypedValue {
     if (v > 0n && v <= INT64_MAX) return { "!": "long", value: v };
     return { "!": "double", value: Number(v) };
   }
-  if (typeof v === "string" || typeof v === "boolean" || v === null) return v;
+  if (typeof v === "boolean") return v;
   if (v === undefined) return null;
   if (Array.isArray(v)) return v.map(typeFieldValue);
   if (Buffer.isBuffer(v)) return v;
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  if (typeof v === "object") {
-    const out: Record<string, TypedValue> = {};
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = typeFieldValue(x);
-    return out;
-  }
+  if (typeof v === "object") return typeFieldTable(v as Record<string, unknown>);
   return String(v);
 }
 
-export function typeFieldTable(headers: Record<string, unknown>): Record<string, TypedValue> {
+export function typeFieldTable(headers: Record<string, unknown>, extra?: Record<string, unknown>): Record<string, TypedValue> {
+  // Runs for every publish: no entry arrays, no merged copy of the table first.
   const out: Record<string, TypedValue> = {};
-  for (const [k, v] of Object.entries(headers)) out[k] = typeFieldValue(v);
+  for (const k of Object.keys(headers)) out[k] = typeFieldValue(headers[k]);
+  if (extra !== undefined) for (const k of Object.keys(extra)) out[k] = typeFieldValue(extra[k]);
   return out;
 }
 

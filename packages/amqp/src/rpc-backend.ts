@@ -146,7 +146,7 @@ export class RpcResultBackend implements ResultBackend {
       try {
         const ch = await this.publishChannel(conn);
         await new Promise<void>((resolve, reject) => {
-          (ch as ConfirmChannel).publish("", replyTo, Buffer.from(message.body), toPublishOptions(message, {}), (err: unknown) =>
+          (ch as ConfirmChannel).publish("", replyTo, Buffer.from(message.body), toPublishOptions(message), (err: unknown) =>
             err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
           );
         });

@@ -196,7 +196,7 @@ class AmqpTransportImpl implements AmqpTransport {
       connection: this.connection,
       timeoutMs: this.opts.publishTimeoutMs,
       onEvent: options.onEvent,
-      publishTo: (exchange, routingKey, message, declare) => this.publishTo(exchange, routingKey, message, declare, {}),
+      publishTo: (exchange, routingKey, message, declare) => this.publishTo(exchange, routingKey, message, declare),
       fromAmqpMessage,
     });
   }
@@ -262,7 +262,7 @@ class AmqpTransportImpl implements AmqpTransport {
   async publish(queue: string, message: WireMessage, options?: PublishOptions): Promise<void> {
     this.assertOpen();
     assertPublishable(this, queue, message, options);
-    await this.publishTo("", queue, message, queue, {});
+    await this.publishTo("", queue, message, queue);
   }
 
   /** Publishes with a confirm, waiting through reconnects up to `publishTimeoutMs`. */
@@ -271,7 +271,7 @@ class AmqpTransportImpl implements AmqpTransport {
     routingKey: string,
     message: WireMessage,
     declare: string | null | ((conn: ChannelModel) => Promise<void>),
-    extraHeaders: Record<string, unknown>,
+    extraHeaders?: Record<string, unknown>,
   ): Promise<void> {
     const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
     const props = toPublishOptions(message, extraHeaders);
@@ -499,12 +499,12 @@ function declareError(queue: string, mode: "declare" | "passive", args: Record<s
   return new CeleriacError("connection", `declaring queue ${JSON.stringify(queue)} failed: ${text}`, { cause: err });
 }
 
-export function toPublishOptions(message: WireMessage, extraHeaders: Record<string, unknown>): Options.Publish {
+export function toPublishOptions(message: WireMessage, extraHeaders?: Record<string, unknown>): Options.Publish {
   const p = message.properties;
   const o: Options.Publish = {
     contentType: message.contentType,
     contentEncoding: message.contentEncoding,
-    headers: typeFieldTable({ ...message.headers, ...extraHeaders }),
+    headers: typeFieldTable(message.headers, extraHeaders),
     deliveryMode: p.deliveryMode ?? 2,
   };
   if (p.correlationId !== undefined) o.correlationId = p.correlationId;
