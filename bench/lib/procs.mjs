@@ -41,10 +41,11 @@ export function startConsumer(role, { broker, queue = "celery", prefetch, concur
 }
 
 /**
- * Times a drain of `n` messages, polling `state()` ({ left, taken }) from outside every 5 ms:
- * from process launch, and from the first message taken, to nothing left. Stops the process.
+ * Times a drain of `n` messages, polling `state()` ({ left, taken }) from outside every `everyMs`
+ * (5 ms by default): from process launch, and from the first message taken, to nothing left.
+ * Stops the process.
  */
-export async function timeDrain(what, n, proc, state) {
+export async function timeDrain(what, n, proc, state, { everyMs = 5 } = {}) {
   let first = null;
   let end = null;
   try {
@@ -57,7 +58,7 @@ export async function timeDrain(what, n, proc, state) {
         if (first !== null && s.left === 0) end = now;
         return end !== null;
       },
-      { everyMs: 5, proc, timeoutMs: 20 * 60_000 },
+      { everyMs, proc, timeoutMs: 20 * 60_000 },
     );
   } finally {
     // The drain is over: a short grace (Python's warm shutdown of a prefork pool takes seconds).
