@@ -190,15 +190,12 @@ function amqplibFrames(): AmqplibFrames {
 
 const FRAME_HEADER = 2;
 const BASIC_CLASS = 60;
-const FLAG_CONTENT_TYPE = 0x8000;
-const FLAG_CONTENT_ENCODING = 0x4000;
-const FLAG_HEADERS = 0x2000;
 
 /**
  * Makes one amqplib connection read message headers with `decodeFieldTable`. `recvFrame` is
- * amqplib's (2.x) frame loop, kept as it is; only a basic content header is decoded differently:
- * amqplib decodes every property except the header table (handed an empty one), which is
- * decoded here. Pinned by the test that sends Python's 64-bit headers through a real RabbitMQ.
+ * amqplib's (2.x) frame loop, kept as it is; only a basic content header is decoded here instead
+ * of by amqplib: its properties in amqplib's shape, its header table by `decodeFieldTable`.
+ * Pinned by the test that sends Python's 64-bit headers through a real RabbitMQ.
  */
 export function readHeadersExactly(connection: unknown): void {
   const src = connection as FrameSource;
@@ -226,20 +223,70 @@ function decodeContentHeader(frame: { type: number; channel: number; size: numbe
   // class id (2), weight (2), body size (8), property flags (2), then the properties in order
   if (p.length < 14 || p.readUInt16BE(0) !== BASIC_CLASS) return decodeFrame(frame);
   const flags = p.readUInt16BE(12);
-  if (!(flags & FLAG_HEADERS)) return decodeFrame(frame);
-  let offset = 14;
-  if (flags & FLAG_CONTENT_TYPE) offset += 1 + p.readUInt8(offset);
-  if (flags & FLAG_CONTENT_ENCODING) offset += 1 + p.readUInt8(offset);
-  const len = p.readUInt32BE(offset);
-  const table = p.subarray(offset + 4, offset + 4 + len);
-  let headers: Record<string, unknown>;
+  // No property at all (amqplib answers {}), or a continued flags word (never sent for basic).
+  if (flags === 0 || flags & 1) return decodeFrame(frame);
+  // Every basic property in one pass, in the shape amqplib's decodeBasicProperties gives: this
+  // runs once per delivered message, and amqplib's way (decode all but the table, which is cut
+  // out and the payload copied around it) allocated several buffers per message.
+  const at = { offset: 14 };
+  const fields: BasicProperties = {
+    contentType: flags & 0x8000 ? shortString(p, at) : undefined,
+    contentEncoding: flags & 0x4000 ? shortString(p, at) : undefined,
+    headers: flags & 0x2000 ? headerTable(p, at) : undefined,
+    deliveryMode: flags & 0x1000 ? p[at.offset++] : undefined,
+    priority: flags & 0x0800 ? p[at.offset++] : undefined,
+    correlationId: flags & 0x0400 ? shortString(p, at) : undefined,
+    replyTo: flags & 0x0200 ? shortString(p, at) : undefined,
+    expiration: flags & 0x0100 ? shortString(p, at) : undefined,
+    messageId: flags & 0x0080 ? shortString(p, at) : undefined,
+    timestamp: flags & 0x0040 ? timestamp(p, at) : undefined,
+    type: flags & 0x0020 ? shortString(p, at) : undefined,
+    userId: flags & 0x0010 ? shortString(p, at) : undefined,
+    appId: flags & 0x0008 ? shortString(p, at) : undefined,
+    clusterId: flags & 0x0004 ? shortString(p, at) : undefined,
+  };
+  if (at.offset > p.length) throw new RangeError(`AMQP content header: properties run past the frame (${at.offset} > ${p.length} bytes)`);
+  return { id: BASIC_CLASS, channel: frame.channel, size: Number(p.readBigInt64BE(4)), fields };
+}
+
+interface BasicProperties {
+  contentType: string | undefined;
+  contentEncoding: string | undefined;
+  headers: Record<string, unknown> | undefined;
+  deliveryMode: number | undefined;
+  priority: number | undefined;
+  correlationId: string | undefined;
+  replyTo: string | undefined;
+  expiration: string | undefined;
+  messageId: string | undefined;
+  timestamp: number | undefined;
+  type: string | undefined;
+  userId: string | undefined;
+  appId: string | undefined;
+  clusterId: string | undefined;
+}
+
+function shortString(p: Buffer, at: { offset: number }): string {
+  const len = p[at.offset]!;
+  const start = at.offset + 1;
+  at.offset = start + len;
+  return p.toString("utf8", start, start + len);
+}
+
+function timestamp(p: Buffer, at: { offset: number }): number {
+  const v = Number(p.readBigUInt64BE(at.offset));
+  at.offset += 8;
+  return v;
+}
+
+/** The header table, or the one-entry table that says why it could not be read. */
+function headerTable(p: Buffer, at: { offset: number }): Record<string, unknown> {
+  const len = p.readUInt32BE(at.offset);
+  const start = at.offset + 4;
+  at.offset = start + len;
   try {
-    headers = decodeFieldTable(table);
+    return decodeFieldTable(p.subarray(start, start + len));
   } catch (err) {
-    headers = { [UNDECODABLE_HEADERS]: err instanceof Error ? err.message : String(err) };
+    return { [UNDECODABLE_HEADERS]: err instanceof Error ? err.message : String(err) };
   }
-  const payload = Buffer.concat([p.subarray(0, offset), Buffer.alloc(4), p.subarray(offset + 4 + len)]);
-  const decoded = decodeFrame({ ...frame, size: payload.length, payload });
-  if (decoded.fields) decoded.fields.headers = headers;
-  return decoded;
 }

@@ -89,3 +89,55 @@ describe("AMQP field tables with 64-bit integers", () => {
     await conn.close();
   }, 90_000);
 });
+
+describe("basic properties read by the transport's own content-header decoder", () => {
+  it("gives every property amqplib itself gives, for a message with all of them, with only some, and with none", async () => {
+    const { readHeadersExactly } = await import("../src/field-table.js");
+    const url = rabbit.url.replace(/\/\/?$/, "/%2F");
+    const sender = await connect(url);
+    const plain = await connect(url);
+    const ours = await connect(url);
+    readHeadersExactly((ours as unknown as { connection: unknown }).connection);
+    try {
+      const ch = await sender.createConfirmChannel();
+      const queue = `props-${randomUUID().slice(0, 8)}`;
+      await ch.assertQueue(queue, { durable: false, maxPriority: 9 });
+      const all = {
+        contentType: "application/json",
+        contentEncoding: "utf-8",
+        headers: { id: "x", retries: 3, nested: { a: [1, "b", null] }, flag: true },
+        deliveryMode: 2,
+        priority: 7,
+        correlationId: "corr-é",
+        replyTo: "reply.queue",
+        expiration: "60000",
+        messageId: "m-1",
+        timestamp: 1_764_900_000,
+        type: "celery.task",
+        userId: "guest",
+        appId: "celeriac-test",
+      };
+      const sent = [all, { correlationId: "only", priority: 1 }, { headers: { only: "headers" } }, {}];
+      for (const options of sent) ch.publish("", queue, Buffer.from("{}"), options);
+      await ch.waitForConfirms();
+      const read = async (conn: typeof plain) => {
+        const c = await conn.createChannel();
+        const got: Record<string, unknown>[] = [];
+        for (let i = 0; i < sent.length; i++) {
+          const m = await c.get(queue, { noAck: false });
+          if (!m) throw new Error("message missing");
+          got.push({ ...m.properties });
+          c.nack(m, false, true);
+        }
+        await c.close();
+        return got;
+      };
+      const fromPlain = await read(plain);
+      const fromOurs = await read(ours);
+      expect(fromOurs).toEqual(fromPlain);
+      expect(fromOurs[0]).toMatchObject({ ...all, headers: all.headers });
+    } finally {
+      await Promise.all([sender.close(), plain.close(), ours.close()]);
+    }
+  });
+});
