@@ -137,11 +137,6 @@ export class WorkerEvents {
     if (hook) this.wantAll++;
   }
 
-  /** True when someone listens to anything. */
-  get active(): boolean {
-    return this.wantAll > 0 || this.listeners.size > 0;
-  }
-
   /**
    * True when someone listens to `type`: the hot path builds that event's fields only then (the
    * remote-control counter listens to task-started alone, and should not cost a task-received
